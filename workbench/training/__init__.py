@@ -1,0 +1,107 @@
+"""Training: triplet + cross-entropy losses, the training loop, checkpoints, AMP and DDP under torchrun.
+
+Example::
+
+    from workbench.training import Trainer, load_train_config
+
+    config = load_train_config("docs/examples/train-synthetic.toml", ["iterations=100"])
+    result = Trainer(config).fit()
+"""
+
+from __future__ import annotations
+
+from workbench.training._batches import TrainBatch, TrainData, shard_slice, step_rng
+from workbench.training._builders import (
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    resolve_device,
+    seed_everything,
+)
+from workbench.training._callbacks import (
+    CallbackList,
+    JsonLinesLog,
+    ProgressBar,
+    TrainInfo,
+    TrainingCallback,
+    TrainResult,
+)
+from workbench.training._checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+)
+from workbench.training._config import (
+    BUILTIN_DATA,
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    SchedulerConfig,
+    TrainConfig,
+)
+from workbench.training._distributed import DistributedContext, context_from_env, gather_with_grad
+from workbench.training._inference import load_for_inference, load_train_config
+from workbench.training._losses import (
+    BatchAllTripletLoss,
+    CrossEntropyOutput,
+    GaitLoss,
+    LossConfig,
+    PartCrossEntropyLoss,
+    TripletLossOutput,
+    pairwise_part_distances,
+)
+from workbench.training._trainer import Evaluator, NonFiniteLossError, Trainer
+
+__all__ = [
+    "BUILTIN_DATA",
+    "BatchAllTripletLoss",
+    "CallbackList",
+    "CheckpointError",
+    "CrossEntropyOutput",
+    "DataConfig",
+    "DistributedContext",
+    "Evaluator",
+    "GaitLoss",
+    "JsonLinesLog",
+    "LossConfig",
+    "ModelConfig",
+    "NonFiniteLossError",
+    "OptimizerConfig",
+    "PartCrossEntropyLoss",
+    "ProgressBar",
+    "SchedulerConfig",
+    "TrainBatch",
+    "TrainConfig",
+    "TrainData",
+    "TrainInfo",
+    "TrainResult",
+    "Trainer",
+    "TrainingCallback",
+    "TripletLossOutput",
+    "build_model",
+    "build_optimizer",
+    "build_scheduler",
+    "capture_rng_state",
+    "checkpoint_path",
+    "context_from_env",
+    "gather_with_grad",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "load_for_inference",
+    "load_train_config",
+    "pairwise_part_distances",
+    "prune_checkpoints",
+    "resolve_device",
+    "restore_rng_state",
+    "save_checkpoint",
+    "seed_everything",
+    "shard_slice",
+    "step_rng",
+]

@@ -1,0 +1,75 @@
+"""Build the device, optimizer and scheduler of a run from its config."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+from workbench.training._config import ModelConfig, OptimizerConfig, SchedulerConfig
+from workbench.training._distributed import DistributedContext
+
+
+def resolve_device(choice: str, context: DistributedContext | None = None) -> torch.device:
+    """``"auto"``: this rank's CUDA device when there is one, else the CPU; ``"cuda"`` fails without one."""
+    local = context.local_rank if context is not None else 0
+    if choice == "cpu":
+        return torch.device("cpu")
+    if choice in ("auto", "cuda"):
+        if torch.cuda.is_available():
+            count = torch.cuda.device_count()
+            if local >= count:
+                raise ValueError(f"LOCAL_RANK={local} but only {count} CUDA device(s); start fewer processes")
+            return torch.device("cuda", local)
+        if choice == "cuda":
+            raise ValueError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
+        return torch.device("cpu")
+    raise ValueError(f"device {choice!r} is not one of 'auto', 'cpu', 'cuda'")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_optimizer(parameters: Iterable[nn.Parameter], config: OptimizerConfig) -> torch.optim.Optimizer:
+    """Adam or SGD over the trainable parameters."""
+    params = [p for p in parameters if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    if config.name == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.name == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay, nesterov=config.nesterov)
+    raise ValueError(f"optimizer.name {config.name!r} is not one of 'adam', 'sgd'")
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: SchedulerConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """MultiStepLR stepped once per iteration."""
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.gamma)
+
+
+def build_model(config: ModelConfig, num_classes: int) -> nn.Module:
+    """The model ``config`` describes, with ``num_classes`` output classes."""
+    from workbench.models import HSTLSpec, create_model
+    from workbench.models import build_model as build_hstl
+
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if not config.from_tree:
+        return create_model(config.name, num_classes=num_classes, **config.options)
+    spec = HSTLSpec.from_tree(
+        config.tree or "casia-b-paper",
+        config.cuts or (2, 4),
+        channels=config.channels or (8, 16, 32),
+        fta_stages=(0,) if config.fta in (None, True) else (),
+        num_classes=num_classes,
+        **config.options,
+    )
+    return build_hstl(spec)

@@ -1,0 +1,158 @@
+"""``TrainConfig``: the run config of one training job, composed of one frozen section per concern."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from workbench.training._losses import LossConfig
+
+#: ``data.path`` value that means "render the built-in synthetic set into the output directory".
+BUILTIN_DATA = "synthetic"
+
+
+def _positive(section: str, **values: float) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            key = f"{section}.{name}" if section else name
+            raise ValueError(f"{key} must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the training sequences come from and how batches are drawn (P ids x K sequences).
+
+    ``path``: an OpenGait-layout dataset or packed store, or ``"synthetic"`` to render the
+    ``synthetic`` preset (a ``SynthConfig`` class method: ``"tiny"``, ``"default"``) into the run's
+    output directory. ``packed``: None accepts either layout; true/false insists on one.
+    ``cache`` keeps loaded sequences in memory (per worker).
+    """
+
+    path: str = BUILTIN_DATA
+    partition: str | None = None
+    subset: str = "train"
+    packed: bool | None = None
+    sampler: Literal["fixed_ordered", "fixed_unordered", "all_ordered"] = "fixed_ordered"
+    frames: int = 30
+    p: int = 8
+    k: int = 8
+    workers: int = 0
+    cache: bool = False
+    synthetic: str = "tiny"
+
+    def __post_init__(self) -> None:
+        _positive("data", frames=self.frames, p=self.p, k=self.k)
+        if self.workers < 0:
+            raise ValueError(f"data.workers must be >= 0, got {self.workers}")
+
+    @property
+    def batch_size(self) -> int:
+        """Sequences per global batch (``p * k``)."""
+        return self.p * self.k
+
+    @property
+    def is_builtin(self) -> bool:
+        """True when the data is the built-in synthetic set rendered on demand."""
+        return self.path in ("", BUILTIN_DATA)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The model: a registry name, or an HSTL built from a partition tree; classes come from the train set.
+
+    Any of ``tree`` (hierarchy name or JSON path), ``cuts`` (regions per stage), ``channels``
+    (``[stem, stage1, ...]``) or ``fta`` (FTA after the first stage) builds
+    ``HSTLSpec.from_tree(tree, cuts, ...)``, with the ``hstl-small`` defaults for what is unset
+    (``casia-b-paper``, ``(2, 4)``, ``(8, 16, 32)``, FTA on). ``options`` are further keyword overrides:
+    spec fields for a registry model, ``HSTLSpec.from_splits`` options for a tree-built one.
+    """
+
+    name: str = "hstl-small"
+    tree: str | None = None
+    cuts: tuple[int, ...] | None = None
+    channels: tuple[int, ...] | None = None
+    fta: bool | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("model.name is empty; name a registered model (see `workbench models list`)")
+        if self.from_tree and self.name != "hstl-small":
+            raise ValueError(
+                f"model.tree/cuts/channels/fta build an HSTL from a partition tree (the 'hstl-small' family), "
+                f"but model.name is {self.name!r}; drop them or set model.name='hstl-small'"
+            )
+        if self.channels is not None:
+            _positive("model", **{f"channels[{i}]": c for i, c in enumerate(self.channels)})
+
+    @property
+    def from_tree(self) -> bool:
+        """True when the model is built from a partition tree rather than taken from the registry as is."""
+        return any(v is not None for v in (self.tree, self.cuts, self.channels, self.fta))
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """Adam or SGD with weight decay."""
+
+    name: Literal["adam", "sgd"] = "adam"
+    lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+
+    def __post_init__(self) -> None:
+        _positive("optimizer", lr=self.lr)
+        if self.weight_decay < 0:
+            raise ValueError(f"optimizer.weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"optimizer.momentum must be in [0, 1), got {self.momentum}")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """MultiStepLR: multiply the learning rate by ``gamma`` at each milestone iteration."""
+
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+
+    def __post_init__(self) -> None:
+        if list(self.milestones) != sorted(set(self.milestones)) or any(m <= 0 for m in self.milestones):
+            raise ValueError(
+                f"scheduler.milestones must be increasing positive iterations, got {list(self.milestones)}"
+            )
+        _positive("scheduler", gamma=self.gamma)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: data, model, optimizer, schedule, losses and the loop's own settings.
+
+    ``amp``: ``"fp16"`` (CUDA only, with a gradient scaler), ``"bf16"`` (autocast on CUDA or CPU), or
+    ``"off"``. ``eval_every`` / ``save_every``: iterations between evaluations / checkpoints (0 = only at
+    the end). ``nan_policy``: ``"stop"`` ends the run on a non-finite loss, ``"skip"`` drops that batch.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    iterations: int = 1000
+    eval_every: int = 0
+    save_every: int = 500
+    keep_last: int = 3
+    log_every: int = 10
+    amp: Literal["off", "fp16", "bf16"] = "off"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 0
+    output_dir: str = "runs/train"
+    nan_policy: Literal["stop", "skip"] = "stop"
+
+    def __post_init__(self) -> None:
+        _positive("", iterations=self.iterations, keep_last=self.keep_last, log_every=self.log_every)
+        for name in ("eval_every", "save_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 = only at the end), got {getattr(self, name)}")
+        if not self.output_dir:
+            raise ValueError("output_dir is empty; name a directory for checkpoints and logs")

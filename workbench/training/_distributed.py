@@ -1,0 +1,90 @@
+"""torchrun support: rank discovery from the environment, process group set-up, gathering with gradient."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """This process's place in a (possibly single-process) job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """True when more than one process trains together."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes checkpoints and logs."""
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} is not an integer; torchrun sets it") from exc
+
+
+def context_from_env() -> DistributedContext:
+    """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (set by torchrun); a plain process is rank 0 of 1."""
+    world = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local = _env_int("LOCAL_RANK", rank)
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}")
+    return DistributedContext(rank=rank, world_size=world, local_rank=local)
+
+
+def init_process_group(context: DistributedContext, device: torch.device) -> bool:
+    """Join the process group (NCCL on CUDA, gloo on CPU) unless single-process or already joined.
+
+    Returns True when this call created the group (and so should destroy it).
+    """
+    if not context.enabled or dist.is_initialized():
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend, rank=context.rank, world_size=context.world_size)
+    return True
+
+
+def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``tensor`` from every rank along dim 0; gradient flows into the local part only."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return tensor
+    parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, tensor.detach().contiguous())
+    parts[dist.get_rank()] = tensor
+    return torch.cat(parts, dim=0)
+
+
+def all_true(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` holds on every rank (just ``flag`` without a process group)."""
+    if not dist.is_initialized():
+        return flag
+    value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def any_true(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` holds on some rank."""
+    return not all_true(not flag, device)
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op without a process group)."""
+    if dist.is_initialized():
+        dist.barrier()

@@ -1,0 +1,389 @@
+"""The training loop: AMP, NaN policy, evaluation hooks, atomic checkpoints, resume and DDP."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from workbench.config import dump_config, to_dict
+from workbench.training._batches import TrainBatch, TrainData
+from workbench.training._builders import (
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    resolve_device,
+    seed_everything,
+)
+from workbench.training._callbacks import (
+    CallbackList,
+    JsonLinesLog,
+    ProgressBar,
+    TrainInfo,
+    TrainingCallback,
+    TrainResult,
+)
+from workbench.training._checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    capture_rng_state,
+    checkpoint_path,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    prune_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+)
+from workbench.training._config import TrainConfig
+from workbench.training._distributed import (
+    DistributedContext,
+    any_true,
+    barrier,
+    context_from_env,
+    gather_with_grad,
+    init_process_group,
+)
+from workbench.training._losses import GaitLoss
+
+logger = logging.getLogger(__name__)
+
+#: ``evaluator(model, step) -> metrics``; called on rank 0 with the bare model in eval mode.
+Evaluator = Callable[[nn.Module, int], Mapping[str, float]]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite and ``nan_policy`` is ``"stop"``."""
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
+    if amp == "off":
+        return contextlib.nullcontext()
+    if amp == "fp16" and device.type != "cuda":
+        raise ValueError("amp='fp16' needs a CUDA device; on CPU use amp='bf16' (autocast) or amp='off'")
+    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class Trainer:
+    """Train one model on P x K batches with triplet + cross-entropy losses.
+
+    ``data`` and ``model`` default to what ``config`` names (the built-in synthetic set is rendered
+    into ``output_dir`` when needed). Hooks see progress through ``callbacks``; ``evaluator`` runs at
+    every ``eval_every`` steps and at the end. Under torchrun each process trains its shard with DDP
+    (NCCL on CUDA, gloo on CPU); only rank 0 runs hooks and writes files.
+
+    AMP: ``fp16`` autocasts on CUDA with a ``GradScaler`` (steps with non-finite gradients are skipped
+    by the scaler); ``bf16`` autocasts on CUDA and on CPU; ``fp16`` on CPU is an error.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        data: TrainData | None = None,
+        model: nn.Module | None = None,
+        evaluator: Evaluator | None = None,
+        callbacks: Sequence[TrainingCallback] = (),
+        progress: bool = True,
+        context: DistributedContext | None = None,
+    ) -> None:
+        self.config = config
+        self.data = data
+        self.model = model
+        self.evaluator = evaluator
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.context = context
+        self.output_dir = Path(config.output_dir)
+
+    def fit(self, resume: bool | str | Path = False) -> TrainResult:
+        """Run until ``config.iterations``; ``resume=True`` continues from the newest checkpoint, a path from that file."""
+        ctx = self.context or context_from_env()
+        device = resolve_device(self.config.device, ctx)
+        created = init_process_group(ctx, device)
+        try:
+            return self._fit(ctx, device, resume)
+        finally:
+            if created and dist.is_initialized():
+                dist.destroy_process_group()
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def _prepare(self, ctx: DistributedContext) -> tuple[TrainData, nn.Module]:
+        seed_everything(self.config.seed)
+        data = self.data
+        if data is None:
+            from workbench.training._data import build_train_data
+
+            data = build_train_data(self.config, ctx)
+        model = self.model
+        if model is None:
+            model = build_model(self.config.model, data.num_classes)
+        self.data, self.model = data, model
+        return data, model
+
+    def _resume_state(self, resume: bool | str | Path) -> dict[str, Any] | None:
+        if resume is False:
+            existing = list_checkpoints(self.output_dir)
+            if existing:
+                raise CheckpointError(
+                    f"{self.output_dir}: already holds checkpoints (newest {existing[-1].name}); pass "
+                    "--resume to continue that run or choose another output_dir"
+                )
+            return None
+        if resume is not True:
+            return load_checkpoint(Path(resume))
+        candidates = list_checkpoints(self.output_dir)
+        for path in reversed(candidates):
+            try:
+                return load_checkpoint(path)
+            except CheckpointError as exc:
+                logger.warning("skipping unreadable checkpoint: %s", exc)
+        if candidates:
+            raise CheckpointError(f"{self.output_dir}: no readable checkpoint to resume from")
+        logger.info("%s: no checkpoint yet, starting from step 0", self.output_dir)
+        return None
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _fit(self, ctx: DistributedContext, device: torch.device, resume: bool | str | Path) -> TrainResult:
+        cfg = self.config
+        state = self._resume_state(resume)
+        data, bare = self._prepare(ctx)
+        bare.to(device)
+        optimizer = build_optimizer(bare.parameters(), cfg.optimizer)
+        scheduler = build_scheduler(optimizer, cfg.scheduler)
+        scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+        _autocast(device, cfg.amp)  # validate the AMP choice before any work
+        start, skipped = 0, 0
+        evaluations: list[tuple[int, dict[str, float]]] = []
+        if state is not None:
+            start, skipped, evaluations = self._restore(state, bare, optimizer, scheduler, scaler, ctx, data)
+        else:
+            # Same initial weights on every rank, different dropout/augmentation streams afterwards.
+            torch.manual_seed(cfg.seed + 1_000_003 * ctx.rank)
+        model: nn.Module = bare
+        if ctx.enabled:
+            if device.type == "cuda":
+                model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            partial = cfg.loss.triplet_weight == 0 or cfg.loss.ce_weight == 0
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=partial,
+            )
+        loss_fn = GaitLoss(cfg.loss)
+        hooks = self._hooks(ctx)
+        if ctx.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(cfg, self.output_dir / "config.toml")
+        info = TrainInfo(
+            config=cfg, output_dir=self.output_dir, start_step=start, iterations=cfg.iterations,
+            num_classes=data.num_classes, parameters=sum(p.numel() for p in bare.parameters()),
+            device=str(device), world_size=ctx.world_size, batch_size=cfg.data.batch_size,
+        )
+        t_start = time.perf_counter()
+        last_ckpt = latest_checkpoint(self.output_dir) if start else None
+        metrics: dict[str, float] = {}
+        stream = data.batches(start, ctx)
+        try:
+            if ctx.is_main:
+                hooks.on_train_start(info)
+            for step in range(start + 1, cfg.iterations + 1):
+                metrics, ok = self._step(step, model, loss_fn, optimizer, scaler, stream, device, ctx)
+                scheduler.step()
+                if not ok:
+                    skipped += 1
+                last = step == cfg.iterations
+                path = None
+                if last or (cfg.save_every and step % cfg.save_every == 0):
+                    path = self._save(step, bare, optimizer, scheduler, scaler, ctx, data, skipped, evaluations)
+                    last_ckpt = path or last_ckpt
+                failure: BaseException | None = None
+                if ctx.is_main:
+                    try:
+                        hooks.on_step(step, metrics)
+                        if path is not None:
+                            hooks.on_checkpoint(step, path)
+                        if self.evaluator is not None and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
+                            scores = self._evaluate(bare, step)
+                            evaluations.append((step, scores))
+                            hooks.on_evaluation(step, scores)
+                    except BaseException as exc:  # a hook (e.g. a pruner) asked to stop
+                        failure = exc
+                if any_true(failure is not None, device):
+                    if failure is not None:
+                        raise failure
+                    return TrainResult("stopped", step, self.output_dir, last_ckpt, metrics, evaluations, skipped,
+                                       time.perf_counter() - t_start)
+            result = TrainResult("completed", max(start, cfg.iterations), self.output_dir, last_ckpt, metrics,
+                                 evaluations, skipped, time.perf_counter() - t_start)
+            if ctx.is_main:
+                hooks.on_train_end(result)
+            return result
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+            for hook in hooks.callbacks:
+                if isinstance(hook, ProgressBar):
+                    hook.close()
+
+    def _hooks(self, ctx: DistributedContext) -> CallbackList:
+        if not ctx.is_main:
+            return CallbackList()
+        builtin: list[TrainingCallback] = [JsonLinesLog(self.output_dir / "metrics.jsonl", self.config.log_every)]
+        if self.progress:
+            builtin.insert(0, ProgressBar())
+        return CallbackList([*builtin, *self.callbacks])
+
+    def _step(
+        self,
+        step: int,
+        model: nn.Module,
+        loss_fn: GaitLoss,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        stream: Iterator[TrainBatch],
+        device: torch.device,
+        ctx: DistributedContext,
+    ) -> tuple[dict[str, float], bool]:
+        cfg = self.config
+        tic = time.perf_counter()
+        batch = next(stream)
+        seqs = batch.seqs.to(device, non_blocking=True)
+        labels = batch.labels.to(device, non_blocking=True)
+        seq_len = batch.seqL.to(device, non_blocking=True) if batch.seqL is not None else None
+        model.train()
+        with _autocast(device, cfg.amp):
+            out = model(seqs, seq_len)
+        embeddings, logits = out.embeddings.float(), out.logits.float()
+        extra: dict[str, Any] = {}
+        if ctx.enabled and cfg.loss.triplet_weight > 0:
+            extra = {
+                "triplet_embeddings": gather_with_grad(embeddings),
+                "triplet_labels": gather_with_grad(labels),
+                "triplet_scale": float(ctx.world_size),
+            }
+        loss, parts = loss_fn(embeddings, logits, labels, **extra)
+        optimizer.zero_grad(set_to_none=True)
+        finite = not any_true(not bool(torch.isfinite(loss).item()), device)
+        if finite:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        elif cfg.nan_policy == "stop":
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss.item()}) at step {step}; the last good checkpoint "
+                f"in {self.output_dir} is intact. Lower optimizer.lr, try amp='off', or set nan_policy='skip'"
+            )
+        else:
+            logger.warning("non-finite loss (%s): batch skipped (nan_policy='skip')", loss.item())
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = max(time.perf_counter() - tic, 1e-9)
+        metrics = {k: float(v) for k, v in parts.items()}
+        metrics["lr"] = float(optimizer.param_groups[0]["lr"])
+        metrics["skipped"] = 0.0 if finite else 1.0
+        metrics["sequences_per_second"] = cfg.data.batch_size / seconds
+        return metrics, finite
+
+    def _evaluate(self, model: nn.Module, step: int) -> dict[str, float]:
+        assert self.evaluator is not None
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                scores = self.evaluator(model, step)
+        finally:
+            model.train(was_training)
+        return {k: float(v) for k, v in scores.items()}
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def _save(
+        self,
+        step: int,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        scaler: torch.amp.GradScaler,
+        ctx: DistributedContext,
+        data: TrainData,
+        skipped: int,
+        evaluations: list[tuple[int, dict[str, float]]],
+    ) -> Path | None:
+        rng: list[Any] = [capture_rng_state()]
+        if ctx.enabled:
+            gathered: list[Any] = [None] * ctx.world_size
+            dist.all_gather_object(gathered, rng[0])
+            rng = gathered
+        path = None
+        if ctx.is_main:
+            state = {
+                "format": CHECKPOINT_FORMAT,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "iteration": step,
+                "rng": rng,
+                "sampler": {"seed": self.config.seed, "step": step, "world_size": ctx.world_size},
+                "config": to_dict(self.config),
+                "num_classes": data.num_classes,
+                "skipped_steps": skipped,
+                "evaluations": [[s, dict(m)] for s, m in evaluations],
+            }
+            path = save_checkpoint(state, checkpoint_path(self.output_dir, step))
+            prune_checkpoints(self.output_dir, self.config.keep_last)
+        barrier()
+        return path
+
+    def _restore(
+        self,
+        state: dict[str, Any],
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        scaler: torch.amp.GradScaler,
+        ctx: DistributedContext,
+        data: TrainData,
+    ) -> tuple[int, int, list[tuple[int, dict[str, float]]]]:
+        where = f"{self.output_dir} (step {state.get('iteration')})"
+        if state.get("num_classes", data.num_classes) != data.num_classes:
+            raise CheckpointError(
+                f"{where}: checkpoint has {state['num_classes']} classes, the data {data.num_classes}; "
+                "resume with the same data.path and partition"
+            )
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(f"{where}: model does not match the checkpoint; resume with its config ({exc})") from exc
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        sampler = state.get("sampler", {})
+        if sampler.get("seed", self.config.seed) != self.config.seed:
+            logger.warning("%s: seed changed from %s to %s; the data order will differ", where,
+                           sampler.get("seed"), self.config.seed)
+        rng = state.get("rng") or []
+        if len(rng) == ctx.world_size:
+            restore_rng_state(rng[ctx.rank])
+        else:
+            logger.warning("%s: saved with %d process(es), now %d; RNG streams reseeded", where, len(rng),
+                           ctx.world_size)
+            torch.manual_seed(self.config.seed + 1_000_003 * ctx.rank + int(state["iteration"]))
+        evaluations = [(int(s), {k: float(v) for k, v in m.items()}) for s, m in state.get("evaluations", [])]
+        return int(state["iteration"]), int(state.get("skipped_steps", 0)), evaluations
