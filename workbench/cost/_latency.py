@@ -1,0 +1,91 @@
+"""Wall-clock latency of one inference forward or one training forward+backward."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from workbench.cost._step import check_mode, check_shape, prepare, random_input, resolve_device, run_step
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyStats:
+    """Latency of one step in milliseconds over ``repeats`` timed runs after warm-up."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    samples_ms: tuple[float, ...]
+    mode: str
+    device: str
+    input_shape: tuple[int, ...]
+    threads: int
+
+    @property
+    def repeats(self) -> int:
+        """How many timed runs the statistics come from."""
+        return len(self.samples_ms)
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    device: str | torch.device = "cpu",
+    warmup: int = 1,
+    repeats: int = 5,
+    mode: str = "inference",
+) -> LatencyStats:
+    """Median, p10 and p90 wall time of a step on random input ``x: input_shape`` (``[n, s, h, w]`` for HSTL).
+
+    ``inference`` runs the forward under ``torch.inference_mode`` in eval mode; ``train`` runs forward
+    and backward of the summed outputs in train mode (no optimiser step). The model is moved to
+    ``device`` (as ``nn.Module.to`` does, in place) and its train/eval flag is restored afterwards.
+    CUDA work is synchronised before and after each timed step.
+    """
+    step_mode = check_mode(mode)
+    shape = check_shape(input_shape)
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup={warmup!r}: expected an integer >= 0")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats={repeats!r}: expected an integer >= 1")
+    target = resolve_device(device)
+    if any(p.is_meta for p in model.parameters()):
+        raise ValueError(f"{type(model).__name__} lives on the meta device; build it on {target} to time it")
+    model.to(target)
+    x = random_input(shape, target)
+
+    def sync() -> None:
+        if target.type == "cuda":
+            torch.cuda.synchronize(target)
+
+    was_training = prepare(model, step_mode)
+    samples: list[float] = []
+    try:
+        for _ in range(warmup):
+            run_step(model, x, step_mode)
+        sync()
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run_step(model, x, step_mode)
+            sync()
+            samples.append((time.perf_counter() - start) * 1e3)
+    finally:
+        if step_mode == "train":
+            model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    p10, median, p90 = (float(v) for v in np.percentile(samples, [10, 50, 90]))
+    return LatencyStats(
+        median_ms=median,
+        p10_ms=p10,
+        p90_ms=p90,
+        samples_ms=tuple(samples),
+        mode=step_mode,
+        device=str(target),
+        input_shape=shape,
+        threads=torch.get_num_threads(),
+    )

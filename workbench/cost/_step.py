@@ -1,0 +1,87 @@
+"""One measured step: random silhouettes in, an inference forward or a training forward+backward."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+Mode = Literal["inference", "train"]
+MODES: tuple[Mode, ...] = ("inference", "train")
+
+
+def check_mode(mode: str) -> Mode:
+    """Validate a step mode name."""
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
+    return mode
+
+
+def check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
+    """Validate an input shape: a non-empty sequence of positive integers."""
+    shape = tuple(input_shape)
+    if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+        raise ValueError(f"input_shape={shape!r}: expected positive integers, e.g. (1, 30, 64, 44) for [n, s, h, w]")
+    return shape
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Turn ``cpu``, ``cuda``, ``cuda:1`` or ``auto`` into a usable device; ``auto`` prefers CUDA."""
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r}: expected cpu, cuda, cuda:N or auto") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: CUDA is not available on this machine; use --device cpu or auto")
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r}: only cpu and cuda are supported")
+    return resolved
+
+
+def random_input(input_shape: Sequence[int], device: torch.device, seed: int = 0) -> torch.Tensor:
+    """Silhouette-like input in [0, 1]: ``x: float32 input_shape`` (``[n, s, h, w]`` for HSTL)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(tuple(input_shape), generator=generator).to(device)
+
+
+def output_tensors(output: Any) -> Iterator[torch.Tensor]:
+    """Every tensor in a model output: a tensor, a tuple/list/dict, a dataclass or a named tuple."""
+    if isinstance(output, torch.Tensor):
+        yield output
+    elif dataclasses.is_dataclass(output) and not isinstance(output, type):
+        for field in dataclasses.fields(output):
+            yield from output_tensors(getattr(output, field.name))
+    elif isinstance(output, Mapping):
+        for value in output.values():
+            yield from output_tensors(value)
+    elif isinstance(output, (list, tuple)):
+        for value in output:
+            yield from output_tensors(value)
+
+
+def run_step(model: nn.Module, x: torch.Tensor, mode: Mode) -> None:
+    """Run one step; ``train`` backpropagates the sum of every differentiable output (no optimiser)."""
+    if mode == "inference":
+        with torch.inference_mode():
+            model(x)
+        return
+    model.zero_grad(set_to_none=True)
+    output = model(x)
+    # A real loss costs next to nothing beside the network; summing every output reaches every
+    # parameter the outputs depend on, so backward does the same work as under a real loss.
+    terms = [t.float().sum() for t in output_tensors(output) if t.requires_grad]
+    if not terms:
+        raise ValueError(f"{type(model).__name__}: no output requires grad, so a train step has nothing to backpropagate")
+    torch.stack(terms).sum().backward()
+
+
+def prepare(model: nn.Module, mode: Mode) -> bool:
+    """Set train/eval mode for a step; returns the model's previous ``training`` flag to restore."""
+    was_training = model.training
+    model.train(mode == "train")
+    return was_training
