@@ -1,0 +1,56 @@
+"""HSTL models: layers, the spec-driven network, presets, a registry, OpenGait interop.
+
+Example::
+
+    from workbench.models import create_model
+    model = create_model("hstl-casia-b")
+    out = model(x)  # x: [n, s, 64, 44] in [0, 1] -> ModelOutput(embeddings, logits, inference)
+"""
+
+from __future__ import annotations
+
+from workbench.models._hstl import HSTL, build_model
+from workbench.models._layers import (
+    ARME,
+    ASTP,
+    FTA,
+    ARMEStage,
+    BasicConv2d,
+    BasicConv3d,
+    FTABlock,
+    GeMHPP,
+    SeparateFCs,
+    Stem,
+)
+from workbench.models._output import ModelOutput
+from workbench.models._presets import CASIA_B_SPEC, GAIT3D_SPEC, OUMVLP_SPEC, PRESET_SPECS, SMALL_SPEC
+from workbench.models._registry import create_model, get_model_factory, list_models, register_model
+from workbench.models._spec import HSTLSpec, SpecError, StageSpec
+
+__all__ = [
+    "ARME",
+    "ASTP",
+    "CASIA_B_SPEC",
+    "FTA",
+    "GAIT3D_SPEC",
+    "HSTL",
+    "OUMVLP_SPEC",
+    "PRESET_SPECS",
+    "SMALL_SPEC",
+    "ARMEStage",
+    "BasicConv2d",
+    "BasicConv3d",
+    "FTABlock",
+    "GeMHPP",
+    "HSTLSpec",
+    "ModelOutput",
+    "SeparateFCs",
+    "SpecError",
+    "StageSpec",
+    "Stem",
+    "build_model",
+    "create_model",
+    "get_model_factory",
+    "list_models",
+    "register_model",
+]

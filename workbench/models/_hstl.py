@@ -1,0 +1,148 @@
+"""The HSTL network built from an ``HSTLSpec``."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workbench.models._layers import ASTP, ARMEStage, FTABlock, GeMHPP, SeparateFCs, Stem, temporal_max
+from workbench.models._output import ModelOutput
+from workbench.models._spec import HSTLSpec
+
+MIN_FRAMES = 3
+
+
+def fta_name(stage_number: int) -> str:
+    """Module name of the FTA after stage ``stage_number`` (2-based, as the public ``fta`` after ``arme2``)."""
+    return "fta" if stage_number == 2 else f"fta{stage_number}"
+
+
+class HSTL(nn.Module):
+    """Hierarchical spatio-temporal gait model, any split lists; module names match the public code.
+
+    ``forward(x: [n, s, h, w], seqL: int64 [n] | None) -> ModelOutput``; embeddings and inference
+    features are the BatchNorm output (``bnft``), logits come from ``Head1``.
+    """
+
+    def __init__(self, spec: HSTLSpec) -> None:
+        super().__init__()
+        spec.validate()
+        self.spec = spec
+        width = spec.astp_channels
+        self.arme1 = Stem(spec.in_channels, spec.stem_channels)
+        channels = spec.stem_channels[-1]
+        self.astp1 = ASTP(spec.first_split, channels, width, project=spec.first_project)
+        for index, stage in enumerate(spec.stages):
+            number = index + 2
+            self.add_module(f"arme{number}", ARMEStage(channels, stage.channels, stage.split))
+            channels = stage.channels[1]
+            self.add_module(f"astp{number}", ASTP(stage.split, channels, width, project=stage.project))
+            if stage.fta:
+                self.add_module(fta_name(number), FTABlock(stage.split, channels))
+                self.add_module(f"astp{number}_fta", ASTP(stage.split, channels, width, project=stage.project))
+        self.HPP = GeMHPP(bins=spec.strips)
+        self.Head0 = SeparateFCs(spec.parts, width, width)
+        self.Bn = nn.BatchNorm1d(width)
+        self.Head1 = SeparateFCs(spec.parts, width, spec.num_classes)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """OpenGait's initialisation: xavier-uniform convs, zero biases, BN weight ~ N(1, 0.02)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm1d):
+                nn.init.normal_(module.weight, 1.0, 0.02)
+                nn.init.zeros_(module.bias)
+
+    @property
+    def parts(self) -> int:
+        """Number of feature parts ``p``."""
+        return self.spec.parts
+
+    def prepare_input(
+        self, x: torch.Tensor, seqL: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Check ``x: [n, s, h, w]``, add the channel axis, repeat short sequences to 3+ frames.
+
+        Returns ``([n, c, s', h, w], seqL')``; ``seqL'`` is ``None`` when every sequence fills the batch.
+        """
+        spec = self.spec
+        if x.dim() == 4 and spec.in_channels == 1:
+            x = x.unsqueeze(1)
+        elif x.dim() != 5 or x.shape[1] != spec.in_channels:
+            expected = "[n, s, h, w]" if spec.in_channels == 1 else f"[n, {spec.in_channels}, s, h, w]"
+            raise ValueError(f"HSTL input: expected {expected}, got shape {tuple(x.shape)}")
+        n, _, s, h, _ = x.shape
+        if h != spec.input_height:
+            raise ValueError(
+                f"HSTL input: height {h} does not match the spec (first_split sums to {spec.input_height}); "
+                "cut/resize the silhouettes or build the spec for this height"
+            )
+        if s < 1:
+            raise ValueError("HSTL input: a batch needs at least one frame per sequence")
+        if seqL is not None:
+            seqL = torch.as_tensor(seqL, dtype=torch.int64, device=x.device).reshape(-1)
+            if seqL.numel() != n:
+                raise ValueError(f"HSTL input: seqL has {seqL.numel()} lengths for a batch of {n} sequences")
+            if n and (int(seqL.min()) < 1 or int(seqL.max()) > s):
+                raise ValueError(f"HSTL input: seqL must lie in 1..{s} (the batch's frame count), got {seqL.tolist()}")
+            if bool((seqL == s).all()):
+                seqL = None
+        if seqL is None:
+            if s < MIN_FRAMES:
+                # The public code repeats 1 frame 3 times and 2 frames twice.
+                x = x.repeat(1, 1, 3 if s == 1 else 2, 1, 1)
+            return x, None
+        return _repeat_short(x, seqL)
+
+    def forward_features(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
+        """Part features before the head: ``x: [n, s, h, w]`` -> ``[n, c, p]``."""
+        out, lengths = self.prepare_input(x, seqL)
+        out = self.arme1(out, lengths)
+        parts = [self.astp1(out, lengths)]
+        for index, stage in enumerate(self.spec.stages):
+            number = index + 2
+            if index in self.spec.downsample_before:
+                out = F.max_pool3d(out, kernel_size=(1, 2, 2), stride=(1, 2, 2))
+            out = getattr(self, f"arme{number}")(out, lengths)
+            parts.append(getattr(self, f"astp{number}")(out, lengths))
+            if stage.fta:
+                out, lengths = getattr(self, fta_name(number))(out, lengths)
+                parts.append(getattr(self, f"astp{number}_fta")(out, lengths))
+        parts.append(self.HPP(temporal_max(out, lengths)))
+        return torch.cat(parts, dim=-1)
+
+    def forward_head(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``features: [n, c, p]`` -> ``(embeddings [n, c, p], logits [n, classes, p])``."""
+        bnft = self.Bn(self.Head0(features))
+        return bnft, self.Head1(bnft)
+
+    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> ModelOutput:
+        """``x: [n, s, h, w]`` in [0, 1], ``seqL: int64 [n]`` or ``None`` -> ``ModelOutput``."""
+        embeddings, logits = self.forward_head(self.forward_features(x, seqL))
+        return ModelOutput(embeddings, logits, embeddings)
+
+
+def _repeat_short(x: torch.Tensor, seqL: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Repeat sequences under 3 frames as a lone run would; zero every padding frame."""
+    lengths = seqL.tolist()
+    new_lengths = [length if length >= MIN_FRAMES else (3 if length == 1 else 4) for length in lengths]
+    frames = max(x.shape[2], *new_lengths)
+    sequences = []
+    for i, (length, new) in enumerate(zip(lengths, new_lengths, strict=True)):
+        valid = x[i, :, :length]
+        if new != length:
+            valid = valid.repeat(1, new // length, 1, 1)
+        sequences.append(F.pad(valid, (0, 0, 0, 0, 0, frames - new)))
+    return torch.stack(sequences), torch.tensor(new_lengths, dtype=torch.int64, device=x.device)
+
+
+def build_model(spec: HSTLSpec) -> HSTL:
+    """The model a spec describes (the builder ``workbench.cost`` uses for spec recipes)."""
+    if not isinstance(spec, HSTLSpec):
+        raise TypeError(f"build_model expects an HSTLSpec, got {type(spec).__name__}")
+    return HSTL(spec)

@@ -1,0 +1,213 @@
+"""HSTL building blocks: ARME, ASTP, FTA, GeM pooling, separate FCs.
+
+Module and parameter names follow the public HSTL code (``conv3d``, ``hpp``, ``proj.conv``, ``mma``,
+``fcs``, ``fc_bin``, ``p``) so its checkpoints load by name. Every block that looks along time takes
+``seqL: int64 [n]`` (valid frames per sequence, padding after them) or ``None`` for full-length
+sequences; with ``seqL`` each sequence's result equals running it alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LEAKY_SLOPE = 0.01
+
+
+def frame_mask(seqL: torch.Tensor, frames: int) -> torch.Tensor:
+    """Valid frames: ``seqL: [n]`` -> ``bool [n, frames]``."""
+    return torch.arange(frames, device=seqL.device) < seqL.unsqueeze(1)
+
+
+def zero_padding_frames(x: torch.Tensor, seqL: torch.Tensor | None) -> torch.Tensor:
+    """Zero the frames past each sequence's length: ``x: [n, c, s, h, w]``."""
+    if seqL is None:
+        return x
+    mask = frame_mask(seqL, x.shape[2])[:, None, :, None, None]
+    return x.masked_fill(~mask, 0.0)
+
+
+def temporal_max(x: torch.Tensor, seqL: torch.Tensor | None) -> torch.Tensor:
+    """Max over each sequence's valid frames: ``x: [n, c, s, h, w]`` -> ``[n, c, h, w]``."""
+    if seqL is None:
+        return x.max(dim=2).values
+    # Narrow views per sequence: no masked copy of the whole feature map.
+    return torch.stack([x[i, :, :length].max(dim=1).values for i, length in enumerate(seqL.tolist())])
+
+
+class BasicConv3d(nn.Module):
+    """A bias-free 3x3x3 Conv3d, stride 1, padding 1 (named ``conv3d`` as in OpenGait)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv3d = nn.Conv3d(in_channels, out_channels, kernel_size=3, stride=1, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: [n, c_in, s, h, w]`` -> ``[n, c_out, s, h, w]``."""
+        return self.conv3d(x)
+
+
+class BasicConv2d(nn.Module):
+    """A bias-free 1x1 Conv2d projection (named ``conv`` as in OpenGait)."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: [n, c_in, h, w]`` -> ``[n, c_out, h, w]``."""
+        return self.conv(x)
+
+
+class Stem(nn.Module):
+    """One or two Conv3d, each followed by LeakyReLU; children ``0`` and ``2`` as in the public Sequential."""
+
+    def __init__(self, in_channels: int, channels: Sequence[int]) -> None:
+        super().__init__()
+        self.convs: list[BasicConv3d] = []
+        previous = in_channels
+        for index, width in enumerate(channels):
+            conv = BasicConv3d(previous, width)
+            self.add_module(str(2 * index), conv)
+            self.convs.append(conv)
+            previous = width
+
+    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
+        """``x: [n, c_in, s, h, w]`` -> ``[n, c, s, h, w]``."""
+        for conv in self.convs:
+            x = zero_padding_frames(F.leaky_relu(conv(x), LEAKY_SLOPE), seqL)
+        return x
+
+
+class ARME(nn.Module):
+    """Adaptive region-based motion extractor: one Conv3d per height region, concatenated, LeakyReLU.
+
+    Each region is convolved alone, so zero padding sits at region borders and regions never see
+    each other's rows.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, split: Sequence[int]) -> None:
+        super().__init__()
+        self.split = [int(s) for s in split]
+        self.conv3d = nn.ModuleList(BasicConv3d(in_channels, out_channels) for _ in self.split)
+
+    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
+        """``x: [n, c_in, s, h, w]`` -> ``[n, c_out, s, h, w]``."""
+        regions = x.split(self.split, dim=3)
+        out = torch.cat([conv(region) for conv, region in zip(self.conv3d, regions, strict=True)], dim=3)
+        return zero_padding_frames(F.leaky_relu(out, LEAKY_SLOPE), seqL)
+
+
+class ARMEStage(nn.ModuleList):
+    """Two ARME blocks over the same split (children ``0`` and ``1``)."""
+
+    def __init__(self, in_channels: int, channels: Sequence[int], split: Sequence[int]) -> None:
+        blocks, previous = [], in_channels
+        for width in channels:
+            blocks.append(ARME(previous, width, split))
+            previous = width
+        super().__init__(blocks)
+
+    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
+        """``x: [n, c_in, s, h, w]`` -> ``[n, c_out, s, h, w]``."""
+        for block in self:
+            x = block(x, seqL)
+        return x
+
+
+class GeMHPP(nn.Module):
+    """Generalised-mean pooling over ``bins`` horizontal strips with one learnable exponent ``p``."""
+
+    def __init__(self, bins: int = 1, p: float = 6.5, eps: float = 1.0e-6) -> None:
+        super().__init__()
+        self.bins = int(bins)
+        self.p = nn.Parameter(torch.ones(1) * p)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: [n, c, h, w]`` -> ``[n, c, bins]``; each strip pools ``h / bins`` rows x ``w`` columns."""
+        n, c = x.shape[:2]
+        z = x.reshape(n, c, self.bins, -1)
+        return z.clamp(min=self.eps).pow(self.p).mean(-1).pow(1.0 / self.p)
+
+
+class ASTP(nn.Module):
+    """Adaptive spatio-temporal pooling: temporal max, optional 1x1 projection, GeM per region."""
+
+    def __init__(self, split: Sequence[int], in_channels: int, out_channels: int, project: bool = True) -> None:
+        super().__init__()
+        self.split = [int(s) for s in split]
+        self.hpp = nn.ModuleList(GeMHPP(bins=1) for _ in self.split)
+        self.proj = BasicConv2d(in_channels, out_channels) if project else None
+
+    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
+        """``x: [n, c, s, h, w]`` -> ``[n, out, len(split)]``."""
+        pooled = temporal_max(x, seqL)
+        if self.proj is not None:
+            pooled = self.proj(pooled)
+        regions = pooled.split(self.split, dim=2)
+        return torch.cat([gem(region) for gem, region in zip(self.hpp, regions, strict=True)], dim=-1)
+
+
+class FTA(nn.Module):
+    """Frame-level temporal aggregation weights of one region: two 1x1 Conv1d over pooled statistics."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fcs = nn.ModuleList(nn.Conv1d(channels, channels, kernel_size=1) for _ in range(2))
+
+    def forward(self, pooled3: torch.Tensor, pooled5: torch.Tensor) -> torch.Tensor:
+        """Mix the two pooled maps ``[n, c, t, h, w]`` with softmax weights from their (h, w) mean."""
+        summary = (pooled3 + pooled5).mean(dim=(3, 4))  # [n, c, t]
+        weights = torch.stack([fc(summary) for fc in self.fcs]).softmax(dim=0)  # [2, n, c, t]
+        return weights[0, ..., None, None] * pooled3 + weights[1, ..., None, None] * pooled5
+
+
+def fta_lengths(seqL: torch.Tensor) -> torch.Tensor:
+    """Frames left after FTA's stride-3 pooling: ``(L - 3) // 3 + 1``."""
+    return torch.div(seqL - 3, 3, rounding_mode="floor") + 1
+
+
+class FTABlock(nn.Module):
+    """FTA per height region: max-pool time with kernels 3 and 5 (stride 3), mix per region."""
+
+    def __init__(self, split: Sequence[int], channels: int) -> None:
+        super().__init__()
+        self.split = [int(s) for s in split]
+        self.mma = nn.ModuleList(FTA(channels) for _ in self.split)
+
+    def forward(
+        self, x: torch.Tensor, seqL: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x: [n, c, s, h, w]`` -> ``([n, c, (s - 3) // 3 + 1, h, w], new seqL)``."""
+        if seqL is not None:
+            # Padding frames must lose every max, as the implicit -inf padding does for a lone sequence.
+            x = x.masked_fill(~frame_mask(seqL, x.shape[2])[:, None, :, None, None], float("-inf"))
+        pooled3 = F.max_pool3d(x, kernel_size=(3, 1, 1), stride=(3, 1, 1))
+        pooled5 = F.max_pool3d(x, kernel_size=(5, 1, 1), stride=(3, 1, 1), padding=(1, 0, 0))
+        new_seqL = None
+        if seqL is not None:
+            new_seqL = fta_lengths(seqL)
+            valid = frame_mask(new_seqL, pooled3.shape[2])[:, None, :, None, None]
+            pooled3 = pooled3.masked_fill(~valid, 0.0)
+            pooled5 = pooled5.masked_fill(~valid, 0.0)
+        # Max pooling never mixes rows, so pooling the whole map then splitting equals splitting first.
+        parts3 = pooled3.split(self.split, dim=3)
+        parts5 = pooled5.split(self.split, dim=3)
+        out = torch.cat([fta(a, b) for fta, a, b in zip(self.mma, parts3, parts5, strict=True)], dim=3)
+        return out, new_seqL
+
+
+class SeparateFCs(nn.Module):
+    """One bias-free linear map per part: ``fc_bin: [parts, c_in, c_out]``."""
+
+    def __init__(self, parts: int, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.fc_bin = nn.Parameter(nn.init.xavier_uniform_(torch.zeros(parts, in_channels, out_channels)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x: [n, c_in, p]`` -> ``[n, c_out, p]``."""
+        return torch.bmm(x.permute(2, 0, 1), self.fc_bin).permute(1, 2, 0)
