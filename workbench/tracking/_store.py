@@ -1,0 +1,176 @@
+"""Tracking URI resolution: where runs go, where artifacts go, and whether the store answers."""
+
+from __future__ import annotations
+
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DB_NAME = "mlflow.db"
+DEFAULT_ARTIFACT_DIR = "mlartifacts"
+
+_SQL_SCHEMES = ("postgresql", "mysql")
+_SERVER_HINT = (
+    "start one with `mlflow server --backend-store-uri sqlite:///$PWD/mlflow.db "
+    "--artifacts-destination $PWD/mlartifacts --host 127.0.0.1 --port 5000`, or leave --tracking-uri "
+    "unset to log to sqlite:///<project dir>/mlflow.db"
+)
+
+
+class TrackingError(ValueError):
+    """A tracking store that cannot be used as given; the message names the URI and the fix."""
+
+
+def _scheme(uri: str) -> str:
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*):", uri)
+    return match.group(1).lower() if match else ""
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with any password replaced by ``***`` (safe to print and log)."""
+    return re.sub(r"(://[^/:@]+:)[^/@]*@", r"\1***@", uri)
+
+
+def _sqlite_uri(uri: str, project_dir: Path) -> str:
+    if not uri.startswith("sqlite:///"):
+        raise TrackingError(
+            f"tracking URI {uri!r}: an MLflow SQLite URI needs a file path, e.g. sqlite:///mlflow.db "
+            "(relative to the project directory) or sqlite:////abs/path/mlflow.db"
+        )
+    rest = uri[len("sqlite:///"):]
+    path_text, _, query = rest.partition("?")
+    if not path_text or path_text == ":memory:":
+        raise TrackingError(
+            f"tracking URI {uri!r}: an in-memory SQLite database loses every run at exit; "
+            "use a file, e.g. sqlite:///mlflow.db"
+        )
+    path = Path(path_text)
+    if not path.is_absolute():
+        path = project_dir / path
+    path = path.resolve()
+    resolved = f"sqlite:///{path.as_posix()}"
+    return f"{resolved}?{query}" if query else resolved
+
+
+def resolve_tracking_uri(uri: str | None, project_dir: str | Path = ".", *, check: bool = True) -> str:
+    """Turn a user's tracking URI (or None) into an absolute one MLflow 3 accepts.
+
+    None means ``sqlite:///<project_dir>/mlflow.db``; relative SQLite paths are taken relative to
+    ``project_dir``; ``postgresql://``, ``mysql://`` and ``http(s)://`` pass through. With ``check``
+    the store must answer (server ``/health``, database connection, SQLite directory present).
+
+    Args:
+        uri: ``sqlite:///...``, ``postgresql://...``, ``http(s)://...`` or None.
+        project_dir: directory that holds the default database and relative SQLite paths.
+        check: probe the store and raise ``TrackingError`` naming the URI and the fix if it is dead.
+    """
+    base = Path(project_dir).expanduser().resolve()
+    text = (uri or "").strip()
+    if not text:
+        text = f"sqlite:///{(base / DEFAULT_DB_NAME).as_posix()}"
+    scheme = _scheme(text)
+    if scheme == "sqlite":
+        resolved = _sqlite_uri(text, base)
+    elif scheme in ("http", "https"):
+        resolved = text.rstrip("/")
+    elif scheme.split("+")[0] in _SQL_SCHEMES:
+        resolved = text
+    elif scheme == "postgres":
+        raise TrackingError(
+            f"tracking URI {redact_uri(text)!r}: SQLAlchemy needs the scheme 'postgresql://', not 'postgres://'"
+        )
+    elif scheme in ("", "file"):
+        path = text[len("file://"):] if scheme == "file" else text
+        raise TrackingError(
+            f"tracking URI {text!r}: MLflow 3 no longer accepts a directory (./mlruns) file store; use a "
+            f"SQLite database instead, e.g. sqlite:///{(base / DEFAULT_DB_NAME).as_posix()}"
+            + (f" or sqlite:///{Path(path).expanduser().resolve().as_posix()}" if path.endswith(".db") else "")
+        )
+    else:
+        raise TrackingError(
+            f"tracking URI {redact_uri(text)!r}: unsupported scheme {scheme!r}; use sqlite:///<path>.db, "
+            "postgresql://user@host:port/db or http(s)://host:port of an MLflow server"
+        )
+    if check:
+        check_tracking_uri(resolved)
+    return resolved
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Raise ``TrackingError`` unless the store behind an already resolved URI answers."""
+    scheme = _scheme(uri)
+    if scheme == "sqlite":
+        db = Path(uri[len("sqlite:///"):].partition("?")[0])
+        if not db.parent.is_dir():
+            raise TrackingError(
+                f"tracking URI {uri!r}: directory {db.parent} does not exist; create it "
+                f"(mkdir -p {db.parent}) or choose another path"
+            )
+        if db.exists() and not db.is_file():
+            raise TrackingError(f"tracking URI {uri!r}: {db} is not a file; point the URI at a .db file")
+    elif scheme in ("http", "https"):
+        _check_server(uri, timeout)
+    elif scheme.split("+")[0] in _SQL_SCHEMES:
+        _check_database(uri, timeout)
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=timeout) as response:
+            status = response.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(f"MLflow server {uri} does not answer ({reason}); {_SERVER_HINT}") from exc
+    if status != 200:
+        raise TrackingError(
+            f"{uri}/health answered HTTP {status}: is this an MLflow tracking server? {_SERVER_HINT}"
+        )
+
+
+def _check_database(uri: str, timeout: float) -> None:
+    import sqlalchemy
+
+    connect_args: dict[str, Any] = {"connect_timeout": max(1, int(timeout))}
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args=connect_args)
+    except Exception as exc:
+        raise TrackingError(f"tracking URI {redact_uri(uri)!r} is not a valid database URL: {exc}") from exc
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT 1"))
+    except Exception as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise TrackingError(
+            f"database {redact_uri(uri)} does not answer ({reason}); start the database server and create "
+            "the database (e.g. `createdb -h HOST -U USER NAME`), check user and password, or leave "
+            "--tracking-uri unset to log to sqlite:///<project dir>/mlflow.db"
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+def default_artifact_location(tracking_uri: str, project_dir: str | Path | None = None) -> str | None:
+    """Where a new experiment keeps its artifacts: ``mlartifacts/`` beside a SQLite file (absolute).
+
+    A database server store uses ``<project_dir or cwd>/mlartifacts``; an MLflow server decides
+    itself (None), so its clients upload through it.
+    """
+    scheme = _scheme(tracking_uri)
+    if scheme in ("http", "https"):
+        return None
+    if scheme == "sqlite":
+        root = Path(tracking_uri[len("sqlite:///"):].partition("?")[0]).parent
+    else:
+        root = Path(project_dir if project_dir is not None else Path.cwd()).resolve()
+    return (root / DEFAULT_ARTIFACT_DIR).resolve().as_uri()
+
+
+def make_client(tracking_uri: str) -> Any:
+    """An ``MlflowClient`` bound to ``tracking_uri`` (no global MLflow state is touched)."""
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=tracking_uri)
