@@ -21,6 +21,7 @@ _COMMAND_MODULES = (
     "workbench.cli._train",
     "workbench.cli._evaluate",
     "workbench.cli._study",
+    "workbench.cli._compare",
     "workbench.cli._demo",
 )
 
