@@ -185,6 +185,8 @@ def resolve_partition(
     partition: str | Path | Partition | None, root: Path, subset: str | None
 ) -> Partition | None:
     """The partition to filter with: as given, read from a path, or ``ROOT/partition.json`` for a subset."""
+    if subset is not None and subset not in SUBSETS:
+        raise DataError(f"subset={subset!r}: expected one of {', '.join(SUBSETS)}")
     if isinstance(partition, Partition):
         return partition
     if partition is not None:
