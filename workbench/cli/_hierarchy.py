@@ -1,0 +1,186 @@
+"""``workbench discover | dendrogram | trees``: find, draw and list body-part hierarchies."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+DEFAULT_KS = (2, 3, 4, 6, 8)
+
+_DESCRIPTOR_HELP = {
+    "row-coherence": "correlation of each row's temporal signals with every other row's (rows of one rigid "
+    "part move together; the default)",
+    "row-spectrum": "magnitude spectrum bands of each row's occupancy, edges, centroid and change (phase-free)",
+    "row-stats": "mean, spread, range and speed of each row's occupancy, edges, centroid and change",
+    "activation-stats": "per-row channel statistics of model activations [c, s, h, w] (needs an adapter; "
+    "not readable from a data folder)",
+}
+
+
+def _descriptor_epilog() -> str:
+    lines = ["descriptors:"]
+    lines += [f"  {name:<17} {text}" for name, text in _DESCRIPTOR_HELP.items()]
+    return "\n".join(lines)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``discover``, ``dendrogram`` and ``trees``."""
+    p = subparsers.add_parser(
+        "discover",
+        help="discover a body-part hierarchy from silhouettes (contiguous agglomerative clustering of rows)",
+        description="Stream every sequence of --data into per-row motion descriptors (per subject), cluster the "
+        "rows into a tree of contiguous regions, print its cuts and scores and save it as a hierarchy file.",
+        epilog=_descriptor_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", required=True, type=Path, help="OpenGait pkl tree, packed store, raw "
+                   "<id>/<type>/<view> frames or GIFs, or a folder of GIFs (raw input is pretreated on the fly)")
+    p.add_argument("--descriptor", default="row-coherence", choices=["row-coherence", "row-spectrum", "row-stats"],
+                   help="row descriptor (see below; default row-coherence)")
+    p.add_argument("--linkage", default="ward", choices=["ward", "average", "complete", "single"])
+    p.add_argument("--metric", default="euclidean",
+                   choices=["euclidean", "cosine", "correlation", "cityblock", "sqeuclidean", "chebyshev"],
+                   help="row distance (ward needs euclidean)")
+    p.add_argument("--no-standardize", action="store_true", help="cluster raw features (default: z-score each)")
+    p.add_argument("--rows", type=int, default=64, help="descriptor rows (the data is area-resampled; default 64)")
+    p.add_argument("--bootstrap", type=int, default=20, metavar="N",
+                   help="subject resamples for the stability score (0 skips it; default 20)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="cuts to print and record")
+    p.add_argument("--out", required=True, type=Path, help="hierarchy file to write, e.g. hierarchies/mine.json")
+    p.set_defaults(func=discover)
+
+    p = subparsers.add_parser("dendrogram", help="draw a hierarchy's dendrogram beside the data's mean silhouette")
+    p.add_argument("tree", help="preset name, name in ./hierarchies, or path to a hierarchy file")
+    p.add_argument("--data", type=Path, help="data to average into the silhouette panel (omit: tree alone)")
+    p.add_argument("--cuts", type=int, nargs="+", default=[2, 4], help="region counts to colour (default 2 4)")
+    p.add_argument("--out", required=True, type=Path, help="figure file (.png or .svg)")
+    p.set_defaults(func=dendrogram)
+
+    p = subparsers.add_parser("trees", help="list preset and discovered hierarchies with their ids and cuts")
+    p.add_argument("--dir", type=Path, default=Path("hierarchies"), help="folder of discovered trees")
+    p.set_defaults(func=trees)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def discover(args: argparse.Namespace) -> int:
+    """Handler of ``workbench discover``."""
+    import workbench
+    from workbench.cli import CLIError
+    from workbench.hierarchy import (
+        HierarchyDiscovery,
+        bootstrap_stability,
+        create_descriptor,
+        ground_truth_score,
+        uniform_tree,
+    )
+    from workbench.hierarchy._sources import GROUND_TRUTH_FILE, open_sequences, read_ground_truth
+
+    if args.out.suffix != ".json":
+        raise CLIError(f"--out {args.out}: a hierarchy file must end in .json, e.g. hierarchies/mine.json")
+    estimator = HierarchyDiscovery(
+        linkage=args.linkage, metric=args.metric, standardize=not args.no_standardize, random_state=args.seed
+    )
+    try:
+        estimator._check_params()
+        table = open_sequences(args.data)
+        stats = _accumulate(create_descriptor(args.descriptor, n_rows=args.rows), table)
+        estimator.fit(stats.matrix())
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    tree = estimator.tree_
+    ks = sorted({k for k in args.ks if 1 <= k <= tree.n_rows})
+    print(f"data: {table.name} ({table.kind}): {stats.n_sequences} sequences, {stats.n_subjects} subjects"
+          + (f", {stats.n_skipped} skipped (too short)" if stats.n_skipped else ""))
+    print(f"descriptor: {args.descriptor} [{stats.n_rows} rows x {stats.n_features} features]; "
+          f"linkage {args.linkage}, metric {args.metric}")
+    for k in ks:
+        print(f"  k={k}: {tree.cut(k)}")
+    print(f"cophenetic correlation: {_fmt(estimator.cophenetic_)}")
+    scores: dict[str, Any] = {"cophenetic": estimator.cophenetic_}
+    if args.bootstrap > 0 and stats.n_subjects < 2:
+        print(f"stability: skipped: needs at least 2 subjects, the data has {stats.n_subjects}")
+    elif args.bootstrap > 0:
+        stability = bootstrap_stability(estimator, stats, ks, n_resamples=args.bootstrap, random_state=args.seed)
+        for s in stability:
+            print(f"stability k={s.k}: ARI {_fmt(s.ari_mean)} ± {_fmt(s.ari_std)}, "
+                  f"boundary jitter {_fmt(s.jitter_mean)} ± {_fmt(s.jitter_std)} rows ({s.n_resamples} resamples)")
+        scores["stability"] = [s.as_dict() for s in stability]
+    truth_path = args.data / GROUND_TRUTH_FILE
+    if truth_path.is_file():
+        true = read_ground_truth(truth_path, tree.n_rows)
+        k = len(true) + 1
+        found = ground_truth_score(tree.cut(k), true)
+        uniform = ground_truth_score(uniform_tree(tree.n_rows).cut(k), true)
+        print(f"ground truth ({k} parts, boundaries {true}):")
+        for label, score in (("discovered", found), ("uniform", uniform)):
+            print(f"  {label:<10} cut {score.cut}: row error {score.row_error:.2f} "
+                  f"(true->cut {score.true_to_cut:.2f}, cut->true {score.cut_to_true:.2f}), ARI {_fmt(score.ari)}")
+        scores["ground_truth"] = {"discovered": found.as_dict(), "uniform": uniform.as_dict()}
+    provenance = {
+        **tree.provenance,
+        "dataset": str(args.data),
+        "descriptor": args.descriptor,
+        "n_sequences": stats.n_sequences,
+        "n_subjects": stats.n_subjects,
+        "code_version": workbench.__version__,
+        "scores": scores,
+    }
+    named = tree.with_metadata(name=args.out.stem, provenance=provenance, paper_cuts=tree.cuts(ks))
+    named.save(args.out)
+    print(f"wrote {args.out} (tree_id {named.tree_id})")
+    return 0
+
+
+def _accumulate(descriptor: Any, table: Any) -> Any:
+    """Stream ``table`` through ``descriptor`` with a progress bar over sequences."""
+    from tqdm import tqdm
+
+    bar = tqdm(range(len(table)), desc="describing rows", unit="seq", leave=False)
+    return descriptor.accumulate((table.load(i) for i in bar), table.subjects)
+
+
+def dendrogram(args: argparse.Namespace) -> int:
+    """Handler of ``workbench dendrogram``."""
+    from tqdm import tqdm
+
+    from workbench.cli import CLIError
+    from workbench.hierarchy import load_tree
+    from workbench.hierarchy._plot import mean_silhouette, plot_dendrogram
+    from workbench.hierarchy._sources import open_sequences
+
+    if args.out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise CLIError(f"--out {args.out}: choose a .png, .svg or .pdf file")
+    try:
+        tree = load_tree(args.tree)
+        image = None
+        if args.data is not None:
+            table = open_sequences(args.data)
+            image = mean_silhouette(table.load(i) for i in tqdm(range(len(table)), desc="averaging", leave=False))
+        out = plot_dendrogram(tree, args.out, image, cuts=args.cuts)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    print(f"wrote {out}")
+    return 0
+
+
+def trees(args: argparse.Namespace) -> int:
+    """Handler of ``workbench trees``."""
+    from workbench.cli import CLIError
+    from workbench.hierarchy import list_trees
+
+    try:
+        infos = list_trees(args.dir)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    for info in infos:
+        cuts = " -> ".join(str(c) for c in info.cuts) or "-"
+        print(f"{info.name:<22} {info.tree_id}  {info.n_rows:>3} rows  {info.source}")
+        print(f"    cuts: {cuts}")
+        if info.description:
+            print(f"    {info.description}")
+    return 0

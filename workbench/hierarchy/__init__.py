@@ -1,0 +1,76 @@
+"""Hierarchy discovery: row descriptors, contiguous agglomerative clustering, partition trees, scores.
+
+NumPy in, NumPy out: sequences ``uint8 [frames, h, w]`` (or activations ``[c, s, h, w]``) become
+row descriptors ``[n_rows, n_features]``, which ``HierarchyDiscovery`` turns into a ``PartitionTree``.
+"""
+
+from __future__ import annotations
+
+from workbench.hierarchy._descriptors import (
+    SIGNALS,
+    ActivationStats,
+    RowCoherence,
+    RowDescriptor,
+    RowSpectrum,
+    RowStats,
+    create_descriptor,
+    descriptor_summaries,
+    list_descriptors,
+    map_rows,
+    register_descriptor,
+)
+from workbench.hierarchy._discovery import LINKAGES, METRICS, HierarchyDiscovery, row_distances
+from workbench.hierarchy._io import TreeInfo, list_trees, load_tree, read_tree_file, save_tree
+from workbench.hierarchy._presets import list_presets, preset_description, preset_tree, uniform_tree
+from workbench.hierarchy._rescale import is_nested, refines, rescale_cuts, rescale_split
+from workbench.hierarchy._scores import (
+    GroundTruthScore,
+    StabilityScore,
+    bootstrap_stability,
+    boundary_distances,
+    cophenetic_correlation,
+    ground_truth_score,
+    split_labels,
+)
+from workbench.hierarchy._stats import DescriptorStats
+from workbench.hierarchy._tree import PartitionTree
+
+__all__ = [
+    "LINKAGES",
+    "METRICS",
+    "SIGNALS",
+    "ActivationStats",
+    "DescriptorStats",
+    "GroundTruthScore",
+    "HierarchyDiscovery",
+    "PartitionTree",
+    "RowCoherence",
+    "RowDescriptor",
+    "RowSpectrum",
+    "RowStats",
+    "StabilityScore",
+    "TreeInfo",
+    "bootstrap_stability",
+    "boundary_distances",
+    "cophenetic_correlation",
+    "create_descriptor",
+    "descriptor_summaries",
+    "ground_truth_score",
+    "is_nested",
+    "list_descriptors",
+    "list_presets",
+    "list_trees",
+    "load_tree",
+    "map_rows",
+    "preset_description",
+    "preset_tree",
+    "read_tree_file",
+    "refines",
+    "register_descriptor",
+    "rescale_cuts",
+    "rescale_split",
+    "row_distances",
+    "save_tree",
+    "split_labels",
+    "uniform_tree",
+]
