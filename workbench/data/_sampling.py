@@ -95,11 +95,12 @@ class TripletSampler:
 
 
 class InferenceSampler:
-    """Every index once, in order, in batches of ``batch_size`` per rank; padded so all ranks step together.
+    """Every index once, in order, in batches of ``batch_size`` per rank.
 
-    Global batch ``g`` covers positions ``g*B*W .. (g+1)*B*W`` (``B`` batch size, ``W`` world size);
-    rank ``r`` takes the ``r``-th block of ``B``. Positions past the data wrap to its start; use
-    ``merge`` to put gathered outputs back in index order without the padding.
+    With one process the last batch may be short and nothing is padded. With ``W`` processes,
+    global batch ``g`` covers positions ``g*B*W .. (g+1)*B*W`` (``B`` batch size) and rank ``r``
+    takes the ``r``-th block of ``B``; positions past the data wrap to its start, so every rank
+    steps (and all-gathers) together. ``merge`` puts gathered outputs back in index order, unpadded.
     """
 
     def __init__(self, size: int | SequenceSource, batch_size: int = 1, rank: int = 0, world_size: int = 1) -> None:
@@ -111,17 +112,19 @@ class InferenceSampler:
         _check_rank(rank, world_size)
         self.size, self.batch_size, self.rank, self.world_size = n, batch_size, rank, world_size
         span = batch_size * world_size
-        self.total_size = math.ceil(n / span) * span
+        self.total_size = n if world_size == 1 else math.ceil(n / span) * span
         self.padding = self.total_size - n
 
     def positions(self, rank: int | None = None) -> np.ndarray:
         """Global positions ``int64 [total_size / world_size]`` that ``rank`` yields, in its order."""
         rank = self.rank if rank is None else rank
+        if self.world_size == 1:
+            return np.arange(self.size, dtype=np.int64)
         starts = np.arange(0, self.total_size, self.batch_size * self.world_size) + rank * self.batch_size
         return (starts[:, None] + np.arange(self.batch_size)[None, :]).reshape(-1)
 
     def __len__(self) -> int:
-        return self.total_size // (self.batch_size * self.world_size)
+        return math.ceil(self.total_size / (self.batch_size * self.world_size))
 
     def __iter__(self) -> Iterator[list[int]]:
         indices = self.positions() % self.size
