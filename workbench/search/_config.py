@@ -1,0 +1,209 @@
+"""``StudyConfig``: one study file in ``studies/`` (TOML) describing data, candidates, space, goals and budget."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from workbench.config import ConfigError, from_dict, read_mapping
+from workbench.training import TrainConfig
+
+#: Metrics a study may optimise; ``rank1`` is the protocol's headline (mean of NM/BG/CL on CASIA-B
+#: style protocols), the others come from the cost module.
+COST_METRICS = ("gflops", "params_m", "latency_ms", "peak_memory_mb")
+
+
+@dataclass(frozen=True)
+class StudySection:
+    """Identity of the study in its storage, and where its files go."""
+
+    name: str = ""
+    description: str = ""
+    project_dir: str = "workbench-home"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.name or ""):
+            raise ValueError(f"study.name {self.name!r} must be letters, digits, '-', '_' or '.'")
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """Training and evaluation data: ``synthetic`` (rendered on demand) or a dataset path."""
+
+    source: str = "synthetic"
+    synthetic: Literal["tiny", "quick", "default"] = "quick"
+    protocol: str = "synthetic"
+    partition: str | None = None
+    eval_batch_size: int = 16
+
+    @property
+    def is_synthetic(self) -> bool:
+        return self.source in ("", "synthetic")
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    """Trees to discover before the study starts: every descriptor x linkage pair."""
+
+    descriptors: tuple[str, ...] = ()
+    linkages: tuple[str, ...] = ()
+    metric: str = "euclidean"
+    max_sequences: int = 400
+
+
+@dataclass(frozen=True)
+class HierarchyCandidates:
+    """Partition trees the study chooses among: preset names, tree files, and trees to discover."""
+
+    presets: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    discover: DiscoverySettings = field(default_factory=DiscoverySettings)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """What each trial chooses. A single value pins a choice; more than one makes it searchable.
+
+    ``stage_cuts[i]`` lists the region counts allowed at HSTL stage ``i`` (coarse to fine); a trial's
+    cuts must grow from stage to stage, so cuts from one tree nest.
+    """
+
+    stage_cuts: tuple[tuple[int, ...], ...] = ((2,), (4,))
+    channels: tuple[tuple[int, ...], ...] = ((8, 16, 32),)
+    lr: tuple[float, float] = (1e-3, 1e-3)
+    frames: tuple[int, ...] = (30,)
+    fta: tuple[bool, ...] = (True,)
+
+    def __post_init__(self) -> None:
+        if not self.stage_cuts or any(not c for c in self.stage_cuts):
+            raise ValueError("space.stage_cuts needs at least one stage with at least one region count")
+        if self.lr[0] <= 0 or self.lr[1] < self.lr[0]:
+            raise ValueError(f"space.lr must be [low, high] with 0 < low <= high, got {list(self.lr)}")
+        for name in ("channels", "frames", "fta"):
+            if not getattr(self, name):
+                raise ValueError(f"space.{name} needs at least one value")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One optimisation goal: a metric name and its direction."""
+
+    metric: str = "rank1"
+    direction: Literal["maximize", "minimize"] = "maximize"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much work: trials in total (across workers), an optional wall-clock limit, iterations per trial."""
+
+    trials: int = 8
+    timeout_minutes: float | None = None
+    iterations: int = 60
+    eval_every: int = 30
+
+    def __post_init__(self) -> None:
+        if self.trials < 1 or self.iterations < 1:
+            raise ValueError("budget.trials and budget.iterations must be >= 1")
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """Optuna sampler: ``tpe``, ``random``, ``nsga2`` or ``gp``; seeded."""
+
+    name: Literal["tpe", "random", "nsga2", "gp"] = "tpe"
+    seed: int = 0
+    startup_trials: int = 4
+
+
+@dataclass(frozen=True)
+class PrunerSettings:
+    """Optuna pruner for single-objective studies (multi-objective studies cannot prune)."""
+
+    name: Literal["median", "hyperband", "none"] = "median"
+    startup_trials: int = 3
+    warmup_steps: int = 0
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Optuna storage URL (empty: SQLite under the project dir) and liveness settings for workers."""
+
+    url: str = ""
+    heartbeat_seconds: float = 5.0
+    grace_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """MLflow: tracking URI (empty: SQLite under the project dir) and experiment name."""
+
+    uri: str = ""
+    experiment: str = ""
+    log_checkpoint: bool = False
+    measure_latency: bool = False
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study file."""
+
+    study: StudySection = field(default_factory=StudySection)
+    data: StudyData = field(default_factory=StudyData)
+    hierarchies: HierarchyCandidates = field(default_factory=HierarchyCandidates)
+    space: SearchSpace = field(default_factory=SearchSpace)
+    objectives: tuple[Objective, ...] = (Objective(),)
+    budget: Budget = field(default_factory=Budget)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    pruner: PrunerSettings = field(default_factory=PrunerSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    tracking: TrackingSettings = field(default_factory=TrackingSettings)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            raise ValueError("objectives: name at least one, e.g. [[objectives]] metric = 'rank1'")
+        names = [o.metric for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise ValueError(f"objectives repeat a metric: {names}")
+        if not (self.hierarchies.presets or self.hierarchies.files or self.hierarchies.discover.descriptors):
+            raise ValueError("hierarchies: name at least one preset, tree file or discovery setting")
+        d = self.hierarchies.discover
+        if bool(d.descriptors) != bool(d.linkages):
+            raise ValueError("hierarchies.discover needs both descriptors and linkages (every pair is discovered)")
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.direction for o in self.objectives]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def experiment_name(self) -> str:
+        return self.tracking.experiment or self.study.name
+
+    @property
+    def project_dir(self) -> Path:
+        """Where data, trees, trial outputs and the default stores live (absolute)."""
+        return Path(self.study.project_dir).expanduser().resolve()
+
+
+def load_study_config(path: str | Path, project_dir: str | Path | None = None) -> StudyConfig:
+    """Read a study TOML; unknown keys and bad values raise ``ConfigError`` naming the file.
+
+    The study name defaults to the file's stem; ``project_dir`` overrides the file's ``study.project_dir``.
+    """
+    path = Path(path)
+    data = read_mapping(path)
+    study = dict(data.get("study", {}))
+    study.setdefault("name", path.stem)
+    if project_dir is not None:
+        study["project_dir"] = str(project_dir)
+    data["study"] = study
+    try:
+        return from_dict(StudyConfig, data)
+    except (ConfigError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

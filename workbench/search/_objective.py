@@ -1,0 +1,172 @@
+"""One trial: choose, train with pruning and tracking, evaluate, measure cost, return the objectives."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from workbench.search._config import COST_METRICS, StudyConfig
+from workbench.search._heartbeat import RETRY_OF_KEY
+from workbench.search._prepare import PreparedStudy
+from workbench.search._space import channels_key, suggest, trial_train_config
+from workbench.training import Trainer, TrainingCallback, latest_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """How a trial ended: its Optuna state and, when complete, one value per objective."""
+
+    state: TrialState
+    values: tuple[float, ...] = ()
+
+
+def headline(summary: Mapping[str, float], metric: str) -> float:
+    """The value of ``metric`` in an evaluation summary; ``rank1`` falls back to ``rank1_mean``."""
+    for key in (metric, f"{metric}_mean"):
+        if key in summary:
+            return float(summary[key])
+    raise KeyError(f"objective metric {metric!r} is not in the evaluation summary (keys: {sorted(summary)})")
+
+
+class PruningCallback(TrainingCallback):
+    """Report the objective at every evaluation and stop the trial when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        self.trial = trial
+        self.metric = metric
+
+    def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
+        self.trial.report(headline(metrics, self.metric), step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step} ({self.metric}={headline(metrics, self.metric):.4f})")
+
+
+class _Evaluator:
+    """The trainer's evaluator that also keeps the last full result (for the view table)."""
+
+    def __init__(self, config: StudyConfig, data_path: Path) -> None:
+        from workbench.evaluation import get_protocol, open_for_protocol
+
+        self.protocol = get_protocol(config.data.protocol)
+        self.partition = config.data.partition
+        self.source = open_for_protocol(data_path, self.protocol, self.partition)
+        self.batch_size = config.data.eval_batch_size
+        self.last: Any = None
+
+    def __call__(self, model: Any, step: int) -> Mapping[str, float]:
+        from workbench.evaluation import evaluate_model
+
+        result, _ = evaluate_model(model, self.source, self.protocol, partition=self.partition,
+                                   batch_size=self.batch_size, progress=False)
+        self.last = result
+        return result.summary()
+
+
+def tracker_for(config: StudyConfig) -> Any:
+    """The study's MLflow tracker (parent run found again or created)."""
+    from workbench.tracking import StudyTracker, resolve_tracking_uri
+
+    uri = resolve_tracking_uri(config.tracking.uri or None, project_dir=config.project_dir)
+    return StudyTracker(uri, config.experiment_name, config.study.name)
+
+
+def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, trial: optuna.Trial) -> TrialOutcome:
+    """Train and evaluate one trial; every way it can end is recorded in Optuna and MLflow."""
+    from workbench.tracking import MLflowTrainingCallback, hierarchy_params, log_hierarchy
+
+    candidates = prepared.candidate_map()
+    choice = suggest(trial, config.space, prepared.candidates)
+    output_dir = Path(trial.user_attrs.get("output_dir") or
+                      config.project_dir / "trials" / config.study.name / f"trial-{trial.number:04d}")
+    trial.set_user_attr("output_dir", str(output_dir))
+    trial.set_user_attr("tree_source", candidates[choice.tree].source)
+    train_config = trial_train_config(config, choice, candidates, output_dir, str(prepared.data_path))
+    retry_of = trial.user_attrs.get(RETRY_OF_KEY)
+    tracker = tracker_for(config)
+    run = tracker.start_trial(trial.number, tags={"workbench.output_dir": str(output_dir)},
+                              retry_of=int(retry_of) if retry_of is not None else None)
+    try:
+        evaluator = _Evaluator(config, prepared.data_path)
+        callbacks: list[TrainingCallback] = [MLflowTrainingCallback(run)]
+        if not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
+            callbacks.append(PruningCallback(trial, config.objectives[0].metric))
+        trainer = Trainer(train_config, evaluator=evaluator, callbacks=callbacks, progress=False)
+        resume = latest_checkpoint(output_dir) is not None
+        result = trainer.fit(resume=resume)
+        spec = getattr(trainer.model, "spec", None)
+        candidate = candidates[choice.tree]
+        splits = list(spec.split_lists().values()) if spec is not None else []
+        params = hierarchy_params(candidate.tree, splits, [1, *choice.cuts])
+        params.update({"channels": channels_key(choice.channels), "lr": choice.lr,
+                       "frames": choice.frames, "fta": choice.fta, "tree": choice.tree})
+        view_tables = _view_tables(evaluator.last, output_dir)
+        log_hierarchy(run, params, tree=_tree_file(candidate, output_dir),
+                      config_file=output_dir / "config.toml", view_tables=view_tables,
+                      checkpoint=result.checkpoint if config.tracking.log_checkpoint else None)
+        cost = _cost(spec if spec is not None else trainer.model, config)
+        metrics = {**(evaluator.last.summary() if evaluator.last is not None else {}), **cost,
+                   "train_seconds": result.seconds}
+        run.log_metrics(metrics)
+        values = tuple(_objective_value(o.metric, metrics) for o in config.objectives)
+        for obj, value in zip(config.objectives, values, strict=True):
+            trial.set_user_attr(obj.metric, value)
+        run.finish("complete")
+        return TrialOutcome(TrialState.COMPLETE, values)
+    except optuna.TrialPruned as exc:
+        run.finish("pruned", error=str(exc))
+        return TrialOutcome(TrialState.PRUNED)
+    except KeyboardInterrupt:
+        run.finish("failed", error="interrupted")
+        raise
+    except Exception as exc:
+        log.error("trial %d failed: %s", trial.number, exc)
+        trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+        run.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
+        return TrialOutcome(TrialState.FAIL)
+
+
+def _objective_value(metric: str, metrics: Mapping[str, float]) -> float:
+    return headline(metrics, metric)
+
+
+def _cost(model_or_spec: Any, config: StudyConfig) -> dict[str, float]:
+    from workbench.cost import estimate_cost
+
+    measures = ["params", "flops"]
+    if config.tracking.measure_latency or any(o.metric == "latency_ms" for o in config.objectives):
+        measures.append("latency")
+    if any(o.metric == "peak_memory_mb" for o in config.objectives):
+        measures.append("memory")
+    report = estimate_cost(model_or_spec, frames=config.train.data.frames, measure=measures, repeats=3)
+    out: dict[str, float] = {}
+    if report.params is not None:
+        out["params"] = float(report.params)
+        out["params_m"] = report.params / 1e6
+    for key in ("gflops", "latency_ms", "peak_memory_mb"):
+        value = getattr(report, key)
+        if value is not None:
+            out[key] = float(value)
+    return out
+
+
+def _tree_file(candidate: Any, output_dir: Path) -> Path:
+    path = output_dir / f"{candidate.name}.json"
+    if not path.exists():
+        candidate.tree.save(path)
+    return path
+
+
+def _view_tables(result: Any, output_dir: Path) -> list[Path]:
+    """The final evaluation's files (summary, probe-view x gallery-view CSV and heat map)."""
+    if result is None:
+        return []
+    return [p for p in result.save(output_dir / "evaluation") if p.suffix in (".csv", ".png", ".json")]

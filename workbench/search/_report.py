@@ -1,0 +1,149 @@
+"""Study reports: best trials or the Pareto front, parameter importances, winning cuts, figures."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from workbench.search._heartbeat import count_trials
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """What ``workbench study report`` prints and writes."""
+
+    study_name: str
+    directions: list[str]
+    metrics: list[str]
+    counts: dict[str, int]
+    best: list[dict[str, Any]]
+    importances: dict[str, float]
+    figures: list[Path] = field(default_factory=list)
+
+    def text(self) -> str:
+        """A readable summary."""
+        lines = [f"study {self.study_name}: " + ", ".join(f"{v} {k}" for k, v in self.counts.items() if v)]
+        title = "Pareto front" if len(self.directions) > 1 else "best trial"
+        goal = ", ".join(f"{m} ({d[:3]})" for m, d in zip(self.metrics, self.directions, strict=True))
+        lines.append(f"{title} ({goal}):")
+        for row in self.best:
+            values = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.metrics, row["values"], strict=True))
+            lines.append(f"  trial {row['number']}: {values}")
+            lines.append(f"    tree {row['params'].get('tree')} cuts {row['cuts']} splits {row['splits']}")
+            other = {k: v for k, v in row["params"].items() if k != "tree" and not k.startswith("cut_")}
+            lines.append(f"    {other}")
+        if self.importances:
+            lines.append("parameter importances (first objective):")
+            for name, value in self.importances.items():
+                lines.append(f"  {name:<14} {value:.3f}")
+        for path in self.figures:
+            lines.append(f"figure: {path}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "study": self.study_name, "directions": self.directions, "metrics": self.metrics,
+            "counts": self.counts, "best": self.best, "importances": self.importances,
+            "figures": [str(p) for p in self.figures],
+        }
+
+
+def _cuts(trial: FrozenTrial) -> list[int]:
+    return [int(v) for k, v in sorted(trial.params.items()) if k.startswith("cut_stage")]
+
+
+def trial_label(trial: FrozenTrial) -> str:
+    """Short label of a trial's hierarchy: ``casia-b-paper 2/4``."""
+    return f"{trial.params.get('tree', '?')} {'/'.join(map(str, _cuts(trial)))}"
+
+
+def _splits(trial: FrozenTrial) -> list[list[int]]:
+    from workbench.hierarchy import load_tree
+
+    source = trial.params.get("tree")
+    try:
+        tree = load_tree(trial.user_attrs.get("tree_source", source))
+        return [tree.cut(k) for k in _cuts(trial)]
+    except (ValueError, FileNotFoundError, KeyError):
+        return []
+
+
+def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None = None) -> StudyReport:
+    """Summarise ``study``; with ``out_dir``, also draw the history and (multi-objective) Pareto figures."""
+    counts = {state.name.lower(): n for state, n in count_trials(study).items()}
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    multi = len(study.directions) > 1
+    best_trials: list[FrozenTrial] = []
+    if complete:
+        best_trials = sorted(study.best_trials, key=lambda t: t.number) if multi else [study.best_trial]
+    best = [{"number": t.number, "values": list(t.values), "params": dict(t.params), "cuts": _cuts(t),
+             "splits": _splits(t)} for t in best_trials]
+    importances: dict[str, float] = {}
+    if len(complete) >= 3:
+        try:
+            target = (lambda t: t.values[0]) if multi else None
+            importances = dict(optuna.importance.get_param_importances(study, target=target))
+        except (RuntimeError, ValueError) as exc:
+            log.info("no parameter importances: %s", exc)
+    figures: list[Path] = []
+    if out_dir is not None and complete:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        figures.append(_history_figure(study, complete, metrics, out_dir / "history.png"))
+        if multi and len(metrics) >= 2:
+            figures.append(_pareto_figure(complete, best_trials, metrics, study.directions, out_dir / "pareto.png"))
+    directions = [d.name.lower() for d in study.directions]
+    report = StudyReport(study.study_name, directions, metrics, counts, best, importances, figures)
+    if out_dir is not None:
+        (out_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str))
+    return report
+
+
+def _history_figure(study: optuna.Study, trials: list[FrozenTrial], metrics: list[str], path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    numbers = [t.number for t in trials]
+    values = [t.values[0] for t in trials]
+    ax.scatter(numbers, values, s=18, label="trial")
+    maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    running: list[float] = []
+    for v in values:
+        running.append(v if not running else (max if maximize else min)(running[-1], v))
+    ax.step(numbers, running, where="post", color="tab:red", label="best so far")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(metrics[0])
+    ax.set_title(f"{study.study_name}: optimisation history")
+    ax.legend(loc="best")
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def _pareto_figure(trials: list[FrozenTrial], front: list[FrozenTrial], metrics: list[str],
+                   directions: list[optuna.study.StudyDirection], path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    front_ids = {t.number for t in front}
+    rest = [t for t in trials if t.number not in front_ids]
+    ax.scatter([t.values[1] for t in rest], [t.values[0] for t in rest], s=18, c="0.6", label="dominated")
+    ordered = sorted(front, key=lambda t: t.values[1])
+    ax.plot([t.values[1] for t in ordered], [t.values[0] for t in ordered], "o-", c="tab:red", label="Pareto front")
+    for t in trials:
+        ax.annotate(trial_label(t), (t.values[1], t.values[0]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xlabel(f"{metrics[1]} ({directions[1].name.lower()})")
+    ax.set_ylabel(f"{metrics[0]} ({directions[0].name.lower()})")
+    ax.set_title("trees and cuts: accuracy against cost")
+    ax.legend(loc="best")
+    fig.savefig(path, dpi=120)
+    return path

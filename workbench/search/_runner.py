@@ -1,0 +1,213 @@
+"""Run a study: prepare data and trees once, then one or more workers ask, train, evaluate and tell."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from workbench.search._config import StudyConfig, load_study_config
+from workbench.search._heartbeat import Heartbeat, count_trials, reap_stale_trials
+from workbench.search._prepare import PreparedStudy, prepare_study
+from workbench.search._storage import default_storage_url, journal_path, normalise_url, open_storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """How the study stands after a ``study run``."""
+
+    study_name: str
+    storage_url: str
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    waiting: int
+    best: list[dict[str, object]]
+
+
+def choose_storage_url(config: StudyConfig, project_dir: Path, cli_url: str | None, workers: int) -> str:
+    """The storage URL: the CLI's, else the study file's, else SQLite (one worker) or a journal (several)."""
+    url = cli_url or config.storage.url
+    if url:
+        url = normalise_url(url, project_dir)
+        if url.startswith("sqlite:") and workers > 1:
+            raise ValueError(
+                f"storage {url} is SQLite, which is for one process; with --workers {workers} use "
+                f"journal:{journal_path(project_dir, config.study.name)} (one machine) or a PostgreSQL URL"
+            )
+        return url
+    journal = journal_path(project_dir, config.study.name)
+    if workers > 1 or journal.exists():
+        return f"journal:{journal}"
+    return default_storage_url(project_dir)
+
+
+def create_sampler(config: StudyConfig, worker_index: int = 0) -> optuna.samplers.BaseSampler:
+    """The study's sampler; each worker gets its own seed so workers do not propose the same points."""
+    s = config.sampler
+    seed = s.seed + worker_index
+    if s.name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if s.name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if s.name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.startup_trials)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.startup_trials, multivariate=True)
+
+
+def create_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
+    """Median or Hyperband on intermediate rank-1; none for multi-objective studies (Optuna cannot prune them)."""
+    p = config.pruner
+    if config.multi_objective or p.name == "none":
+        return optuna.pruners.NopPruner()
+    if p.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, config.budget.eval_every),
+                                              max_resource=config.budget.iterations)
+    return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_steps)
+
+
+def open_study(config: StudyConfig, storage_url: str, worker_index: int = 0) -> optuna.Study:
+    """Create the study or load it when the name already exists (so a run resumes where it stopped)."""
+    return optuna.create_study(
+        study_name=config.study.name,
+        storage=open_storage(storage_url),
+        directions=config.directions,
+        sampler=create_sampler(config, worker_index),
+        pruner=create_pruner(config),
+        load_if_exists=True,
+    )
+
+
+def _should_start(study: optuna.Study, budget: int) -> bool:
+    counts = count_trials(study)
+    if counts[TrialState.WAITING]:
+        return True  # a queued retry stands in for a failed trial and must run
+    done = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED]
+    return done + counts[TrialState.RUNNING] < budget
+
+
+def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, n_trials: int,
+                worker_index: int = 0, deadline: float | None = None) -> int:
+    """Ask-train-tell until the budget is reached, the deadline passes or no work is left; returns trials run."""
+    from workbench.search._objective import TrialOutcome, run_trial
+
+    study = open_study(config, storage_url, worker_index)
+    ran = 0
+    while True:
+        reap_stale_trials(study, grace=config.storage.grace_seconds)
+        if deadline is not None and time.time() >= deadline:
+            log.info("worker %d: time budget reached", worker_index)
+            break
+        if not _should_start(study, n_trials):
+            break
+        trial = study.ask()
+        with Heartbeat(study, trial._trial_id, interval=config.storage.heartbeat_seconds):
+            outcome: TrialOutcome = run_trial(config, prepared, study, trial)
+        try:
+            if outcome.state == TrialState.COMPLETE:
+                study.tell(trial, outcome.values)
+            else:
+                study.tell(trial, state=outcome.state)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            log.warning("trial %d was taken over by another worker while it ran; its result is dropped",
+                        trial.number)
+        ran += 1
+    return ran
+
+
+def _worker_main(study_file: str, storage_url: str, n_trials: int, worker_index: int,
+                 deadline: float | None, project_dir: str) -> None:
+    logging.basicConfig(level=logging.INFO, format=f"worker {worker_index} %(levelname)s %(name)s: %(message)s")
+    config = load_study_config(study_file, project_dir=project_dir)
+    prepared = prepare_study(config, progress=False)
+    worker_loop(config, prepared, storage_url, n_trials, worker_index, deadline)
+
+
+def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trials: int | None = None,
+              workers: int = 1, project_dir: str | Path | None = None,
+              on_prepared: Callable[[PreparedStudy], None] | None = None) -> RunSummary:
+    """Run (or resume) the study in ``study_file`` until its trial budget is met."""
+    config = load_study_config(study_file, project_dir=project_dir)
+    project = config.project_dir
+    url = choose_storage_url(config, project, storage_url, workers)
+    budget = n_trials or config.budget.trials
+    prepared = prepare_study(config, progress=True)
+    if on_prepared is not None:
+        on_prepared(prepared)
+    study = open_study(config, url)
+    study.set_user_attr("study_file", str(Path(study_file).resolve()))
+    deadline = None
+    if config.budget.timeout_minutes:
+        deadline = time.time() + 60.0 * config.budget.timeout_minutes
+    if workers <= 1:
+        worker_loop(config, prepared, url, budget, 0, deadline)
+    else:
+        ctx = mp.get_context("spawn")
+        procs = [
+            ctx.Process(target=_worker_main, name=f"study-worker-{i}",
+                        args=(str(study_file), url, budget, i, deadline, str(project)))
+            for i in range(workers)
+        ]
+        for proc in procs:
+            proc.start()
+        try:
+            for proc in procs:
+                proc.join()
+        except KeyboardInterrupt:
+            for proc in procs:
+                proc.terminate()
+            raise
+        # A worker that died mid-trial leaves a RUNNING trial: reap it and finish the budget here.
+        worker_loop(config, prepared, url, budget, workers, deadline)
+    summary = summarise(config, url)
+    log_study_to_tracking(config, study, summary)
+    return summary
+
+
+def log_study_to_tracking(config: StudyConfig, study: optuna.Study, summary: RunSummary) -> Path:
+    """Write the report (figures, JSON) and log it with the best values and counts on the study's parent run."""
+    from workbench.search._objective import tracker_for
+    from workbench.search._report import build_report
+
+    metrics = [o.metric for o in config.objectives]
+    out = config.project_dir / "reports" / config.study.name
+    report = build_report(study, metrics, out)
+    tracker = tracker_for(config)
+    best: dict[str, float] = {}
+    if report.best:
+        for i, metric in enumerate(metrics):
+            values = [row["values"][i] for row in report.best]
+            pick = max if config.objectives[i].direction == "maximize" else min
+            best[metric] = float(pick(values))
+    tracker.log_study_summary(best, summary.complete, summary.pruned, summary.failed)
+    tracker.log_study_artifact(out)
+    return out
+
+
+def summarise(config: StudyConfig, storage_url: str) -> RunSummary:
+    """Trial counts and the best trials (or the Pareto front) of a study."""
+    study = optuna.load_study(study_name=config.study.name, storage=open_storage(storage_url))
+    counts = count_trials(study)
+    best = []
+    if counts[TrialState.COMPLETE]:
+        for t in study.best_trials if config.multi_objective else [study.best_trial]:
+            best.append({"number": t.number, "values": t.values, "params": t.params})
+    return RunSummary(
+        study_name=config.study.name,
+        storage_url=storage_url,
+        complete=counts[TrialState.COMPLETE],
+        pruned=counts[TrialState.PRUNED],
+        failed=counts[TrialState.FAIL],
+        running=counts[TrialState.RUNNING],
+        waiting=counts[TrialState.WAITING],
+        best=best,
+    )
