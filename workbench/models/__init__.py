@@ -22,6 +22,14 @@ from workbench.models._layers import (
     SeparateFCs,
     Stem,
 )
+from workbench.models._opengait_io import (
+    export_opengait,
+    load_opengait_checkpoint,
+    opengait_model_cfg,
+    opengait_state_dict,
+    spec_from_model_cfg,
+    spec_from_state_dict,
+)
 from workbench.models._output import ModelOutput
 from workbench.models._presets import CASIA_B_SPEC, GAIT3D_SPEC, OUMVLP_SPEC, PRESET_SPECS, SMALL_SPEC
 from workbench.models._registry import create_model, get_model_factory, list_models, register_model
@@ -50,7 +58,13 @@ __all__ = [
     "Stem",
     "build_model",
     "create_model",
+    "export_opengait",
     "get_model_factory",
     "list_models",
+    "load_opengait_checkpoint",
+    "opengait_model_cfg",
+    "opengait_state_dict",
     "register_model",
+    "spec_from_model_cfg",
+    "spec_from_state_dict",
 ]

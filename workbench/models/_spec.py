@@ -66,6 +66,9 @@ class HSTLSpec:
         for name in ("stem_channels", "first_split", "downsample_before"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
         self.validate()
+        if self.hpp_rows == self.final_height:
+            # One strip per row is the default; normalising keeps equal specs equal.
+            object.__setattr__(self, "hpp_rows", None)
 
     # -- derived sizes -------------------------------------------------------------------------
 

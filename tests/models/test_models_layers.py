@@ -1,0 +1,93 @@
+"""HSTL layers: region isolation in ARME, GeM, FTA time reduction and masking, separate FCs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from workbench.models import ARME, ASTP, FTABlock, GeMHPP, SeparateFCs
+from workbench.models._layers import temporal_max
+
+
+def test_arme_regions_do_not_see_each_other() -> None:
+    torch.manual_seed(0)
+    arme = ARME(3, 4, [5, 3]).eval()
+    x = torch.rand(2, 3, 6, 8, 5)
+    changed = x.clone()
+    changed[:, :, :, 5:] = torch.rand(2, 3, 6, 3, 5)  # only the lower region
+    with torch.no_grad():
+        a, b = arme(x), arme(changed)
+    torch.testing.assert_close(a[:, :, :, :5], b[:, :, :, :5], atol=0.0, rtol=0.0)
+    assert not torch.allclose(a[:, :, :, 5:], b[:, :, :, 5:])
+
+
+def test_arme_is_a_zero_padded_conv_per_region_then_leaky_relu() -> None:
+    torch.manual_seed(0)
+    arme = ARME(2, 3, [4, 2])
+    x = torch.randn(1, 2, 5, 6, 4)
+    expected = torch.cat(
+        [F.conv3d(x[:, :, :, :4], arme.conv3d[0].conv3d.weight, padding=1),
+         F.conv3d(x[:, :, :, 4:], arme.conv3d[1].conv3d.weight, padding=1)], dim=3
+    )
+    torch.testing.assert_close(arme(x), F.leaky_relu(expected, 0.01), atol=1e-6, rtol=1e-5)
+
+
+def test_gem_matches_its_formula_and_p_one_is_the_mean() -> None:
+    x = torch.rand(2, 3, 4, 5) + 0.1
+    gem = GeMHPP(bins=2)
+    expected = x.reshape(2, 3, 2, 10).pow(6.5).mean(-1).pow(1 / 6.5)
+    torch.testing.assert_close(gem(x), expected)
+    with torch.no_grad():
+        gem.p.fill_(1.0)
+    torch.testing.assert_close(gem(x), x.reshape(2, 3, 2, 10).mean(-1))
+
+
+def test_astp_pools_time_projects_and_pools_each_region() -> None:
+    astp = ASTP([3, 5], in_channels=4, out_channels=6)
+    x = torch.rand(2, 4, 7, 8, 3)
+    out = astp(x)
+    assert out.shape == (2, 6, 2)
+    projected = astp.proj(x.max(dim=2).values)
+    torch.testing.assert_close(out[:, :, 0], astp.hpp[0](projected[:, :, :3]).squeeze(-1))
+
+
+def test_temporal_max_ignores_padding_frames() -> None:
+    x = torch.rand(2, 3, 5, 4, 2)
+    x[0, :, 2:] = 100.0
+    out = temporal_max(x, torch.tensor([2, 5]))
+    torch.testing.assert_close(out[0], x[0, :, :2].max(dim=1).values)
+    torch.testing.assert_close(out[1], x[1].max(dim=1).values)
+
+
+def test_fta_shrinks_time_to_a_third_and_tracks_lengths() -> None:
+    fta = FTABlock([3, 5], channels=4)
+    x = torch.rand(3, 4, 30, 8, 2)
+    out, lengths = fta(x)
+    assert out.shape == (3, 4, 10, 8, 2)
+    assert lengths is None
+    out, lengths = fta(x, torch.tensor([30, 3, 10]))
+    assert lengths is not None and lengths.tolist() == [10, 1, 3]
+    assert out[1, :, 1:].abs().sum() == 0  # past the shrunk length everything is zero
+    alone, _ = fta(x[1:2, :, :3])
+    torch.testing.assert_close(out[1:2, :, :1], alone)
+
+
+def test_fta_mixes_the_two_pools_with_softmax_weights() -> None:
+    fta = FTABlock([4], channels=2)
+    with torch.no_grad():
+        for fc in fta.mma[0].fcs:
+            fc.weight.zero_()
+            fc.bias.zero_()
+    x = torch.rand(1, 2, 9, 4, 3)
+    out, _ = fta(x)
+    pooled3 = F.max_pool3d(x, (3, 1, 1), (3, 1, 1))
+    pooled5 = F.max_pool3d(x, (5, 1, 1), (3, 1, 1), (1, 0, 0))
+    torch.testing.assert_close(out, 0.5 * pooled3 + 0.5 * pooled5)
+
+
+def test_separate_fcs_apply_one_matrix_per_part() -> None:
+    fcs = SeparateFCs(parts=3, in_channels=4, out_channels=2)
+    x = torch.rand(5, 4, 3)
+    out = fcs(x)
+    assert out.shape == (5, 2, 3)
+    torch.testing.assert_close(out[:, :, 1], x[:, :, 1] @ fcs.fc_bin[1])
