@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import urllib.error
 import urllib.request
@@ -76,7 +77,7 @@ def resolve_tracking_uri(uri: str | None, project_dir: str | Path = ".", *, chec
     elif scheme in ("http", "https"):
         resolved = text.rstrip("/")
     elif scheme.split("+")[0] in _SQL_SCHEMES:
-        resolved = text
+        resolved = _with_driver(text)
     elif scheme == "postgres":
         raise TrackingError(
             f"tracking URI {redact_uri(text)!r}: SQLAlchemy needs the scheme 'postgresql://', not 'postgres://'"
@@ -96,6 +97,17 @@ def resolve_tracking_uri(uri: str | None, project_dir: str | Path = ".", *, chec
     if check:
         check_tracking_uri(resolved)
     return resolved
+
+
+def _with_driver(uri: str) -> str:
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2, so name it.
+    if _scheme(uri) != "postgresql" or importlib.util.find_spec("psycopg") is not None:
+        return uri
+    if importlib.util.find_spec("psycopg2") is None:
+        raise TrackingError(
+            f"tracking URI {redact_uri(uri)!r}: no PostgreSQL driver is installed; pip install psycopg2-binary"
+        )
+    return "postgresql+psycopg2" + uri[len("postgresql"):]
 
 
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
