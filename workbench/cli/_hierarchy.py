@@ -69,39 +69,35 @@ def _fmt(value: float) -> str:
 
 def discover(args: argparse.Namespace) -> int:
     """Handler of ``workbench discover``."""
-    import workbench
     from workbench.cli import CLIError
     from workbench.hierarchy import (
-        HierarchyDiscovery,
+        GROUND_TRUTH_FILE,
         bootstrap_stability,
-        create_descriptor,
+        discover_tree,
         ground_truth_score,
+        read_ground_truth,
         uniform_tree,
     )
-    from workbench.hierarchy._sources import GROUND_TRUTH_FILE, open_sequences, read_ground_truth
 
     if args.out.suffix != ".json":
         raise CLIError(f"--out {args.out}: a hierarchy file must end in .json, e.g. hierarchies/mine.json")
-    estimator = HierarchyDiscovery(
-        linkage=args.linkage, metric=args.metric, standardize=not args.no_standardize, random_state=args.seed
-    )
     try:
-        estimator._check_params()
-        table = open_sequences(args.data)
-        stats = _accumulate(create_descriptor(args.descriptor, n_rows=args.rows), table)
-        estimator.fit(stats.matrix())
+        result = discover_tree(
+            args.data, descriptor=args.descriptor, linkage=args.linkage, metric=args.metric,
+            standardize=not args.no_standardize, rows=args.rows, seed=args.seed, name=args.out.stem, ks=args.ks,
+        )
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
-    tree = estimator.tree_
+    tree, estimator, stats = result.tree, result.estimator, result.stats
     ks = sorted({k for k in args.ks if 1 <= k <= tree.n_rows})
-    print(f"data: {table.name} ({table.kind}): {stats.n_sequences} sequences, {stats.n_subjects} subjects"
-          + (f", {stats.n_skipped} skipped (too short)" if stats.n_skipped else ""))
+    print(f"data: {result.table.name} ({result.table.kind}): {stats.n_sequences} sequences, {stats.n_subjects} "
+          "subjects" + (f", {stats.n_skipped} skipped (too short)" if stats.n_skipped else ""))
     print(f"descriptor: {args.descriptor} [{stats.n_rows} rows x {stats.n_features} features]; "
           f"linkage {args.linkage}, metric {args.metric}")
     for k in ks:
         print(f"  k={k}: {tree.cut(k)}")
     print(f"cophenetic correlation: {_fmt(estimator.cophenetic_)}")
-    scores: dict[str, Any] = {"cophenetic": estimator.cophenetic_}
+    scores: dict[str, Any] = {}
     if args.bootstrap > 0 and stats.n_subjects < 2:
         print(f"stability: skipped: needs at least 2 subjects, the data has {stats.n_subjects}")
     elif args.bootstrap > 0:
@@ -112,7 +108,10 @@ def discover(args: argparse.Namespace) -> int:
         scores["stability"] = [s.as_dict() for s in stability]
     truth_path = args.data / GROUND_TRUTH_FILE
     if truth_path.is_file():
-        true = read_ground_truth(truth_path, tree.n_rows)
+        try:
+            true = read_ground_truth(truth_path, tree.n_rows)
+        except ValueError as exc:
+            raise CLIError(str(exc)) from exc
         k = len(true) + 1
         found = ground_truth_score(tree.cut(k), true)
         uniform = ground_truth_score(uniform_tree(tree.n_rows).cut(k), true)
@@ -121,27 +120,10 @@ def discover(args: argparse.Namespace) -> int:
             print(f"  {label:<10} cut {score.cut}: row error {score.row_error:.2f} "
                   f"(true->cut {score.true_to_cut:.2f}, cut->true {score.cut_to_true:.2f}), ARI {_fmt(score.ari)}")
         scores["ground_truth"] = {"discovered": found.as_dict(), "uniform": uniform.as_dict()}
-    provenance = {
-        **tree.provenance,
-        "dataset": str(args.data),
-        "descriptor": args.descriptor,
-        "n_sequences": stats.n_sequences,
-        "n_subjects": stats.n_subjects,
-        "code_version": workbench.__version__,
-        "scores": scores,
-    }
-    named = tree.with_metadata(name=args.out.stem, provenance=provenance, paper_cuts=tree.cuts(ks))
-    named.save(args.out)
-    print(f"wrote {args.out} (tree_id {named.tree_id})")
+    tree = tree.with_metadata(provenance={**tree.provenance, **scores})
+    tree.save(args.out)
+    print(f"wrote {args.out} (tree_id {tree.tree_id})")
     return 0
-
-
-def _accumulate(descriptor: Any, table: Any) -> Any:
-    """Stream ``table`` through ``descriptor`` with a progress bar over sequences."""
-    from tqdm import tqdm
-
-    bar = tqdm(range(len(table)), desc="describing rows", unit="seq", leave=False)
-    return descriptor.accumulate((table.load(i) for i in bar), table.subjects)
 
 
 def dendrogram(args: argparse.Namespace) -> int:
@@ -149,9 +131,7 @@ def dendrogram(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from workbench.cli import CLIError
-    from workbench.hierarchy import load_tree
-    from workbench.hierarchy._plot import mean_silhouette, plot_dendrogram
-    from workbench.hierarchy._sources import open_sequences
+    from workbench.hierarchy import load_tree, mean_silhouette, open_sequences, plot_dendrogram
 
     if args.out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise CLIError(f"--out {args.out}: choose a .png, .svg or .pdf file")

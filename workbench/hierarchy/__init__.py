@@ -21,6 +21,8 @@ from workbench.hierarchy._descriptors import (
 )
 from workbench.hierarchy._discovery import LINKAGES, METRICS, HierarchyDiscovery, row_distances
 from workbench.hierarchy._io import TreeInfo, list_trees, load_tree, read_tree_file, save_tree
+from workbench.hierarchy._pipeline import DiscoveryResult, discover_tree, select_sequences
+from workbench.hierarchy._plot import mean_silhouette, plot_dendrogram
 from workbench.hierarchy._presets import list_presets, preset_description, preset_tree, uniform_tree
 from workbench.hierarchy._rescale import is_nested, refines, rescale_cuts, rescale_split
 from workbench.hierarchy._scores import (
@@ -32,15 +34,18 @@ from workbench.hierarchy._scores import (
     ground_truth_score,
     split_labels,
 )
+from workbench.hierarchy._sources import GROUND_TRUTH_FILE, SequenceTable, open_sequences, read_ground_truth
 from workbench.hierarchy._stats import DescriptorStats
 from workbench.hierarchy._tree import PartitionTree
 
 __all__ = [
+    "GROUND_TRUTH_FILE",
     "LINKAGES",
     "METRICS",
     "SIGNALS",
     "ActivationStats",
     "DescriptorStats",
+    "DiscoveryResult",
     "GroundTruthScore",
     "HierarchyDiscovery",
     "PartitionTree",
@@ -48,6 +53,7 @@ __all__ = [
     "RowDescriptor",
     "RowSpectrum",
     "RowStats",
+    "SequenceTable",
     "StabilityScore",
     "TreeInfo",
     "bootstrap_stability",
@@ -55,6 +61,7 @@ __all__ = [
     "cophenetic_correlation",
     "create_descriptor",
     "descriptor_summaries",
+    "discover_tree",
     "ground_truth_score",
     "is_nested",
     "list_descriptors",
@@ -62,8 +69,12 @@ __all__ = [
     "list_trees",
     "load_tree",
     "map_rows",
+    "mean_silhouette",
+    "open_sequences",
+    "plot_dendrogram",
     "preset_description",
     "preset_tree",
+    "read_ground_truth",
     "read_tree_file",
     "refines",
     "register_descriptor",
@@ -71,6 +82,7 @@ __all__ = [
     "rescale_split",
     "row_distances",
     "save_tree",
+    "select_sequences",
     "split_labels",
     "uniform_tree",
 ]

@@ -37,8 +37,12 @@ class SequenceTable:
         return (self.load(i) for i in range(len(self)))
 
 
-def open_sequences(path: str | Path, size: int = 64) -> SequenceTable:
-    """Open ``path``: a packed store, an OpenGait pkl tree, a raw frame/GIF tree, or a folder of GIFs."""
+def open_sequences(path: str | Path, size: int = 64, subset: str | None = None) -> SequenceTable:
+    """Open ``path``: a packed store, an OpenGait pkl tree, a raw frame/GIF tree, or a folder of GIFs.
+
+    ``subset`` (``train``/``test``/``probe``) keeps the ids of the dataset's partition file; raw
+    inputs are pretreated to ``size`` x ``size`` as they are read.
+    """
     from workbench.data import (
         find_raw_sequences,
         is_packed_store,
@@ -52,11 +56,14 @@ def open_sequences(path: str | Path, size: int = 64) -> SequenceTable:
     if not root.exists():
         raise FileNotFoundError(f"{root}: data folder not found")
     if is_packed_store(root) or (root.is_dir() and next(root.rglob("*.pkl"), None) is not None):
-        source = open_source(root)
+        source = open_source(root, subset=subset)
         kind = "packed" if is_packed_store(root) else "opengait"
         return SequenceTable(str(root), kind, [r.id for r in source.records], source.load)
     if not root.is_dir():
         raise ValueError(f"{root}: expected a data folder, not a file")
+    if subset is not None:
+        raise ValueError(f"{root}: subset={subset!r} needs an OpenGait dataset with partition.json; raw frames "
+                         "and GIFs have no partition (pretreat them with `workbench data pretreat` first)")
     gifs = sorted(p for p in root.iterdir() if p.suffix.lower() == ".gif" and p.is_file())
     if gifs:
         return SequenceTable(str(root), "gifs", [p.stem for p in gifs], lambda i: pretreat_gif(gifs[i], size))
@@ -80,46 +87,34 @@ def open_sequences(path: str | Path, size: int = 64) -> SequenceTable:
 def read_ground_truth(path: str | Path, n_rows: int) -> list[int]:
     """True inner part boundaries (rows at ``n_rows`` scale) from a renderer's ``ground_truth.json``.
 
-    Accepts per-subject boundary rows (``{"subjects": {id: {"boundaries": [...]}}}``, a mapping of
-    id to rows, or a top-level ``boundaries`` list) and takes the median per boundary over subjects.
+    The file holds ``row_scale``, ``boundaries`` (names, top to bottom) and ``subjects``
+    (``{id: {name: row}}``); the result is the median row per boundary over subjects, rounded.
     """
     path = Path(path)
     try:
         obj = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
-    scale = float(n_rows)
-    declared = obj.get("size", obj.get("n_rows")) if isinstance(obj, dict) else None
-    if isinstance(declared, (int, float)):
-        scale = float(declared)
-    rows = _boundary_rows(obj, path)
-    if rows.ndim != 2 or rows.shape[1] < 1:
-        raise ValueError(f"{path}: boundary rows must be one list of numbers per subject, got shape {list(rows.shape)}")
-    median = np.median(rows, axis=0) * n_rows / scale
+    if not isinstance(obj, dict) or not isinstance(obj.get("subjects"), dict) or not obj["subjects"]:
+        raise ValueError(f"{path}: expected an object with per-subject boundary rows under 'subjects'")
+    names = obj.get("boundaries")
+    scale = obj.get("row_scale", n_rows)
+    if not isinstance(scale, (int, float)) or scale <= 0:
+        raise ValueError(f"{path}: field 'row_scale' must be a positive number, got {scale!r}")
+    rows = []
+    for sid, entry in obj["subjects"].items():
+        if not isinstance(entry, dict):
+            raise ValueError(f"{path}: subjects.{sid} must map boundary names to rows")
+        order = names if isinstance(names, list) else list(entry)
+        try:
+            rows.append([float(entry[name]) for name in order])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: subjects.{sid}: missing or non-numeric boundary row ({exc})") from exc
+    median = np.median(np.asarray(rows), axis=0) * n_rows / float(scale)
     inner = sorted({int(np.floor(b + 0.5)) for b in median if 0 < np.floor(b + 0.5) < n_rows})
     if not inner:
         raise ValueError(f"{path}: no boundary lies inside rows 1..{n_rows - 1}")
     return inner
-
-
-def _boundary_rows(obj: object, path: Path) -> np.ndarray:
-    if isinstance(obj, dict) and isinstance(obj.get("boundaries"), list) and obj["boundaries"]:
-        first = obj["boundaries"][0]
-        return np.atleast_2d(np.asarray(obj["boundaries"] if isinstance(first, list) else [obj["boundaries"]], float))
-    subjects = obj.get("subjects", obj) if isinstance(obj, dict) else None
-    if not isinstance(subjects, dict) or not subjects:
-        raise ValueError(f"{path}: expected per-subject boundary rows under 'subjects'")
-    rows = []
-    for sid, entry in subjects.items():
-        values = entry.get("boundary_rows", entry.get("boundaries")) if isinstance(entry, dict) else entry
-        if isinstance(values, dict):
-            values = list(values.values())
-        if not isinstance(values, list) or not all(isinstance(v, (int, float)) for v in values):
-            raise ValueError(f"{path}: subject {sid!r}: boundary rows must be a list of numbers")
-        rows.append(values)
-    if len({len(r) for r in rows}) != 1:
-        raise ValueError(f"{path}: subjects list different numbers of boundaries")
-    return np.asarray(rows, dtype=np.float64)
 
 
 __all__ = ["GROUND_TRUTH_FILE", "SequenceTable", "open_sequences", "read_ground_truth"]
