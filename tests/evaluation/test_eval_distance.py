@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.evaluation import GalleryIndex, iter_distances, nearest_neighbours, pairwise_distances, top_k_stable
-from workbench.evaluation import _distance
+from workbench.evaluation import (
+    GalleryIndex,
+    _distance,
+    iter_distances,
+    nearest_neighbours,
+    pairwise_distances,
+    top_k_stable,
+)
 
 
 def reference_euclidean(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.evaluation import ProbeScores, cmc, mean_ap, mean_inp, nearest_per_group, positive_ranks, probe_scores
+from workbench.evaluation import (
+    ProbeScores,
+    cmc,
+    mean_ap,
+    mean_inp,
+    nearest_per_group,
+    positive_ranks,
+    probe_scores,
+)
 
 
 def _labels(values: list[int]) -> torch.Tensor:

@@ -37,7 +37,7 @@ def one_hot_set(ids: list[str], types: list[str], views: list[str], width: int |
 
 def test_registry_lists_every_protocol() -> None:
     assert list_protocols() == ["casia-b", "gait3d", "grew", "oumvlp", "synthetic"]
-    with pytest.raises(ValueError, match="unknown protocol 'casia'.*casia-b"):
+    with pytest.raises(ValueError, match=r"unknown protocol 'casia'.*casia-b"):
         get_protocol("casia")
     with pytest.raises(ValueError, match="already registered"):
         register_protocol("grew")(lambda: get_protocol("grew"))
@@ -190,7 +190,7 @@ def test_wrong_dataset_and_bad_embeddings_are_reported() -> None:
     with pytest.raises(ValueError, match="no gallery sequences of types nm-01"):
         evaluate(data, "casia-b")
     data.embeddings[0, 0, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN or infinite.*1-00-000"):
+    with pytest.raises(ValueError, match=r"NaN or infinite.*1-00-000"):
         evaluate(data, "oumvlp")
     with pytest.raises(ValueError, match="3 entries for 2 embeddings"):
         EmbeddingSet(np.zeros((2, 1, 1), np.float32), ["a", "b", "c"], ["t", "t"], ["v", "v"])

@@ -19,7 +19,13 @@ from workbench.evaluation._distance import (
     pairwise_distances,
     top_k_stable,
 )
-from workbench.evaluation._embed import evaluate_model, extract_embeddings, make_evaluator, probe_flags
+from workbench.evaluation._embed import (
+    evaluate_model,
+    extract_embeddings,
+    make_evaluator,
+    open_for_protocol,
+    probe_flags,
+)
 from workbench.evaluation._embeddings import EmbeddingSet
 from workbench.evaluation._engine import CrossViewCounts, RetrievalScores, cross_view_counts, retrieval_scores
 from workbench.evaluation._figures import plot_view_heatmap
@@ -77,6 +83,7 @@ __all__ = [
     "mean_inp",
     "nearest_neighbours",
     "nearest_per_group",
+    "open_for_protocol",
     "pairwise_distances",
     "plot_view_heatmap",
     "positive_ranks",
