@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -68,7 +68,7 @@ class CostReport:
         shape = "x".join(str(d) for d in self.input_shape)
         rows: list[tuple[str, str]] = [
             ("model", self.model),
-            ("input [n, s, h, w]", shape),
+            ("input shape", shape),
             ("device", f"{self.device}, {self.threads} thread(s), torch {self.torch_version}"),
         ]
         if self.params is not None:
@@ -110,12 +110,14 @@ def estimate_cost(
     warmup: int = 1,
     repeats: int = 5,
     threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> CostReport:
     """Measure the requested figures of a registry name, spec, :class:`ModelRecipe` or ``nn.Module``.
 
     ``measure`` picks from ``params``, ``flops``, ``latency``, ``memory``. Parameters and FLOPs never
     run real data (meta device); latency and memory run ``mode`` steps on ``device`` (``auto``: CUDA
     when available). ``threads`` sets torch's CPU thread count for the measurements (restored after).
+    ``progress`` is called with each figure's name just before it is measured (for progress bars).
     """
     wanted = tuple(dict.fromkeys(measure))
     unknown = [m for m in wanted if m not in MEASURES]
@@ -126,17 +128,23 @@ def estimate_cost(
     target = resolve_device(device) if {"latency", "memory"} & set(wanted) else torch.device("cpu")
     label = source_label(spec_or_name)
     figures: dict[str, Any] = {}
+
+    def starting(name: str) -> bool:
+        if name in wanted and progress is not None:
+            progress(name)
+        return name in wanted
+
     with _thread_count(threads):
-        if "params" in wanted:
+        if starting("params"):
             params = count_parameters(_meta_model(spec_or_name))
             figures.update(params=params.total, params_by_module=dict(params.by_module))
-        if "flops" in wanted:
+        if starting("flops"):
             flops = count_flops(spec_or_name, input_shape=shape)
             figures.update(
                 gflops=flops.gflops,
                 gflops_by_module={name: f / 1e9 for name, f in flops.at_depth(1).items()},
             )
-        if "latency" in wanted:
+        if starting("latency"):
             latency = measure_latency(
                 _live_model(spec_or_name, target), shape, target, warmup=warmup, repeats=repeats, mode=step_mode
             )
@@ -146,7 +154,7 @@ def estimate_cost(
                 latency_p90_ms=latency.p90_ms,
                 latency_repeats=latency.repeats,
             )
-        if "memory" in wanted:
+        if starting("memory"):
             memory = measure_peak_memory(spec_or_name, shape, target, mode=step_mode)
             figures.update(
                 peak_memory_mb=memory.peak_mb,

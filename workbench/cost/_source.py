@@ -118,13 +118,23 @@ def _import_ref(ref: str, what: str) -> Any:
 
 def _spec_builder_ref(spec_type: type) -> str:
     """The ``module:callable`` that turns a spec into a model: ``workbench.models.build_model``."""
-    del spec_type  # one builder serves every spec class the models package defines
+    if not spec_type.__module__.startswith("workbench.models"):
+        raise TypeError(
+            f"{spec_type.__name__} is not a workbench.models spec; wrap its model in ModelRecipe(factory=...) instead"
+        )
     return "workbench.models:build_model"
 
 
 def _spec_label(spec: Any) -> str:
+    """``name`` when the spec has one, else e.g. ``HSTLSpec[64/40-24/8-32-16-8]`` from its split lists."""
     name = getattr(spec, "name", None)
-    return name if isinstance(name, str) and name else type(spec).__name__
+    if isinstance(name, str) and name:
+        return name
+    split_lists = getattr(spec, "split_lists", None)
+    if callable(split_lists):
+        splits = "/".join("-".join(str(h) for h in split) for split in split_lists().values())
+        return f"{type(spec).__name__}[{splits}]"
+    return type(spec).__name__
 
 
 def as_recipe(source: Any) -> ModelRecipe | None:
