@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "workbench:heartbeat"
 WORKER_KEY = "workbench:worker"
 RETRY_OF_KEY = "retry_of"
-RETRIED_BY_KEY = "workbench:retried"
+FAIL_REASON_KEY = "workbench:fail_reason"
 
 
 def worker_id() -> str:
@@ -109,20 +109,20 @@ def reap_stale_trials(study: optuna.Study, grace: float = 60.0) -> ReapResult:
         if not is_stale(trial, grace, now):
             continue
         try:
+            # A finished trial takes no more attributes, so the reason goes first.
+            storage.set_trial_system_attr(trial._trial_id, FAIL_REASON_KEY, "worker lost (stale heartbeat)")
             won = storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except RuntimeError:
             continue  # another worker finished or failed it first
         if not won:
             continue
         failed.append(trial.number)
-        storage.set_trial_system_attr(trial._trial_id, "fail_reason", "worker lost (stale heartbeat)")
         if trial.params:
             study.enqueue_trial(
                 trial.params,
                 user_attrs={**_inherited_user_attrs(trial), RETRY_OF_KEY: trial.number},
                 skip_if_exists=False,
             )
-            storage.set_trial_system_attr(trial._trial_id, RETRIED_BY_KEY, True)
             retried.append(trial.number)
         log.warning("trial %d lost its worker; marked failed%s", trial.number,
                     " and queued again" if trial.params else "")
