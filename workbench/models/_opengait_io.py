@@ -280,6 +280,7 @@ def export_opengait(
     *,
     iteration: int = 0,
     optimizer_state: Mapping[str, Any] | None = None,
+    scheduler_state: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path | None]:
     """Write ``{'model', 'optimizer', 'scheduler', 'iteration'}`` with public key names, and a YAML model_cfg.
 
@@ -291,7 +292,7 @@ def export_opengait(
     payload = {
         "model": opengait_state_dict(model),
         "optimizer": dict(optimizer_state or {}),
-        "scheduler": {},
+        "scheduler": dict(scheduler_state or {}),
         "iteration": int(iteration),
     }
     torch.save(payload, checkpoint_path)

@@ -55,16 +55,10 @@ PRESET_SPECS: dict[str, HSTLSpec] = {
 
 
 def apply_overrides(spec: HSTLSpec, overrides: dict[str, Any], where: str) -> HSTLSpec:
-    """``spec`` with HSTLSpec fields replaced; values may be plain lists/dicts from a config or CLI."""
-    if not overrides:
-        return spec
-    from workbench.config import ConfigError
-
-    data = spec.to_dict()
-    data.update(overrides)
+    """``spec`` with HSTLSpec fields replaced; the error names the model the overrides were for."""
     try:
-        return HSTLSpec.from_dict(data)
-    except ConfigError as exc:
+        return spec.merge(overrides)
+    except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from exc
 
 

@@ -181,6 +181,12 @@ class HSTLSpec:
 
         return from_dict(cls, data)
 
+    def merge(self, overrides: Mapping[str, Any]) -> HSTLSpec:
+        """A copy with fields from plain config values (lists, dicts); unknown keys raise ``ConfigError``."""
+        if not overrides:
+            return self
+        return HSTLSpec.from_dict({**self.to_dict(), **overrides})
+
     def replace(self, **changes: Any) -> HSTLSpec:
         """A copy with ``changes`` (validated)."""
         return dataclasses.replace(self, **changes)
