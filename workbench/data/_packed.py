@@ -156,7 +156,9 @@ class PackedStore:
     def frames(self) -> np.ndarray:
         """The whole read-only frame map ``uint8 [total_frames, h, w]``, opened on first use."""
         if self._frames is None:
-            self._frames = np.load(self.frames_path, mmap_mode="r")
+            # A plain ndarray view of the memmap (which it keeps alive): slicing it skips the
+            # memmap subclass's per-slice bookkeeping, which dominates small reads.
+            self._frames = np.load(self.frames_path, mmap_mode="r").view(np.ndarray)
         return self._frames
 
     @property
@@ -186,8 +188,7 @@ class PackedStore:
         if not -len(self.records) <= index < len(self.records):
             raise IndexError(f"sequence index {index} out of range for {len(self.records)} sequences")
         start = int(self.offsets[index])
-        view: np.ndarray = self.frames[start : start + int(self.lengths[index])].view(np.ndarray)
-        return view
+        return self.frames[start : start + int(self.lengths[index])]
 
     def label(self, index: int) -> int:
         """Contiguous training label of sequence ``index``."""

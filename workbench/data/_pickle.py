@@ -83,12 +83,26 @@ def _check_global(path: Path, qualname: str) -> None:
         )
 
 
+def _stack_effects() -> dict[str, tuple[bool, int, int]]:
+    """Per opcode name: (pops to a mark, items popped besides the mark's slice, items pushed)."""
+    effects = {}
+    for opcode in pickletools.opcodes:
+        before = opcode.stack_before
+        uses_mark = pickletools.markobject in before
+        extra = before.index(pickletools.markobject) if uses_mark else len(before)
+        effects[opcode.name] = (uses_mark, extra, len(opcode.stack_after))
+    return effects
+
+
+_EFFECTS = _stack_effects()
+
+
 def scan_pickle(data: bytes, path: Path) -> None:
     """Refuse a pickle stream that names a disallowed global or calls one, without building anything."""
     stack: list[Any] = []
     memo: dict[Any, Any] = {}
     try:
-        for opcode, arg, _pos in pickletools.genops(io.BytesIO(data)):
+        for opcode, arg, _pos in pickletools.genops(data):
             name = opcode.name
             if name in _FORBIDDEN_OPCODES:
                 raise UnsafePickleError(
@@ -99,8 +113,7 @@ def scan_pickle(data: bytes, path: Path) -> None:
                 qualname = str(arg).replace(" ", ".", 1)
                 _check_global(path, qualname)
                 stack.append(_Global(qualname))
-                continue
-            if name == "STACK_GLOBAL":
+            elif name == "STACK_GLOBAL":
                 attr, module = stack.pop(), stack.pop()
                 if not (isinstance(module, str) and isinstance(attr, str)):
                     raise UnsafePickleError(
@@ -109,8 +122,7 @@ def scan_pickle(data: bytes, path: Path) -> None:
                     )
                 _check_global(path, f"{module}.{attr}")
                 stack.append(_Global(f"{module}.{attr}"))
-                continue
-            if name == "REDUCE":
+            elif name == "REDUCE":
                 _args, func = stack.pop(), stack.pop()
                 if not (isinstance(func, _Global) and func.qualname in _REDUCE_CALLABLES):
                     called = func.qualname if isinstance(func, _Global) else "an object built in the file"
@@ -119,8 +131,7 @@ def scan_pickle(data: bytes, path: Path) -> None:
                         "constructor; re-save the data with numpy arrays only"
                     )
                 stack.append(_OTHER)
-                continue
-            if name in _STRING_OPCODES:
+            elif name in _STRING_OPCODES:
                 stack.append(arg.decode("latin1") if isinstance(arg, bytes) else arg)
             elif name in _GET_OPCODES:
                 stack.append(memo[arg])
@@ -135,27 +146,21 @@ def scan_pickle(data: bytes, path: Path) -> None:
             elif name == "POP":
                 stack.pop()
             else:
-                _apply_stack_effect(stack, opcode)
+                uses_mark, extra, pushes = _EFFECTS[name]
+                if uses_mark:
+                    while stack.pop() is not _MARK:
+                        pass
+                if extra:
+                    if len(stack) < extra:
+                        raise IndexError("stack underflow")
+                    del stack[-extra:]
+                stack.extend([_OTHER] * pushes)
     except UnsafePickleError:
         raise
     except (ValueError, IndexError, KeyError) as exc:
         raise CorruptFileError(
             f"{path}: not a readable pickle ({exc}); the file is truncated or corrupt, re-create it"
         ) from exc
-
-
-def _apply_stack_effect(stack: list[Any], opcode: pickletools.OpcodeInfo) -> None:
-    """Pop and push what ``opcode`` consumes and produces, as opaque values."""
-    before = opcode.stack_before
-    if pickletools.markobject in before:
-        while not isinstance(stack.pop(), _Mark):
-            pass
-        extra = before.index(pickletools.markobject)
-    else:
-        extra = len(before)
-    for _ in range(extra):
-        stack.pop()
-    stack.extend(_OTHER for _ in opcode.stack_after)
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

@@ -81,9 +81,12 @@ class TripletSampler:
         p, k = self.batch_size
         rng = np.random.default_rng([self.seed, step])
         batch: list[int] = []
-        for slot in rng.choice(len(self._ids), size=p, replace=False):
+        for slot in rng.choice(len(self._ids), size=p, replace=False).tolist():
             pool = self._indices[slot]
-            batch.extend(int(i) for i in rng.choice(pool, size=k, replace=len(pool) < k))
+            # Short pools draw with replacement; otherwise the first k of a random permutation
+            # (a sample without replacement, cheaper than choice()).
+            picked = rng.integers(0, len(pool), size=k) if len(pool) < k else rng.permutation(len(pool))[:k]
+            batch.extend(pool[picked].tolist())
         return batch
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -163,8 +166,11 @@ def sample_frame_indices(
         return rng.choice(n_frames, size=frames, replace=n_frames < frames).astype(np.int64)
     if mode == "fixed_ordered":
         window = frames + skip
-        tiled = np.tile(np.arange(n_frames, dtype=np.int64), math.ceil(window / n_frames))
-        start = int(rng.integers(0, len(tiled) - window + 1))
+        span = n_frames * math.ceil(window / n_frames)
+        start = int(rng.integers(0, span - window + 1))
+        if skip == 0 and start + frames <= n_frames:
+            return np.arange(start, start + frames, dtype=np.int64)
         picked = np.arange(frames) if skip == 0 else np.sort(rng.choice(window, size=frames, replace=False))
-        return tiled[start + picked]
+        # Positions in the sequence repeated end to end until it covers the window.
+        return (start + picked) % n_frames
     raise DataError(f"frame sampling {mode!r}: expected one of {', '.join(FRAME_SAMPLING)}")
