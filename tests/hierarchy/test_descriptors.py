@@ -25,7 +25,7 @@ def walker(frames: int = 40, phase: float = 0.0, h: int = 32, w: int = 32, perio
     seq[:, 2 : h // 2, 12:20] = 255
     for i in range(frames):
         for r in range(h // 2, h):
-            reach = int(round((r - h // 2) * 0.4 * swing[i]))
+            reach = round((r - h // 2) * 0.4 * swing[i])
             seq[i, r, 14 - abs(reach) - 1 : 18 + abs(reach) + 1] = 255
     return seq
 

@@ -91,7 +91,7 @@ def test_tree_id_ignores_provenance_but_not_structure() -> None:
 def test_corrupt_json_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text("{not json")
-    with pytest.raises(ValueError, match="broken.json: not valid JSON"):
+    with pytest.raises(ValueError, match=r"broken\.json: not valid JSON"):
         PartitionTree.load(path)
 
 
