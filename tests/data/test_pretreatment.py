@@ -64,6 +64,11 @@ def test_nearly_empty_frames_are_skipped_with_a_scaled_threshold() -> None:
     assert pretreat_frames([speck]).shape == (0, 64, 64)
 
 
+def test_binary_masks_are_treated_as_white_silhouettes() -> None:
+    out = pretreat_frame(_body() > 0, size=64)
+    assert out is not None and np.array_equal(out, pretreat_frame(_body(), size=64))
+
+
 def test_size_128_and_bad_sizes() -> None:
     out = pretreat_frame(_body(), size=128)
     assert out is not None and out.shape == (128, 128)

@@ -39,7 +39,10 @@ def pretreat_frame(frame: np.ndarray, size: int = 64, min_pixel_sum: float | Non
     image = np.asarray(frame)
     if image.ndim != 2:
         raise DataError(f"expected a grey frame [h, w], got shape {list(image.shape)}; convert it to greyscale")
-    if image.dtype != np.uint8:
+    if image.dtype == np.bool_:
+        image = image.astype(np.uint8) * np.uint8(255)
+    elif image.dtype != np.uint8:
+        # Grey values are expected on OpenGait's 0..255 scale; anything outside is clipped.
         image = np.clip(image, 0, 255).astype(np.uint8)
     threshold = default_min_pixel_sum(*image.shape) if min_pixel_sum is None else min_pixel_sum
     if int(image.sum(dtype=np.int64)) <= threshold:
