@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -11,12 +12,22 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty, fully migrated MLflow database, built once per test session."""
+def template_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, fully migrated MLflow database, kept in the pytest cache per MLflow version."""
+    import mlflow
     from mlflow import MlflowClient
 
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    cache = getattr(request.config, "cache", None)
+    folder = (cache.mkdir(f"mlflow-template-{mlflow.__version__}") if cache is not None
+              else tmp_path_factory.mktemp("mlflow-template"))
+    path = folder / "mlflow.db"
+    if not path.exists():
+        # Build elsewhere and rename into place, so a concurrent session never sees a half-migrated file.
+        building = tmp_path_factory.mktemp("mlflow-build") / "mlflow.db"
+        MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments()
+        partial = folder / f"mlflow.db.{os.getpid()}"
+        shutil.copy(building, partial)
+        os.replace(partial, path)
     return path
 
 
