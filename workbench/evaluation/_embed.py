@@ -141,12 +141,10 @@ def evaluate_model(
     """Extract embeddings of the protocol's subset of ``data`` and evaluate them: ``(result, embeddings)``."""
     proto = get_protocol(protocol)
     source = open_for_protocol(data, proto, partition)
-    embeddings = extract_embeddings(model, source, batch_size, device, frames, progress=progress)
-    if proto.needs_probe_flags:
-        embeddings = EmbeddingSet(
-            embeddings.embeddings, embeddings.ids, embeddings.types, embeddings.views,
-            probe_flags(source, partition),
-        )
+    # Flags first: a missing PROBE_SET should fail before minutes of inference, not after.
+    flags = probe_flags(source, partition) if proto.needs_probe_flags else None
+    extracted = extract_embeddings(model, source, batch_size, device, frames, progress=progress)
+    embeddings = EmbeddingSet(extracted.embeddings, extracted.ids, extracted.types, extracted.views, flags)
     return proto.evaluate(embeddings, metric=metric), embeddings
 
 
