@@ -45,6 +45,7 @@ from workbench.training._config import (
     SchedulerConfig,
     TrainConfig,
 )
+from workbench.training._data import SourceTrainData, build_train_data, builtin_data_dir, render_builtin
 from workbench.training._distributed import DistributedContext, context_from_env, gather_with_grad
 from workbench.training._inference import load_for_inference, load_train_config
 from workbench.training._losses import (
@@ -76,6 +77,7 @@ __all__ = [
     "PartCrossEntropyLoss",
     "ProgressBar",
     "SchedulerConfig",
+    "SourceTrainData",
     "TrainBatch",
     "TrainConfig",
     "TrainData",
@@ -87,6 +89,8 @@ __all__ = [
     "build_model",
     "build_optimizer",
     "build_scheduler",
+    "build_train_data",
+    "builtin_data_dir",
     "capture_rng_state",
     "checkpoint_path",
     "context_from_env",
@@ -98,6 +102,7 @@ __all__ = [
     "load_train_config",
     "pairwise_part_distances",
     "prune_checkpoints",
+    "render_builtin",
     "resolve_device",
     "restore_rng_state",
     "save_checkpoint",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,18 +99,24 @@ class SourceTrainData:
             yield TrainBatch(batch.seqs, batch.labels, batch.seqL)
 
 
-def render_builtin(config: DataConfig, output_dir: Path, context: DistributedContext) -> Path:
+def builtin_data_dir(output_dir: str | Path) -> Path:
+    """Where a run renders the built-in synthetic set: ``output_dir/data``."""
+    return Path(output_dir) / "data"
+
+
+def render_builtin(config: DataConfig, output_dir: str | Path, context: DistributedContext) -> Path:
     """Render the built-in synthetic set into ``output_dir/data`` once (rank 0; the others wait)."""
     from workbench.data.synth import SynthConfig, render_dataset
 
-    preset = getattr(SynthConfig, config.synthetic, None)
-    if not callable(preset):
+    # Presets are SynthConfig's class methods (tiny, default, ...), looked up so new ones work unchanged.
+    if not isinstance(inspect.getattr_static(SynthConfig, config.synthetic, None), classmethod):
         raise ValueError(f"data.synthetic={config.synthetic!r} is not a SynthConfig preset; use 'tiny' or 'default'")
-    root = output_dir / "data"
-    marker = root / "partition.json"
-    if context.is_main and not marker.is_file():
-        logger.info("rendering the %s synthetic set into %s", config.synthetic, root)
-        render_dataset(root, preset())
+    preset = getattr(SynthConfig, config.synthetic)
+    root = builtin_data_dir(output_dir)
+    # partition.json is written last, so its presence means a complete render; anything else is redone.
+    if context.is_main and not (root / "partition.json").is_file():
+        logger.info("rendering the %r synthetic set into %s", config.synthetic, root)
+        render_dataset(root, preset(), overwrite=True)
     barrier()
     return root
 

@@ -110,7 +110,7 @@ class Trainer:
 
     def fit(self, resume: bool | str | Path = False) -> TrainResult:
         """Run until ``config.iterations``; ``resume=True`` continues from the newest checkpoint, a path from that file."""
-        ctx = self.context or context_from_env()
+        ctx = self.context = self.context or context_from_env()
         device = resolve_device(self.config.device, ctx)
         created = init_process_group(ctx, device)
         try:
