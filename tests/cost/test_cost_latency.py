@@ -33,11 +33,14 @@ def test_bigger_input_takes_longer() -> None:
     assert big.median_ms > small.median_ms
 
 
-def test_train_step_restores_mode_and_leaves_no_gradients() -> None:
-    model = _stack().eval()
-    measure_latency(model, (1, 1, 4, 8, 8), repeats=2, mode="train")
+def test_train_step_leaves_the_model_as_found() -> None:
+    model = nn.Sequential(nn.Conv3d(1, 4, 3, padding=1), nn.BatchNorm3d(4)).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    measure_latency(model, (2, 1, 4, 8, 8), repeats=2, mode="train")
     assert not model.training
     assert all(p.grad is None for p in model.parameters())
+    for name, value in model.state_dict().items():  # BatchNorm running statistics included
+        assert torch.equal(value, before[name]), name
 
 
 def test_inference_counts_steps_without_building_a_graph() -> None:
@@ -83,9 +86,11 @@ def test_cuda_request_without_cuda_is_a_clear_error() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_latency_is_synchronised_and_positive() -> None:
-    stats = measure_latency(_stack(), (1, 1, 8, 32, 22), device="cuda", repeats=3)
+    model = _stack()
+    stats = measure_latency(model, (1, 1, 8, 32, 22), device="cuda", repeats=3)
     assert stats.device.startswith("cuda")
     assert stats.median_ms > 0
+    assert next(model.parameters()).device.type == "cpu"
 
 
 def test_meta_model_cannot_be_timed() -> None:

@@ -10,7 +10,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.cost._step import check_mode, check_shape, prepare, random_input, resolve_device, run_step
+from workbench.cost._step import (
+    check_mode,
+    check_shape,
+    left_as_found,
+    random_input,
+    resolve_device,
+    run_step,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +50,8 @@ def measure_latency(
     """Median, p10 and p90 wall time of a step on random input ``x: input_shape`` (``[n, s, h, w]`` for HSTL).
 
     ``inference`` runs the forward under ``torch.inference_mode`` in eval mode; ``train`` runs forward
-    and backward of the summed outputs in train mode (no optimiser step). The model is moved to
-    ``device`` (as ``nn.Module.to`` does, in place) and its train/eval flag is restored afterwards.
+    and backward of the summed outputs in train mode (no optimiser step). The model runs on
+    ``device`` and is left as it was found: same device, train/eval flag, buffers, no gradients.
     CUDA work is synchronised before and after each timed step.
     """
     step_mode = check_mode(mode)
@@ -56,16 +63,15 @@ def measure_latency(
     target = resolve_device(device)
     if any(p.is_meta for p in model.parameters()):
         raise ValueError(f"{type(model).__name__} lives on the meta device; build it on {target} to time it")
-    model.to(target)
     x = random_input(shape, target)
 
     def sync() -> None:
         if target.type == "cuda":
             torch.cuda.synchronize(target)
 
-    was_training = prepare(model, step_mode)
     samples: list[float] = []
-    try:
+    with left_as_found(model, step_mode):
+        model.to(target)
         for _ in range(warmup):
             run_step(model, x, step_mode)
         sync()
@@ -74,10 +80,6 @@ def measure_latency(
             run_step(model, x, step_mode)
             sync()
             samples.append((time.perf_counter() - start) * 1e3)
-    finally:
-        if step_mode == "train":
-            model.zero_grad(set_to_none=True)
-        model.train(was_training)
     p10, median, p90 = (float(v) for v in np.percentile(samples, [10, 50, 90]))
     return LatencyStats(
         median_ms=median,

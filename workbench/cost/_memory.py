@@ -23,7 +23,14 @@ from torch import nn
 
 import workbench
 from workbench.cost._source import as_recipe
-from workbench.cost._step import check_mode, check_shape, prepare, random_input, resolve_device, run_step
+from workbench.cost._step import (
+    check_mode,
+    check_shape,
+    left_as_found,
+    random_input,
+    resolve_device,
+    run_step,
+)
 
 _MB = 1024 * 1024
 _WORKER = "workbench.cost._memory_worker"
@@ -133,25 +140,21 @@ def _run_worker(request: dict[str, Any], threads: int, timeout_s: float, label: 
 def _measure_cuda(model_or_spec: Any, shape: tuple[int, ...], target: torch.device, mode: str) -> PeakMemory:
     step_mode = check_mode(mode)
     if isinstance(model_or_spec, nn.Module):
-        model = model_or_spec.to(target)
+        model = model_or_spec
     else:
         recipe = as_recipe(model_or_spec)
         assert recipe is not None
         with torch.device(target):
             model = recipe.build()
     x = random_input(shape, target)
-    was_training = prepare(model, step_mode)
-    try:
+    with left_as_found(model, step_mode):
+        model.to(target)
         torch.cuda.synchronize(target)
         torch.cuda.reset_peak_memory_stats(target)
         baseline = torch.cuda.memory_allocated(target)
         run_step(model, x, step_mode)
         torch.cuda.synchronize(target)
         peak = torch.cuda.max_memory_allocated(target)
-    finally:
-        if step_mode == "train":
-            model.zero_grad(set_to_none=True)
-        model.train(was_training)
     return PeakMemory(
         peak_mb=peak / _MB,
         baseline_mb=baseline / _MB,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -78,6 +79,29 @@ def run_step(model: nn.Module, x: torch.Tensor, mode: Mode) -> None:
     if not terms:
         raise ValueError(f"{type(model).__name__}: no output requires grad, so a train step has nothing to backpropagate")
     torch.stack(terms).sum().backward()
+
+
+@contextlib.contextmanager
+def left_as_found(model: nn.Module, mode: Mode) -> Iterator[None]:
+    """Run steps in ``mode`` and leave the model as it was: train flag, device, buffers, no gradients.
+
+    Train steps update BatchNorm running statistics; a measured model must not drift because of that.
+    """
+    was_training = prepare(model, mode)
+    device = next((t.device for t in model.parameters()), None)
+    saved = {name: b.detach().clone() for name, b in model.named_buffers()} if mode == "train" else {}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                if name in saved:
+                    buffer.copy_(saved[name])
+        if mode == "train":
+            model.zero_grad(set_to_none=True)
+        model.train(was_training)
+        if device is not None and next(model.parameters()).device != device:
+            model.to(device)
 
 
 def prepare(model: nn.Module, mode: Mode) -> bool:
