@@ -22,12 +22,14 @@ def load_train_config(path: str | Path | None = None, overrides: Iterable[str] =
 def load_for_inference(checkpoint: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig]:
     """The model of ``checkpoint`` (weights loaded, eval mode, on ``device``) and the config it trained with."""
     state = load_checkpoint(checkpoint, map_location="cpu")
+    missing = [key for key in ("config", "num_classes") if key not in state]
+    if missing:
+        raise CheckpointError(f"{checkpoint}: no {' or '.join(map(repr, missing))} entry; it was not written by "
+                              "workbench train (import OpenGait checkpoints with workbench.models instead)")
     try:
         config = from_dict(TrainConfig, state.get("config"), where=str(checkpoint))
     except ConfigError as exc:
         raise CheckpointError(f"{checkpoint}: stored config does not load ({exc})") from exc
-    if "num_classes" not in state:
-        raise CheckpointError(f"{checkpoint}: no 'num_classes' entry; it was not written by workbench train")
     model = build_model(config.model, int(state["num_classes"]))
     try:
         model.load_state_dict(state["model"])
