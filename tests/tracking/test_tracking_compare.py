@@ -59,9 +59,9 @@ def test_filters_and_paging(store: str, log_fake_study: Callable[..., Any]) -> N
 def test_bad_experiment_and_filter_are_explained(store: str) -> None:
     from workbench.tracking import TrackingError
 
-    with pytest.raises(TrackingError, match="no experiment 'nope'.*hstl"):
+    with pytest.raises(TrackingError, match=r"no experiment 'nope'.*hstl"):
         load_trials(store, "nope")
-    with pytest.raises(TrackingError, match="rejected the filter.*single quotes"):
+    with pytest.raises(TrackingError, match=r"rejected the filter.*single quotes"):
         load_trials(store, "hstl", "params.tree_id == ")
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.tracking import non_dominated, parse_objectives, pareto_figure, pareto_front, pareto_mask
+from workbench.tracking import non_dominated, pareto_figure, pareto_front, pareto_mask, parse_objectives
 
 NAN = math.nan
 
@@ -76,9 +76,9 @@ def test_matches_brute_force_definition_on_random_points() -> None:
 
 def test_objectives_are_validated() -> None:
     df = _trials({"A": (0.9, 1.0)})
-    with pytest.raises(ValueError, match="'best'.*'max' or 'min'"):
+    with pytest.raises(ValueError, match=r"'best'.*'max' or 'min'"):
         pareto_mask(df, {"rank1": "best"})
-    with pytest.raises(ValueError, match="no column or metric named 'mAP'.*gflops, rank1"):
+    with pytest.raises(ValueError, match=r"no column or metric named 'mAP'.*gflops, rank1"):
         pareto_mask(df, {"mAP": "max"})
     with pytest.raises(ValueError, match=r"\[n, 2\]"):
         non_dominated(np.zeros((3, 3)), [True, False])
@@ -88,7 +88,7 @@ def test_parse_objectives() -> None:
     assert parse_objectives(["rank1:max", "gflops:MIN"]) == {"rank1": "max", "gflops": "min"}
     assert parse_objectives(["metrics.a:b:minimize"]) == {"metrics.a:b": "min"}
     for bad in (["rank1"], ["rank1:up"], [":max"], []):
-        with pytest.raises(ValueError, match="NAME:max|at least one"):
+        with pytest.raises(ValueError, match=r"NAME:max|at least one"):
             parse_objectives(bad)
     with pytest.raises(ValueError, match="twice"):
         parse_objectives(["a:max", "a:min"])

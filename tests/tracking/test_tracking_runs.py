@@ -176,7 +176,7 @@ def test_retried_trial_gets_a_new_run_tagged_with_the_old_number(tracking_uri: s
 def test_params_are_write_once_with_a_clear_error(tracking_uri: str) -> None:
     run = StudyTracker(tracking_uri, "exp", "params").start_trial(0, {"lr": 0.1})
     run.log_params({"lr": 0.1})  # same value again is fine
-    with pytest.raises(ValueError, match="trial 0.*write-once"):
+    with pytest.raises(ValueError, match=r"trial 0.*write-once"):
         run.log_params({"lr": 0.2})
 
 
@@ -196,7 +196,7 @@ def test_artifacts_go_beside_the_database_and_missing_files_are_named(tracking_u
     report = tmp_path / "notes.txt"
     report.write_text("ok")
     run.log_artifact(report, "reports")
-    with pytest.raises(FileNotFoundError, match="missing.png"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.png"):
         run.log_artifact(tmp_path / "missing.png")
     db_dir = Path(tracking_uri.removeprefix("sqlite:///")).parent
     stored = list((db_dir / "mlartifacts").rglob("notes.txt"))

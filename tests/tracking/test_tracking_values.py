@@ -70,7 +70,7 @@ def test_flat_params_flattens_nested_mappings_and_dataclasses() -> None:
 def test_metric_values_must_be_numbers() -> None:
     assert metric_value("x", np.float32(0.5)) == 0.5
     assert metric_value("x", 3) == 3.0
-    with pytest.raises(TypeError, match="metric 'x'.*str"):
+    with pytest.raises(TypeError, match=r"metric 'x'.*str"):
         metric_value("x", "0.5")
     with pytest.raises(TypeError, match="metric 'flag'"):
         metric_value("flag", True)
