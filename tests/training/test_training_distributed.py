@@ -11,7 +11,11 @@ import torch
 import torch.multiprocessing as mp
 from training_toys import toy_config, toy_data, toy_model, weights
 
-from workbench.training import DistributedContext, Trainer, gather_with_grad, list_checkpoints
+from workbench.training import DistributedContext, OptimizerConfig, Trainer, gather_with_grad, list_checkpoints
+
+# Plain SGD turns any mis-scaled gradient (e.g. DDP's averaging of the gathered triplet loss) into a
+# visible weight difference; Adam would normalise much of it away.
+SGD = OptimizerConfig(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.0)
 
 
 def _free_port() -> int:
@@ -23,7 +27,7 @@ def _free_port() -> int:
 def _worker(rank: int, world: int, port: int, out: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    config = toy_config(Path(out) / "ddp", iterations=4, save_every=2)
+    config = toy_config(Path(out) / "ddp", iterations=4, save_every=2, optimizer=SGD)
     trainer = Trainer(config, data=toy_data(config), model=toy_model(), progress=False,
                       context=DistributedContext(rank=rank, world_size=world, local_rank=rank))
     result = trainer.fit()
@@ -37,7 +41,7 @@ def test_two_gloo_ranks_match_single_process(tmp_path: Path) -> None:
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     assert [r["status"] for r in ranks] == ["completed", "completed"]
 
-    config = toy_config(tmp_path / "single", iterations=4, save_every=2)
+    config = toy_config(tmp_path / "single", iterations=4, save_every=2, optimizer=SGD)
     single = Trainer(config, data=toy_data(config), model=toy_model(), progress=False,
                      context=DistributedContext())
     single.fit()
