@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -165,7 +166,7 @@ def sample_subject(rng: np.random.Generator) -> SubjectParams:
 
 def vary_subject(subject: SubjectParams, rng: np.random.Generator, strength: float = 1.0) -> SubjectParams:
     """The subject as it appears in one sequence: small random changes of body and gait (``strength`` 0: none)."""
-    changes: dict[str, float] = {}
+    changes: dict[str, Any] = {}
     for name in _LENGTHS:
         changes[name] = getattr(subject, name) * float(np.exp(rng.normal(0.0, 0.02 * strength)))
     for name in _WIDTHS:

@@ -209,12 +209,12 @@ def _add_bag(
     side = body.bag_side
     bob = 0.006 * np.cos(2.0 * TWO_PI * phase)
     if body.bag_kind == "backpack":
-        axes = size * np.array([0.055, 0.12, 0.09])
+        axes = size * np.array([0.06, 0.125, 0.095])
         back = chest_rot @ np.array([-(chest_axes[0] + 0.8 * axes[0]), 0.02, 0.0])
         centre = scene.ellipsoids[chest][0] + back + bob[:, None] * np.array([0.0, 1.0, 0.0])
         scene.ellipsoid(centre, chest_rot, axes)
     elif body.bag_kind == "shoulder":
-        axes = size * np.array([0.075, 0.065, 0.03])
+        axes = size * np.array([0.1, 0.08, 0.035])
         sway = 0.025 * np.sin(TWO_PI * phase)
         centre = np.stack([
             sway, np.full(frames, -0.02) + bob, np.full(frames, side * (body.pelvis_width + axes[2]))
@@ -223,7 +223,7 @@ def _add_bag(
         # The strap runs from the opposite shoulder across the chest to the bag.
         scene.capsule(arms[-side][:, 0], centre + np.array([0.0, axes[1], 0.0]), 0.008)
     else:
-        axes = size * np.array([0.07, 0.06, 0.03])
+        axes = size * np.array([0.09, 0.075, 0.035])
         hand = arms[side][:, 1]
         centre = hand + np.array([0.0, -0.8 * axes[1], side * 0.01])
         scene.ellipsoid(centre, _rotation(np.zeros(frames), np.zeros(frames)), axes)
