@@ -11,7 +11,13 @@ import torch
 import torch.multiprocessing as mp
 from training_toys import toy_config, toy_data, toy_model, weights
 
-from workbench.training import DistributedContext, OptimizerConfig, Trainer, gather_with_grad, list_checkpoints
+from workbench.training import (
+    DistributedContext,
+    OptimizerConfig,
+    Trainer,
+    gather_with_grad,
+    list_checkpoints,
+)
 
 # Plain SGD turns any mis-scaled gradient (e.g. DDP's averaging of the gathered triplet loss) into a
 # visible weight difference; Adam would normalise much of it away.
