@@ -15,7 +15,7 @@ from workbench.tracking import comparison_table, load_trials, trial_label
 TRIALS: list[dict[str, Any]] = [
     {"params": {"tree_id": "aaaa1111bbbb", "tree_name": "casia-b-paper", "cuts": [1, 2, 4],
                 "stage1.split": [64], "stage2.split": [40, 24], "stage3.split": [8, 32, 16, 8]},
-     "metrics": {"rank1": 0.91, "gflops": 51.6, "params_m": 4.7, "train/loss": 0.3}},
+     "metrics": {"rank1": 0.91, "gflops": 51.6, "gflops.arme3": 37.4, "params_m": 4.7, "train/loss": 0.3}},
     {"params": {"tree_id": "cccc2222dddd", "tree_name": "uniform-64", "cuts": [1, 2, 4],
                 "stage1.split": [64], "stage2.split": [32, 32], "stage3.split": [16, 16, 16, 16]},
      "metrics": {"rank1": 0.85, "gflops": 30.0, "params_m": 4.1}},
@@ -71,6 +71,7 @@ def test_comparison_table_sorts_and_shows_splits_and_costs(store: str) -> None:
     assert list(table.columns) == ["trial", "state", "tree", "cuts", "stage1.split", "stage2.split",
                                    "stage3.split", "gflops", "params_m", "rank1", "run_id"]
     assert list(table["trial"]) == [3, 1, 0, 2, 4]  # no gflops (failed) sorts last
+    assert df.loc[0, "metrics.gflops.arme3"] == 37.4  # loaded, but a breakdown stays out of the table
     assert table.loc[1, "stage2.split"] == "[32, 32]"
     assert trial_label(df.iloc[2]) == "discovered [1, 3, 5]"
     by_name = comparison_table(df, "tree_name")

@@ -4,24 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from workbench.hierarchy import load_tree
-from workbench.tracking import StudyTracker, hierarchy_params, load_trials, log_hierarchy, write_view_table
-
-VIEWS = ["000", "018", "036", "054"]
-
-
-def _view_table() -> pd.DataFrame:
-    values = np.array([[np.nan, 91.0, 85.5, 80.0],
-                       [92.0, np.nan, 93.0, 88.0],
-                       [86.0, 94.5, np.nan, 95.0],
-                       [81.0, 89.0, 96.0, np.nan]])
-    table = pd.DataFrame(values, index=pd.Index(VIEWS, name="probe view"),
-                         columns=pd.Index(VIEWS, name="gallery view"))
-    return table
+from workbench.tracking import StudyTracker, hierarchy_params, load_trials, log_hierarchy
 
 
 def test_hierarchy_params_identify_tree_stages_and_cuts() -> None:
@@ -36,16 +22,6 @@ def test_hierarchy_params_identify_tree_stages_and_cuts() -> None:
         hierarchy_params(tree, stage_splits=[[64], [0, 64]])
 
 
-def test_view_table_files(tmp_path: Path) -> None:
-    csv_path, png_path = write_view_table(_view_table(), tmp_path / "eval", stem="nm", title="NM rank-1")
-    back = pd.read_csv(csv_path, index_col=0, dtype={"probe view": str})
-    assert list(back.index) == VIEWS and list(back.columns) == VIEWS
-    assert back.loc["018", "036"] == 93.0 and np.isnan(back.loc["000", "000"])
-    assert png_path.read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(ValueError, match="empty"):
-        write_view_table(pd.DataFrame(), tmp_path, stem="none")
-
-
 def test_log_hierarchy_params_and_artifacts(tracking_uri: str, tmp_path: Path) -> None:
     tree = load_tree("casia-b-paper")
     config = tmp_path / "trial.toml"
@@ -54,12 +30,15 @@ def test_log_hierarchy_params_and_artifacts(tracking_uri: str, tmp_path: Path) -
     dendrogram.write_bytes(b"\x89PNG fake")
     checkpoint = tmp_path / "ckpt-100.pt"
     checkpoint.write_bytes(b"weights")
-    tables = write_view_table(_view_table(), tmp_path / "eval", stem="nm")
+    views_csv = tmp_path / "rank1_views.csv"
+    views_csv.write_text("condition,probe_view,gallery_view,rank1\nNM,000,018,91.0\n")
+    views_png = tmp_path / "rank1_views.png"
+    views_png.write_bytes(b"\x89PNG fake")
 
     tracker = StudyTracker(tracking_uri, "exp", "trees")
     run = tracker.start_trial(0)
     log_hierarchy(run, hierarchy_params(tree, tree.paper_cuts, [1, 2, 4]), tree=tree, dendrogram=dendrogram,
-                  config_file=config, view_tables=tables, checkpoint=checkpoint)
+                  config_file=config, view_tables=[views_csv, views_png], checkpoint=checkpoint)
     run.finish()
 
     def listing(folder: str) -> list[str]:
@@ -67,7 +46,7 @@ def test_log_hierarchy_params_and_artifacts(tracking_uri: str, tmp_path: Path) -
 
     assert listing("hierarchy") == ["hierarchy/casia-b-paper.json", "hierarchy/dendrogram.png"]
     assert listing("config") == ["config/trial.toml"]
-    assert listing("evaluation") == ["evaluation/nm.csv", "evaluation/nm.png"]
+    assert listing("evaluation") == ["evaluation/rank1_views.csv", "evaluation/rank1_views.png"]
     assert listing("checkpoints") == ["checkpoints/ckpt-100.pt"]
     local = tracker.client.download_artifacts(run.run_id, "hierarchy/casia-b-paper.json", str(tmp_path / "dl"))
     assert load_tree(local).tree_id == tree.tree_id

@@ -26,7 +26,7 @@ from workbench.tracking._compare import (
     tree_label,
     trial_label,
 )
-from workbench.tracking._hierarchy import hierarchy_params, log_hierarchy, write_view_table
+from workbench.tracking._hierarchy import hierarchy_params, log_hierarchy
 from workbench.tracking._pareto import (
     DEFAULT_OBJECTIVES,
     non_dominated,
@@ -94,5 +94,4 @@ __all__ = [
     "search_all_runs",
     "tree_label",
     "trial_label",
-    "write_view_table",
 ]

@@ -159,8 +159,9 @@ def comparison_table(df: pd.DataFrame, sort_by: str | None = None, ascending: bo
                      pareto: Sequence[bool] | np.ndarray | None = None) -> pd.DataFrame:
     """A readable table of trials: trial, state, tree, cuts, each stage's split list, then metrics.
 
-    Metrics are the results and costs (``rank1``, ``gflops``, ``params`` ...; training curves under
-    ``train/`` are left out), ``sort_by`` first. Rows are sorted by ``sort_by`` (NaN last); the
+    Metrics are the results and costs (``rank1``, ``gflops``, ``params`` ...), ``sort_by`` first;
+    training curves under ``train/`` and per-module breakdowns (``gflops.arme3`` beside ``gflops``)
+    are left out. Rows are sorted by ``sort_by`` (NaN last); the
     ``run_id`` column comes last. ``pareto`` (a mask aligned with ``df``, see ``pareto_mask``) adds
     a ``pareto`` column.
     """
@@ -183,7 +184,8 @@ def comparison_table(df: pd.DataFrame, sort_by: str | None = None, ascending: bo
     for _, column in splits:
         table[column.removeprefix("params.")] = df[column]
     metric_columns = [c for c in df.columns if c.startswith("metrics.")
-                      and not c.removeprefix("metrics.").startswith(TRAIN_METRIC_PREFIX)]
+                      and not c.removeprefix("metrics.").startswith(TRAIN_METRIC_PREFIX)
+                      and c.rpartition(".")[0] not in df.columns]
     sort_column = resolve_column(df, sort_by) if sort_by else None
     if sort_column and sort_column in metric_columns:
         metric_columns.remove(sort_column)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -11,8 +10,6 @@ from typing import TYPE_CHECKING, Any
 from workbench.tracking._values import flat_params, format_value
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from workbench.hierarchy import PartitionTree
     from workbench.tracking._runs import TrialRun
 
@@ -50,7 +47,8 @@ def log_hierarchy(run: TrialRun, params: Mapping[str, Any], *, tree: PartitionTr
     """Log a trial's hierarchy params (a flat dict, see ``hierarchy_params``) and its files.
 
     Artifacts land in ``hierarchy/`` (tree JSON, dendrogram PNG), ``config/`` (the resolved config),
-    ``evaluation/`` (view tables as CSV/PNG) and ``checkpoints/``. A ``PartitionTree`` given as
+    ``evaluation/`` (the CASIA-B-style view tables ``rank1_views.csv`` / ``.png`` that the evaluation
+    results write) and ``checkpoints/``. A ``PartitionTree`` given as
     ``tree`` is written as ``<name or tree_id>.json`` first.
     """
     run.log_params(params)
@@ -70,48 +68,3 @@ def log_hierarchy(run: TrialRun, params: Mapping[str, Any], *, tree: PartitionTr
         run.log_artifact(table, "evaluation")
     if checkpoint is not None:
         run.log_artifact(checkpoint, "checkpoints")
-
-
-def write_view_table(table: pd.DataFrame, out_dir: PathLike, stem: str = "view_table",
-                     title: str | None = None) -> tuple[Path, Path]:
-    """Write a CASIA-B-style accuracy table (probe views x gallery views) as CSV and a heatmap PNG.
-
-    Args:
-        table: numeric frame, rows probe views, columns gallery views (NaN where excluded).
-        out_dir: directory for ``<stem>.csv`` and ``<stem>.png`` (created if missing).
-        stem: file name without extension.
-        title: heading of the figure.
-    """
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    if table.empty:
-        raise ValueError(f"view table {stem!r} is empty; nothing to write")
-    values = table.to_numpy(dtype=float)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = out / f"{stem}.csv", out / f"{stem}.png"
-    table.to_csv(csv_path, float_format="%.4f")
-    n_rows, n_cols = values.shape
-    # A bare Figure (no pyplot) keeps this free of global backend state and safe in worker threads.
-    fig = Figure(figsize=(1.0 + 0.6 * n_cols, 1.0 + 0.45 * n_rows), dpi=120)
-    ax = fig.subplots()
-    masked = np.ma.masked_invalid(values)
-    image = ax.imshow(masked, cmap="viridis", aspect="auto")
-    fig.colorbar(image, ax=ax, fraction=0.04)
-    ax.set_xticks(range(n_cols), [str(c) for c in table.columns], rotation=45, ha="right")
-    ax.set_yticks(range(n_rows), [str(r) for r in table.index])
-    ax.set_xlabel(str(table.columns.name or "gallery view"))
-    ax.set_ylabel(str(table.index.name or "probe view"))
-    finite = values[np.isfinite(values)]
-    middle = float(finite.mean()) if finite.size else 0.0
-    for r in range(n_rows):
-        for c in range(n_cols):
-            value = values[r, c]
-            if math.isfinite(value):
-                ax.text(c, r, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                        color="black" if value > middle else "white")
-    ax.set_title(title or stem)
-    fig.tight_layout()
-    fig.savefig(png_path)
-    return csv_path, png_path
