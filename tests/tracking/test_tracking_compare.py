@@ -73,7 +73,9 @@ def test_comparison_table_sorts_and_shows_splits_and_costs(store: str) -> None:
     assert list(table["trial"]) == [3, 1, 0, 2, 4]  # no gflops (failed) sorts last
     assert df.loc[0, "metrics.gflops.arme3"] == 37.4  # loaded, but a breakdown stays out of the table
     assert table.loc[1, "stage2.split"] == "[32, 32]"
-    assert trial_label(df.iloc[2]) == "discovered [1, 3, 5]"
+    assert trial_label(df.iloc[2]) == "#2 discovered [1, 3, 5]"
+    assert trial_label({"params.tree_id": "0123456789ab"}) == "01234567"
+    assert trial_label({"trial": 5}) == "#5 ?"
     by_name = comparison_table(df, "tree_name")
     assert list(by_name["tree"])[:2] == ["uniform-64", "uniform-64"]
 

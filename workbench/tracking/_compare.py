@@ -134,10 +134,10 @@ def numeric_column(df: pd.DataFrame, name: str) -> pd.Series:
 
 
 def _text(row: Any, column: str) -> str:
+    import pandas as pd
+
     value = row.get(column) if hasattr(row, "get") else None
-    if value is None or (isinstance(value, float) and value != value):
-        return ""
-    return str(value)
+    return "" if value is None or pd.isna(value) else str(value)
 
 
 def tree_label(row: Any) -> str:
@@ -146,13 +146,12 @@ def tree_label(row: Any) -> str:
 
 
 def trial_label(row: Any) -> str:
-    """A short point label: tree and cuts, e.g. ``casia-b-paper [1, 2, 4]``."""
+    """A short point label: trial number, tree and cuts, e.g. ``#3 casia-b-paper [1, 2, 4]``."""
+    trial = _text(row, "trial")
+    number = f"#{trial} " if trial else ""
     cuts = _text(row, "params.cuts")
     tree = tree_label(row)
-    if tree == "?" and not cuts:
-        trial = row.get("trial") if hasattr(row, "get") else None
-        return f"trial {trial}" if trial is not None else "?"
-    return f"{tree} {cuts}".strip()
+    return f"{number}{tree} {cuts}".strip()
 
 
 def comparison_table(df: pd.DataFrame, sort_by: str | None = None, ascending: bool = False,
