@@ -20,7 +20,7 @@ METRICS: tuple[str, ...] = ("euclidean", "cosine")
 # large enough to keep the matmul efficient, small enough to stay near the caches.
 _WORK_ELEMENTS = 1 << 24
 # Gallery sequences converted per step while building the index, to bound the temporary copies.
-_BUILD_BLOCK = 2048
+_BUILD_BLOCK = 512
 
 
 def check_metric(metric: str) -> str:
@@ -80,23 +80,24 @@ class GalleryIndex:
         self.metric, self.dtype, self.device = metric, dtype, torch.device(device)
         self.size, self.channels, self.parts = size, channels, parts
         if metric == "euclidean":
-            self._mean = self._gallery_mean(gallery)
+            # The mean is accumulated in float64; the rest runs in ``dtype`` (float32 is plenty once
+            # the values are centred).
+            self._mean = self._gallery_mean(gallery).to(dtype)
             # [p, G, c + 2]: rows (-2 (y - m), 1, |y - m|^2) so that x' . y' = |x - y|^2.
             self._table = torch.empty((parts, size, channels + 2), dtype=dtype, device=self.device)
             for start in range(0, size, _BUILD_BLOCK):
                 stop = min(size, start + _BUILD_BLOCK)
-                block = _block(gallery, start, stop, torch.float64, self.device) - self._mean
-                block = block.permute(2, 0, 1)  # [p, b, c]
-                self._table[:, start:stop, :channels] = (-2.0 * block).to(dtype)
+                block = (_block(gallery, start, stop, dtype, self.device) - self._mean).permute(2, 0, 1)
+                self._table[:, start:stop, :channels] = block
+                self._table[:, start:stop, :channels] *= -2.0
                 self._table[:, start:stop, channels] = 1.0
-                self._table[:, start:stop, channels + 1] = block.square().sum(-1).to(dtype)
+                self._table[:, start:stop, channels + 1] = block.square().sum(-1)
         else:
             self._table = torch.empty((size, channels * parts), dtype=dtype, device=self.device)
             for start in range(0, size, _BUILD_BLOCK):
                 stop = min(size, start + _BUILD_BLOCK)
-                block = _block(gallery, start, stop, torch.float64, self.device)
-                block = torch.nn.functional.normalize(block, dim=1)
-                self._table[start:stop] = block.reshape(stop - start, -1).to(dtype)
+                block = torch.nn.functional.normalize(_block(gallery, start, stop, dtype, self.device), dim=1)
+                self._table[start:stop] = block.reshape(stop - start, -1)
 
     def _gallery_mean(self, gallery: np.ndarray | torch.Tensor) -> torch.Tensor:
         total = torch.zeros((self.channels, self.parts), dtype=torch.float64, device=self.device)
@@ -122,27 +123,34 @@ class GalleryIndex:
             )
         count = int(probe.shape[0])
         if self.metric == "cosine":
-            x = torch.nn.functional.normalize(_block(probe, 0, count, torch.float64, self.device), dim=1)
-            similarity = x.reshape(count, -1).to(self.dtype) @ self._table.T
+            x = torch.nn.functional.normalize(_block(probe, 0, count, self.dtype, self.device), dim=1)
+            similarity = x.reshape(count, -1) @ self._table.T
             return similarity.mul_(-1.0 / self.parts).add_(1.0)
-        x64 = _block(probe, 0, count, torch.float64, self.device) - self._mean
-        x64 = x64.permute(2, 0, 1)  # [p, b, c]
+        centred = (_block(probe, 0, count, self.dtype, self.device) - self._mean).permute(2, 0, 1)  # [p, b, c]
         x = torch.empty((self.parts, count, self.channels + 2), dtype=self.dtype, device=self.device)
-        x[..., : self.channels] = x64.to(self.dtype)
-        x[..., self.channels] = x64.square().sum(-1).to(self.dtype)
+        x[..., : self.channels] = centred
+        x[..., self.channels] = centred.square().sum(-1)
         x[..., self.channels + 1] = 1.0
         out = torch.empty((count, self.size), dtype=self.dtype, device=self.device)
-        # Gallery tiles keep the [p, b, tile] buffer bounded whatever the gallery size.
-        tile = max(1, _WORK_ELEMENTS // max(1, self.parts * count))
+        # Gallery tiles bound the [p, b, tile] buffer whatever the gallery size; the buffer is reused
+        # because a fresh allocation this large is a fresh mmap (page faults and zeroing) every tile.
+        tile = max(1, min(self.size, _WORK_ELEMENTS // max(1, self.parts * count)))
+        buffer = torch.empty((self.parts, count, tile), dtype=self.dtype, device=self.device)
+        partial = torch.empty((count, tile), dtype=self.dtype, device=self.device)
         for start in range(0, self.size, tile):
             stop = min(self.size, start + tile)
-            squared = torch.bmm(x, self._table[:, start:stop].transpose(1, 2))  # [p, b, tile]
+            width = stop - start
+            squared = buffer if width == tile else buffer[:, :, :width]
+            torch.bmm(x, self._table[:, start:stop].transpose(1, 2), out=squared)
             squared.clamp_(min=0.0).sqrt_()
-            torch.sum(squared, dim=0, out=out[:, start:stop])
+            summed = partial if width == tile else partial[:, :width]
+            torch.sum(squared, dim=0, out=summed)
+            out[:, start:stop] = summed
         return out.div_(self.parts)
 
 
-def _as_index(gallery: np.ndarray | torch.Tensor | GalleryIndex, metric: str) -> GalleryIndex:
+def as_index(gallery: np.ndarray | torch.Tensor | GalleryIndex, metric: str) -> GalleryIndex:
+    """``gallery`` itself if it is a ``GalleryIndex`` for ``metric``, else a new index over it."""
     if isinstance(gallery, GalleryIndex):
         if gallery.metric != metric:
             raise ValueError(f"metric={metric!r} but the GalleryIndex was built for {gallery.metric!r}")
@@ -158,7 +166,7 @@ def iter_distances(
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(start, d)`` with ``d: [b, G]`` the distances of probes ``start:start+b``, chunk by chunk."""
     check_embeddings(probe, "probe")
-    index = _as_index(gallery, metric)
+    index = as_index(gallery, metric)
     chunk = chunk_size or index.default_chunk()
     if chunk < 1:
         raise ValueError(f"chunk_size={chunk_size}: must be at least 1")
@@ -173,7 +181,7 @@ def pairwise_distances(
     chunk_size: int | None = None,
 ) -> np.ndarray:
     """The full distance matrix ``float32 [P, G]`` (only for sizes that fit; protocols never build it)."""
-    index = _as_index(gallery, metric)
+    index = as_index(gallery, metric)
     out = np.empty((int(probe.shape[0]), index.size), dtype=np.float32)
     for start, dist in iter_distances(probe, index, metric, chunk_size):
         out[start : start + dist.shape[0]] = dist.cpu().numpy()
@@ -191,7 +199,7 @@ def nearest_neighbours(
 
     Equal distances keep gallery order (the lower index ranks first).
     """
-    index = _as_index(gallery, metric)
+    index = as_index(gallery, metric)
     if not 1 <= k <= index.size:
         raise ValueError(f"k={k}: must be between 1 and the gallery size {index.size}")
     indices = np.empty((int(probe.shape[0]), k), dtype=np.int64)

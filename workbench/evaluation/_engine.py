@@ -13,13 +13,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from workbench.evaluation._distance import GalleryIndex, top_k_stable
+from workbench.evaluation._distance import GalleryIndex, as_index, top_k_stable
 from workbench.evaluation._metrics import ProbeScores, nearest_per_group, probe_scores
 
 
 def _codes(values: np.ndarray, vocabulary: Sequence[str]) -> np.ndarray:
     lookup = {v: i for i, v in enumerate(vocabulary)}
     return np.fromiter((lookup[v] for v in values), dtype=np.int64, count=len(values))
+
+
+def _check_lengths(count: int, **arrays: np.ndarray) -> None:
+    for name, values in arrays.items():
+        if len(values) != count:
+            raise ValueError(f"{name}: {len(values)} entries for {count} embeddings; give one per sequence")
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ class CrossViewCounts:
 
 
 def cross_view_counts(
-    gallery: np.ndarray,
+    gallery: np.ndarray | GalleryIndex,
     gallery_ids: np.ndarray,
     gallery_views: np.ndarray,
     probes: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
@@ -46,7 +52,10 @@ def cross_view_counts(
     ``(embeddings [P, c, p], ids [P], views [P])``. A probe is compared with each gallery view
     separately: only the gallery sequences of that view compete.
     """
-    index = GalleryIndex(gallery, metric)
+    index = as_index(gallery, metric)
+    _check_lengths(index.size, gallery_ids=gallery_ids, gallery_views=gallery_views)
+    for condition, (embeddings, ids, probe_views) in probes.items():
+        _check_lengths(len(embeddings), **{f"{condition} ids": ids, f"{condition} views": probe_views})
     id_vocabulary = sorted(set(gallery_ids.tolist()).union(*(set(p[1].tolist()) for p in probes.values())))
     g_labels = torch.from_numpy(_codes(gallery_ids, id_vocabulary))
     g_views = _codes(gallery_views, views)
@@ -84,14 +93,19 @@ class RetrievalScores:
 def retrieval_scores(
     probe: np.ndarray,
     probe_ids: np.ndarray,
-    gallery: np.ndarray,
+    gallery: np.ndarray | GalleryIndex,
     gallery_ids: np.ndarray,
     metric: str,
     top_k: int = 0,
     chunk_size: int | None = None,
 ) -> RetrievalScores:
-    """Rank-of-first-match, AP and INP per probe over the whole gallery (and top-k rows if ``top_k``)."""
-    index = GalleryIndex(gallery, metric)
+    """Rank-of-first-match, AP and INP per probe over the whole gallery (and top-k rows if ``top_k``).
+
+    ``gallery`` may be a prepared ``GalleryIndex``, so that callers can drop their own copy first.
+    """
+    index = as_index(gallery, metric)
+    _check_lengths(index.size, gallery_ids=gallery_ids)
+    _check_lengths(len(probe), probe_ids=probe_ids)
     vocabulary = sorted(set(gallery_ids.tolist()) | set(probe_ids.tolist()))
     g_labels = torch.from_numpy(_codes(gallery_ids, vocabulary))
     p_labels = torch.from_numpy(_codes(probe_ids, vocabulary))
