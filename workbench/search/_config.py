@@ -119,11 +119,16 @@ class SamplerSettings:
 
 @dataclass(frozen=True)
 class PrunerSettings:
-    """Optuna pruner for single-objective studies (multi-objective studies cannot prune)."""
+    """Optuna pruner for single-objective studies (multi-objective studies cannot prune).
 
-    name: Literal["median", "hyperband", "none"] = "median"
+    ``threshold`` prunes a trial whose intermediate value falls below ``lower`` (or above ``upper``).
+    """
+
+    name: Literal["median", "hyperband", "threshold", "none"] = "median"
     startup_trials: int = 3
     warmup_steps: int = 0
+    lower: float | None = None
+    upper: float | None = None
 
 
 @dataclass(frozen=True)

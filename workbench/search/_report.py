@@ -94,8 +94,9 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
         except (RuntimeError, ValueError) as exc:
             log.info("no parameter importances: %s", exc)
     figures: list[Path] = []
-    if out_dir is not None and complete:
+    if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir is not None and complete:
         figures.append(_history_figure(study, complete, metrics, out_dir / "history.png"))
         if multi and len(metrics) >= 2:
             figures.append(_pareto_figure(complete, best_trials, metrics, study.directions, out_dir / "pareto.png"))

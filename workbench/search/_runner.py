@@ -69,6 +69,8 @@ def create_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     p = config.pruner
     if config.multi_objective or p.name == "none":
         return optuna.pruners.NopPruner()
+    if p.name == "threshold":
+        return optuna.pruners.ThresholdPruner(lower=p.lower, upper=p.upper, n_warmup_steps=p.warmup_steps)
     if p.name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, config.budget.eval_every),
                                               max_resource=config.budget.iterations)

@@ -1,0 +1,71 @@
+"""Shared fixtures for study tests: one tiny rendered dataset and a study-file writer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from workbench.search import SYNTHETIC_SETS
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ``tiny`` synthetic set, rendered once per test session."""
+    from workbench.data.synth import SynthConfig, render_dataset
+
+    out = tmp_path_factory.mktemp("synthetic") / "tiny"
+    render_dataset(out, SynthConfig.default(seed=0, **SYNTHETIC_SETS["tiny"]), progress=False)
+    return out
+
+
+StudyWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def write_study(tmp_path: Path, tiny_data: Path) -> StudyWriter:
+    """Write a small study TOML over the tiny set; keyword arguments replace whole lines."""
+
+    def write(name: str = "tiny", trials: int = 2, iterations: int = 4, objectives: str = "",
+              extra: str = "", storage: str = "", presets: str = '["casia-b-paper", "uniform-64"]') -> Path:
+        objectives = objectives or '[[objectives]]\nmetric = "rank1"\ndirection = "maximize"\n'
+        text = f"""
+[study]
+name = "{name}"
+project_dir = "{tmp_path / 'home'}"
+[data]
+source = "{tiny_data}"
+eval_batch_size = 32
+[hierarchies]
+presets = {presets}
+[space]
+stage_cuts = [[2], [4]]
+channels = [[4, 4, 8]]
+lr = [1e-3, 1e-3]
+frames = [8]
+fta = [true, false]
+{objectives}
+[budget]
+trials = {trials}
+iterations = {iterations}
+eval_every = 2
+[sampler]
+name = "random"
+[storage]
+url = "{storage}"
+heartbeat_seconds = 0.5
+grace_seconds = 30
+{extra}
+[train]
+save_every = 1
+log_every = 1
+[train.data]
+p = 2
+k = 2
+"""
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text)
+        return path
+
+    return write

@@ -1,0 +1,90 @@
+"""Studies end to end on a tiny synthetic set: trials train, evaluate, prune, log and resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from workbench.cli import main
+from workbench.search import load_study_config, open_storage, run_study
+from workbench.tracking import load_trials, resolve_tracking_uri
+
+pytestmark = pytest.mark.slow
+
+
+def _study(path: Path) -> optuna.Study:
+    config = load_study_config(path)
+    return optuna.load_study(study_name=config.study.name,
+                             storage=open_storage(f"sqlite:///{config.project_dir / 'optuna.db'}"))
+
+
+def test_study_runs_logs_every_trial_and_continues_its_budget(write_study, capsys) -> None:
+    path = write_study(trials=2)
+    first = run_study(path)
+    assert (first.complete + first.pruned, first.failed) == (2, 0)
+    # The same study name continues where it stopped when the budget grows.
+    second = run_study(path, n_trials=3)
+    assert second.complete + second.pruned == 3 and second.failed == 0
+    study = _study(path)
+    assert len(study.trials) == 3  # nothing was run twice
+
+    config = load_study_config(path)
+    uri = resolve_tracking_uri(None, project_dir=config.project_dir)
+    runs = load_trials(uri, config.experiment_name)
+    assert len(runs) == 3
+    row = runs.iloc[0]
+    split_cols = [c for c in runs.columns if "split" in c]
+    assert split_cols, f"no split-list params logged: {list(runs.columns)}"
+    metric_cols = set(runs.columns)
+    for name in ("rank1_mean", "gflops", "params"):
+        assert any(c.endswith(name) for c in metric_cols), f"{name} missing from {sorted(metric_cols)}"
+    assert str(row.get("tree_id", row.get("params.tree_id", ""))) != ""
+
+    assert main(["study", "report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "best trial" in out and "cuts [2, 4]" in out
+    assert (config.project_dir / "reports" / config.study.name / "history.png").stat().st_size > 0
+
+
+def test_multi_objective_study_reports_a_pareto_front(write_study) -> None:
+    objectives = ('[[objectives]]\nmetric = "rank1"\ndirection = "maximize"\n'
+                  '[[objectives]]\nmetric = "gflops"\ndirection = "minimize"\n')
+    path = write_study(name="pareto", trials=3, objectives=objectives, iterations=2)
+    summary = run_study(path)
+    assert summary.complete == 3
+    assert summary.best, "a multi-objective study has a non-empty Pareto front"
+    for row in summary.best:
+        assert len(row["values"]) == 2
+    config = load_study_config(path)
+    assert (config.project_dir / "reports" / "pareto" / "pareto.png").exists()
+
+
+def test_infeasible_space_is_refused_before_any_trial(write_study) -> None:
+    path = write_study(name="bad", presets='["oumvlp-paper"]')
+    with pytest.raises(ValueError, match="no cut with"):
+        run_study(path)
+
+
+def test_unknown_study_key_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "typo.toml"
+    path.write_text('[hierarchies]\npresets = ["uniform-64"]\n[budget]\ntrails = 3\n')
+    assert main(["study", "run", str(path)]) == 2
+
+
+def test_pruned_trials_are_recorded_as_pruned_in_optuna_and_mlflow(write_study) -> None:
+    # rank-1 is a percentage, so a lower bound of 101 prunes every trial at its first evaluation.
+    path = write_study(name="prune", trials=2, iterations=4,
+                       extra='[pruner]\nname = "threshold"\nlower = 101.0\n')
+    summary = run_study(path)
+    assert (summary.complete, summary.pruned, summary.failed) == (0, 2, 0)
+    study = _study(path)
+    for t in study.trials:
+        assert t.state == TrialState.PRUNED
+        assert list(t.intermediate_values) == [2], "pruned at the first evaluation, not trained to the end"
+    config = load_study_config(path)
+    runs = load_trials(resolve_tracking_uri(None, project_dir=config.project_dir), config.experiment_name)
+    state_col = next(c for c in runs.columns if c.endswith("state"))
+    assert sorted(runs[state_col]) == ["pruned", "pruned"]
