@@ -7,7 +7,16 @@ from typing import Any
 import pytest
 import torch
 
-from workbench.models import HSTL, HSTLSpec, ModelOutput, create_model, list_models, register_model
+from workbench.models import (
+    HSTL,
+    GaitGS,
+    GaitGSSpec,
+    HSTLSpec,
+    ModelOutput,
+    create_model,
+    list_models,
+    register_model,
+)
 
 TINY_CLASSES = 5
 
@@ -17,6 +26,9 @@ def tiny_overrides(name: str) -> dict[str, Any]:
     with torch.device("meta"):
         model = create_model(name)
     spec = getattr(model, "spec", None)
+    if isinstance(spec, GaitGSSpec):
+        return {"channels": [4, 4, 8], "out_channels": 6, "heads": 2, "ff_channels": 8, "depth": 1,
+                "dropout": 0.0, "num_classes": TINY_CLASSES}
     if not isinstance(spec, HSTLSpec):
         return {}
     return {
@@ -35,7 +47,7 @@ def tiny_model(name: str) -> torch.nn.Module:
 
 
 def input_height(model: torch.nn.Module) -> int:
-    return model.spec.input_height if isinstance(model, HSTL) else 64
+    return model.spec.input_height if isinstance(model, (HSTL, GaitGS)) else 64
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -61,7 +73,10 @@ def test_forward_shapes_and_contract(name: str) -> None:
 def test_backward_reaches_every_parameter(name: str) -> None:
     model = tiny_model(name).train()
     out = model(torch.rand(4, 6, input_height(model), 8))
-    (out.embeddings.square().mean() + out.logits.logsumexp(1).mean()).backward()
+    loss = out.embeddings.square().mean() + out.logits.logsumexp(1).mean()
+    if out.view_logits is not None:
+        loss = loss + out.view_logits.logsumexp(1).mean()
+    loss.backward()
     for key, param in model.named_parameters():
         assert param.grad is not None, f"{key} got no gradient"
         assert torch.isfinite(param.grad).all(), f"{key} has a non-finite gradient"

@@ -1,4 +1,4 @@
-"""HSTL models: layers, the spec-driven network, presets, a registry, OpenGait interop.
+"""HSTL and GaitGS models: layers, the spec-driven networks, presets, a registry, OpenGait interop.
 
 Example::
 
@@ -9,6 +9,14 @@ Example::
 
 from __future__ import annotations
 
+from workbench.models._gaitgs import (
+    GAITGS_128_SPEC,
+    GAITGS_SMALL_SPEC,
+    GAITGS_SPEC,
+    GaitGS,
+    GaitGSSpec,
+    build_gaitgs,
+)
 from workbench.models._hstl import HSTL, build_model
 from workbench.models._layers import (
     ARME,
@@ -41,6 +49,9 @@ __all__ = [
     "CASIA_B_SPEC",
     "FTA",
     "GAIT3D_SPEC",
+    "GAITGS_128_SPEC",
+    "GAITGS_SMALL_SPEC",
+    "GAITGS_SPEC",
     "HSTL",
     "OUMVLP_SPEC",
     "PRESET_SPECS",
@@ -49,6 +60,8 @@ __all__ = [
     "BasicConv2d",
     "BasicConv3d",
     "FTABlock",
+    "GaitGS",
+    "GaitGSSpec",
     "GeMHPP",
     "HSTLSpec",
     "ModelOutput",
@@ -56,6 +69,7 @@ __all__ = [
     "SpecError",
     "StageSpec",
     "Stem",
+    "build_gaitgs",
     "build_model",
     "create_model",
     "export_opengait",

@@ -12,8 +12,10 @@ class ModelOutput(NamedTuple):
 
     ``embeddings: [n, c, p]`` for the triplet loss, ``logits: [n, classes, p]`` for the per-part
     cross-entropy, ``inference: [n, c, p]`` for retrieval (for HSTL the same tensor as ``embeddings``).
+    ``view_logits: [n, views]`` feeds a view cross-entropy for models that predict the view (GaitGS).
     """
 
     embeddings: torch.Tensor
     logits: torch.Tensor
     inference: torch.Tensor
+    view_logits: torch.Tensor | None = None

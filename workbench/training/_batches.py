@@ -12,11 +12,15 @@ from workbench.training._distributed import DistributedContext
 
 
 class TrainBatch(NamedTuple):
-    """One rank's share of a batch: ``seqs [n, s, h, w]``, ``labels int64 [n]``, ``seqL int64 [n]`` or None."""
+    """One rank's share of a batch: ``seqs [n, s, h, w]``, ``labels int64 [n]``, ``seqL int64 [n]`` or None.
+
+    ``views``: view class per sequence ``int64 [n]`` (for models with a view classifier) or None.
+    """
 
     seqs: torch.Tensor
     labels: torch.Tensor
     seqL: torch.Tensor | None
+    views: torch.Tensor | None = None
 
 
 @runtime_checkable

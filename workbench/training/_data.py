@@ -79,6 +79,8 @@ class SourceTrainData:
         self.source, self.config, self.seed = source, config, seed
         self.sampler = TripletSampler(source, (config.p, config.k), seed=seed)
         self._labels = label_map(r.id for r in source.records)
+        # View classes in sorted view-name order: CASIA-B's 000..180 become 0..10.
+        self._views = label_map(r.view for r in source.records)
 
     @property
     def num_classes(self) -> int:
@@ -96,7 +98,8 @@ class SourceTrainData:
             persistent_workers=self.config.workers > 0,
         )
         for batch in loader:
-            yield TrainBatch(batch.seqs, batch.labels, batch.seqL)
+            views = torch.tensor([self._views[v] for v in batch.views], dtype=torch.int64)
+            yield TrainBatch(batch.seqs, batch.labels, batch.seqL, views)
 
 
 def builtin_data_dir(output_dir: str | Path) -> Path:

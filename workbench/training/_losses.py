@@ -117,19 +117,43 @@ class PartCrossEntropyLoss(nn.Module):
         return CrossEntropyOutput(loss, accuracy.detach())
 
 
+def view_cross_entropy(view_logits: torch.Tensor, views: torch.Tensor) -> CrossEntropyOutput:
+    """Cross-entropy of the predicted view: ``view_logits: [n, views]``, ``views: int64 [n]``."""
+    if view_logits.dim() != 2 or views.shape != view_logits.shape[:1]:
+        raise ValueError(
+            f"view loss expects view_logits [n, views] and views [n], got {tuple(view_logits.shape)} and "
+            f"{tuple(views.shape)}"
+        )
+    count = view_logits.shape[1]
+    if views.numel() and (int(views.min()) < 0 or int(views.max()) >= count):
+        raise ValueError(
+            f"view classes span {int(views.min())}..{int(views.max())} but the model predicts {count} views; "
+            f"build it with num_views >= {int(views.max()) + 1} (e.g. model.options.num_views)"
+        )
+    loss = F.cross_entropy(view_logits.float(), views)
+    with torch.no_grad():
+        accuracy = (view_logits.argmax(1) == views).float().mean()
+    return CrossEntropyOutput(loss, accuracy.detach())
+
+
 @dataclass(frozen=True)
 class LossConfig:
-    """Loss weights and settings: triplet (margin 0.2) plus per-part cross-entropy."""
+    """Loss weights and settings: triplet (margin 0.2) plus per-part cross-entropy.
+
+    ``view_weight`` weighs a view cross-entropy, used only when the model returns view logits
+    (GaitGS; its paper uses 0.2) and the batch carries views.
+    """
 
     triplet_margin: float = 0.2
     triplet_weight: float = 1.0
     ce_scale: float = 1.0
     ce_label_smoothing: float = 0.0
     ce_weight: float = 1.0
+    view_weight: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.triplet_weight < 0 or self.ce_weight < 0:
-            raise ValueError("loss.triplet_weight and loss.ce_weight must be >= 0")
+        if self.triplet_weight < 0 or self.ce_weight < 0 or self.view_weight < 0:
+            raise ValueError("loss.triplet_weight, loss.ce_weight and loss.view_weight must be >= 0")
         if self.triplet_weight == 0 and self.ce_weight == 0:
             raise ValueError("loss.triplet_weight and loss.ce_weight are both 0; set at least one > 0")
 
@@ -152,8 +176,13 @@ class GaitLoss(nn.Module):
         triplet_embeddings: torch.Tensor | None = None,
         triplet_labels: torch.Tensor | None = None,
         triplet_scale: float = 1.0,
+        view_logits: torch.Tensor | None = None,
+        views: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Total loss and detached metrics; ``triplet_*`` replace the local batch (e.g. gathered ranks)."""
+        """Total loss and detached metrics; ``triplet_*`` replace the local batch (e.g. gathered ranks).
+
+        ``view_logits: [n, views]`` with ``views: int64 [n]`` add the weighted view cross-entropy.
+        """
         cfg = self.config
         metrics: dict[str, torch.Tensor] = {}
         total = embeddings.new_zeros((), dtype=torch.float32)
@@ -174,5 +203,11 @@ class GaitLoss(nn.Module):
             logged = logged + cfg.ce_weight * ce.loss.detach()
             metrics["ce_loss"] = ce.loss.detach()
             metrics["accuracy"] = ce.accuracy
+        if cfg.view_weight > 0 and view_logits is not None and views is not None:
+            view = view_cross_entropy(view_logits, views)
+            total = total + cfg.view_weight * view.loss
+            logged = logged + cfg.view_weight * view.loss.detach()
+            metrics["view_loss"] = view.loss.detach()
+            metrics["view_accuracy"] = view.accuracy
         metrics["loss"] = logged
         return total, metrics

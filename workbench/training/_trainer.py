@@ -270,8 +270,11 @@ class Trainer:
             out = model(seqs, seq_len)
         embeddings, logits = out.embeddings.float(), out.logits.float()
         extra: dict[str, Any] = {}
+        view_logits = getattr(out, "view_logits", None)
+        if view_logits is not None and batch.views is not None:
+            extra = {"view_logits": view_logits.float(), "views": batch.views.to(device, non_blocking=True)}
         if ctx.enabled and cfg.loss.triplet_weight > 0:
-            extra = {
+            extra |= {
                 "triplet_embeddings": gather_with_grad(embeddings),
                 "triplet_labels": gather_with_grad(labels),
                 "triplet_scale": float(ctx.world_size),
