@@ -53,7 +53,7 @@ def test_relative_paths_become_absolute(tmp_path: Path) -> None:
 
 def test_dead_database_names_the_url_and_fix() -> None:
     url = "postgresql://nobody@127.0.0.1:1/none"
-    with pytest.raises(StorageError, match="127.0.0.1:1") as info:
+    with pytest.raises(StorageError, match=r"127\.0\.0\.1:1") as info:
         open_storage(url)
     assert "pg_isready" in str(info.value)
 

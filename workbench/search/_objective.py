@@ -79,6 +79,30 @@ def tracker_for(config: StudyConfig) -> Any:
     return StudyTracker(uri, config.experiment_name, config.study.name)
 
 
+class _StartStep(TrainingCallback):
+    """Record where training started, so a retried trial shows it resumed from a checkpoint."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+
+    def on_train_start(self, info: Any) -> None:
+        self.trial.set_user_attr("start_step", int(info.start_step))
+
+
+def mark_lost_trials(config: StudyConfig, numbers: tuple[int, ...]) -> None:
+    """Close the MLflow runs of trials whose worker died (they were left RUNNING) as failed."""
+    from workbench.tracking import TAG_TRIAL, TrialRun
+
+    if not numbers:
+        return
+    tracker = tracker_for(config)
+    for run in tracker.trial_runs():
+        number = int(run.data.tags.get(TAG_TRIAL, -1))
+        if number in numbers and run.info.status == "RUNNING":
+            TrialRun(tracker.client, run.info.run_id, number, tracker.experiment_id).finish(
+                "failed", error="worker lost (killed or stopped heartbeating); the trial was queued again")
+
+
 def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, trial: optuna.Trial) -> TrialOutcome:
     """Train and evaluate one trial; every way it can end is recorded in Optuna and MLflow."""
     from workbench.tracking import MLflowTrainingCallback, hierarchy_params, log_hierarchy
@@ -96,7 +120,7 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
                               retry_of=int(retry_of) if retry_of is not None else None)
     try:
         evaluator = _Evaluator(config, prepared.data_path)
-        callbacks: list[TrainingCallback] = [MLflowTrainingCallback(run)]
+        callbacks: list[TrainingCallback] = [MLflowTrainingCallback(run), _StartStep(trial)]
         if not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
             callbacks.append(PruningCallback(trial, config.objectives[0].metric))
         trainer = Trainer(train_config, evaluator=evaluator, callbacks=callbacks, progress=False)

@@ -100,12 +100,12 @@ def _should_start(study: optuna.Study, budget: int) -> bool:
 def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, n_trials: int,
                 worker_index: int = 0, deadline: float | None = None) -> int:
     """Ask-train-tell until the budget is reached, the deadline passes or no work is left; returns trials run."""
-    from workbench.search._objective import TrialOutcome, run_trial
+    from workbench.search._objective import TrialOutcome, mark_lost_trials, run_trial
 
     study = open_study(config, storage_url, worker_index)
     ran = 0
     while True:
-        reap_stale_trials(study, grace=config.storage.grace_seconds)
+        mark_lost_trials(config, reap_stale_trials(study, grace=config.storage.grace_seconds).failed)
         if deadline is not None and time.time() >= deadline:
             log.info("worker %d: time budget reached", worker_index)
             break
