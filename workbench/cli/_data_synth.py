@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from workbench.cli import CLIError
 
@@ -64,7 +65,7 @@ def _parse_frames(text: str) -> tuple[int, int]:
 def _synth(args: argparse.Namespace) -> int:
     from workbench.data.synth import SynthConfig, render_dataset
 
-    overrides: dict[str, object] = {}
+    overrides: dict[str, Any] = {}
     for name in ("subjects", "seed", "size", "noise", "jitter"):
         value = getattr(args, name)
         if value is not None:

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from workbench.config import ConfigError, load_config
-from workbench.data.synth import CASIA_B_TYPES, CASIA_B_VIEWS, SynthConfig, condition_of, subject_name, view_name
+from workbench.data.synth import (
+    CASIA_B_TYPES,
+    CASIA_B_VIEWS,
+    SynthConfig,
+    condition_of,
+    subject_name,
+    view_name,
+)
 
 
 def test_default_mirrors_casia_b() -> None:

@@ -69,7 +69,7 @@ def test_ground_truth_file(small_root: Path) -> None:
     for rows in truth["subjects"].values():
         values = [rows[name] for name in BOUNDARY_NAMES]
         assert all(isinstance(v, float) for v in values)
-        assert values == sorted(values) and 0 < values[0] and values[-1] < 64
+        assert values == sorted(values) and values[0] > 0 and values[-1] < 64
     meta = truth["metadata"]
     assert meta["ground_truth_types"] == ["nm-01", "nm-02"]
     assert meta["config"]["subjects"] == 3 and meta["config"]["size"] == 64
@@ -118,12 +118,12 @@ def test_refuses_a_non_empty_directory_unless_overwriting(tmp_path: Path) -> Non
     config = SynthConfig(subjects=2, views=(90,), types=("nm-01",), frames=(3, 3))
     root = tmp_path / "out"
     render_dataset(root, config)
-    with pytest.raises(FileExistsError, match="not empty.*--overwrite"):
+    with pytest.raises(FileExistsError, match=r"not empty.*--overwrite"):
         render_dataset(root, config)
     render_dataset(root, config.replace(subjects=1), overwrite=True)
     assert sorted(p.name for p in root.iterdir()) == ["001", "ground_truth.json", "partition.json"]
     (root / "notes.txt").write_text("mine")
-    with pytest.raises(FileExistsError, match="notes.txt"):
+    with pytest.raises(FileExistsError, match=r"notes\.txt"):
         render_dataset(root, config, overwrite=True)
     assert (root / "notes.txt").read_text() == "mine"
 

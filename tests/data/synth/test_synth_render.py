@@ -47,9 +47,10 @@ def test_shape_dtype_and_grey_edges(size: int) -> None:
     assert seq.silhouettes.dtype == np.uint8
     assert seq.boundary_rows.shape == (20, len(BOUNDARY_NAMES))
     values = seq.silhouettes
-    # Anti-aliased: a real share of the edge pixels are neither 0 nor 255.
-    grey = ((values > 0) & (values < 255)).sum()
-    assert grey > 0.1 * (values == 255).sum() / size * 8
+    # Anti-aliased: every frame's outline (a few hundred pixels long at 64x64) is drawn in grey levels.
+    grey = ((values > 0) & (values < 255)).sum(axis=(1, 2))
+    assert grey.min() > size * 1.5
+    assert len(np.unique(values)) > 100
     assert (values == 255).any() and (values == 0).any()
 
 
