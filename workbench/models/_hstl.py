@@ -8,7 +8,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.models._layers import ASTP, ARMEStage, FTABlock, GeMHPP, SeparateFCs, Stem, temporal_max
+from workbench.models._layers import (
+    ASTP,
+    ARMEStage,
+    FTABlock,
+    GeMHPP,
+    SeparateFCs,
+    Stem,
+    split_regions,
+    temporal_max,
+)
 from workbench.models._output import ModelOutput
 from workbench.models._spec import HSTLSpec
 
@@ -109,16 +118,22 @@ class HSTL(nn.Module):
         out, lengths = self.prepare_input(x, seqL)
         out = self.arme1(out, lengths)
         parts = [self.astp1(out, lengths)]
+        # Inside the stages the feature map lives as one tensor per height region: each ARME conv
+        # reads and writes whole tensors, and only a finer split later re-cuts them.
+        regions = [out]
         for index, stage in enumerate(self.spec.stages):
             number = index + 2
             if index in self.spec.downsample_before:
-                out = F.max_pool3d(out, kernel_size=(1, 2, 2), stride=(1, 2, 2))
-            out = getattr(self, f"arme{number}")(out, lengths)
-            parts.append(getattr(self, f"astp{number}")(out, lengths))
+                full = regions[0] if len(regions) == 1 else torch.cat(regions, dim=3)
+                regions = [F.max_pool3d(full, kernel_size=(1, 2, 2), stride=(1, 2, 2))]
+            regions = split_regions(regions, stage.split)
+            regions = getattr(self, f"arme{number}").forward_regions(regions, lengths)
+            parts.append(getattr(self, f"astp{number}").forward_regions(regions, lengths))
             if stage.fta:
-                out, lengths = getattr(self, fta_name(number))(out, lengths)
-                parts.append(getattr(self, f"astp{number}_fta")(out, lengths))
-        parts.append(self.HPP(temporal_max(out, lengths)))
+                regions, lengths = getattr(self, fta_name(number)).forward_regions(regions, lengths)
+                parts.append(getattr(self, f"astp{number}_fta").forward_regions(regions, lengths))
+        pooled = torch.cat([temporal_max(region, lengths) for region in regions], dim=2)
+        parts.append(self.HPP(pooled))
         return torch.cat(parts, dim=-1)
 
     def forward_head(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

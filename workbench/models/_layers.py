@@ -78,7 +78,8 @@ class Stem(nn.Module):
     def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
         """``x: [n, c_in, s, h, w]`` -> ``[n, c, s, h, w]``."""
         for conv in self.convs:
-            x = zero_padding_frames(F.leaky_relu(conv(x), LEAKY_SLOPE), seqL)
+            # In place: the conv output is not saved for backward, and LeakyReLU's backward can use its result.
+            x = zero_padding_frames(F.leaky_relu_(conv(x), LEAKY_SLOPE), seqL)
         return x
 
 
@@ -86,7 +87,8 @@ class ARME(nn.Module):
     """Adaptive region-based motion extractor: one Conv3d per height region, concatenated, LeakyReLU.
 
     Each region is convolved alone, so zero padding sits at region borders and regions never see
-    each other's rows.
+    each other's rows. ``forward_regions`` works on the regions as separate tensors, which is how
+    ``HSTL`` runs it: no split or concatenation copies in the forward or the backward pass.
     """
 
     def __init__(self, in_channels: int, out_channels: int, split: Sequence[int]) -> None:
@@ -94,11 +96,18 @@ class ARME(nn.Module):
         self.split = [int(s) for s in split]
         self.conv3d = nn.ModuleList(BasicConv3d(in_channels, out_channels) for _ in self.split)
 
+    def forward_regions(self, regions: Sequence[torch.Tensor], seqL: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """One tensor per region ``[n, c_in, s, h_r, w]`` -> ``[n, c_out, s, h_r, w]`` each."""
+        out = []
+        for conv, region in zip(self.conv3d, regions, strict=True):
+            # In place: the conv output is not saved for backward, and LeakyReLU's backward can use
+            # its result, so one tensor per layer stays alive instead of two.
+            out.append(zero_padding_frames(F.leaky_relu_(conv(region), LEAKY_SLOPE), seqL))
+        return out
+
     def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
         """``x: [n, c_in, s, h, w]`` -> ``[n, c_out, s, h, w]``."""
-        regions = x.split(self.split, dim=3)
-        out = torch.cat([conv(region) for conv, region in zip(self.conv3d, regions, strict=True)], dim=3)
-        return zero_padding_frames(F.leaky_relu(out, LEAKY_SLOPE), seqL)
+        return torch.cat(self.forward_regions(x.split(self.split, dim=3), seqL), dim=3)
 
 
 class ARMEStage(nn.ModuleList):
@@ -111,11 +120,39 @@ class ARMEStage(nn.ModuleList):
             previous = width
         super().__init__(blocks)
 
+    def forward_regions(self, regions: Sequence[torch.Tensor], seqL: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Per-region tensors in, per-region tensors out (see ``ARME.forward_regions``)."""
+        out = list(regions)
+        for block in self:
+            out = block.forward_regions(out, seqL)
+        return out
+
     def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
         """``x: [n, c_in, s, h, w]`` -> ``[n, c_out, s, h, w]``."""
-        for block in self:
-            x = block(x, seqL)
-        return x
+        return torch.cat(self.forward_regions(x.split(self[0].split, dim=3), seqL), dim=3)
+
+
+def split_regions(regions: Sequence[torch.Tensor], split: Sequence[int]) -> list[torch.Tensor]:
+    """Re-cut per-region tensors ``[n, c, s, h_r, w]`` into ``split`` (which must refine them) along height.
+
+    Each new region is made contiguous once here, so the convolutions that follow read it directly.
+    """
+    out: list[torch.Tensor] = []
+    sizes = list(split)
+    for region in regions:
+        height, taken = region.shape[3], []
+        while height > 0:
+            if not sizes or sizes[0] > height:
+                raise ValueError(f"split {list(split)} does not refine the region heights {[r.shape[3] for r in regions]}")
+            taken.append(sizes.pop(0))
+            height -= taken[-1]
+        if len(taken) == 1:
+            out.append(region)
+        else:
+            out.extend(part.contiguous() for part in region.split(taken, dim=3))
+    if sizes:
+        raise ValueError(f"split {list(split)} covers more rows than the regions {[r.shape[3] for r in regions]}")
+    return out
 
 
 class GeMHPP(nn.Module):
@@ -142,6 +179,17 @@ class ASTP(nn.Module):
         self.split = [int(s) for s in split]
         self.hpp = nn.ModuleList(GeMHPP(bins=1) for _ in self.split)
         self.proj = BasicConv2d(in_channels, out_channels) if project else None
+
+    def forward_regions(self, regions: Sequence[torch.Tensor], seqL: torch.Tensor | None = None) -> torch.Tensor:
+        """One tensor per region ``[n, c, s, h_r, w]`` -> ``[n, out, len(regions)]``."""
+        pooled = []
+        for gem, region in zip(self.hpp, regions, strict=True):
+            # The projection is per pixel, so projecting each region equals projecting the whole map.
+            features = temporal_max(region, seqL)
+            if self.proj is not None:
+                features = self.proj(features)
+            pooled.append(gem(features))
+        return torch.cat(pooled, dim=-1)
 
     def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
         """``x: [n, c, s, h, w]`` -> ``[n, out, len(split)]``."""
@@ -179,26 +227,31 @@ class FTABlock(nn.Module):
         self.split = [int(s) for s in split]
         self.mma = nn.ModuleList(FTA(channels) for _ in self.split)
 
+    def forward_regions(
+        self, regions: Sequence[torch.Tensor], seqL: torch.Tensor | None = None
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """Per-region ``[n, c, s, h_r, w]`` -> per-region ``[n, c, (s - 3) // 3 + 1, h_r, w]`` and the new seqL."""
+        new_seqL = None if seqL is None else fta_lengths(seqL)
+        out = []
+        for fta, region in zip(self.mma, regions, strict=True):
+            if seqL is not None:
+                # Padding frames must lose every max, as the implicit -inf padding does for a lone sequence.
+                region = region.masked_fill(~frame_mask(seqL, region.shape[2])[:, None, :, None, None], float("-inf"))
+            pooled3 = F.max_pool3d(region, kernel_size=(3, 1, 1), stride=(3, 1, 1))
+            pooled5 = F.max_pool3d(region, kernel_size=(5, 1, 1), stride=(3, 1, 1), padding=(1, 0, 0))
+            if new_seqL is not None:
+                valid = frame_mask(new_seqL, pooled3.shape[2])[:, None, :, None, None]
+                pooled3 = pooled3.masked_fill(~valid, 0.0)
+                pooled5 = pooled5.masked_fill(~valid, 0.0)
+            out.append(fta(pooled3, pooled5))
+        return out, new_seqL
+
     def forward(
         self, x: torch.Tensor, seqL: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x: [n, c, s, h, w]`` -> ``([n, c, (s - 3) // 3 + 1, h, w], new seqL)``."""
-        if seqL is not None:
-            # Padding frames must lose every max, as the implicit -inf padding does for a lone sequence.
-            x = x.masked_fill(~frame_mask(seqL, x.shape[2])[:, None, :, None, None], float("-inf"))
-        pooled3 = F.max_pool3d(x, kernel_size=(3, 1, 1), stride=(3, 1, 1))
-        pooled5 = F.max_pool3d(x, kernel_size=(5, 1, 1), stride=(3, 1, 1), padding=(1, 0, 0))
-        new_seqL = None
-        if seqL is not None:
-            new_seqL = fta_lengths(seqL)
-            valid = frame_mask(new_seqL, pooled3.shape[2])[:, None, :, None, None]
-            pooled3 = pooled3.masked_fill(~valid, 0.0)
-            pooled5 = pooled5.masked_fill(~valid, 0.0)
-        # Max pooling never mixes rows, so pooling the whole map then splitting equals splitting first.
-        parts3 = pooled3.split(self.split, dim=3)
-        parts5 = pooled5.split(self.split, dim=3)
-        out = torch.cat([fta(a, b) for fta, a, b in zip(self.mma, parts3, parts5, strict=True)], dim=3)
-        return out, new_seqL
+        out, new_seqL = self.forward_regions(x.split(self.split, dim=3), seqL)
+        return torch.cat(out, dim=3), new_seqL
 
 
 class SeparateFCs(nn.Module):
