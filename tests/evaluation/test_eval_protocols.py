@@ -48,7 +48,8 @@ def test_casia_b_perfect_embeddings_score_100() -> None:
     data = one_hot_set(["001", "002", "003"], CASIA_TYPES, CASIA_VIEWS)
     result = evaluate(data, "casia-b")
     assert isinstance(result, CrossViewResult)
-    assert result.summary() == {"rank1_nm": 100.0, "rank1_bg": 100.0, "rank1_cl": 100.0, "rank1_mean": 100.0}
+    assert result.summary() == {"rank1": 100.0, "rank1_nm": 100.0, "rank1_bg": 100.0, "rank1_cl": 100.0,
+                                "rank1_mean": 100.0}
     assert result.views == tuple(CASIA_VIEWS)
     assert np.isnan(np.diag(result.accuracy("NM"))).all()
 
@@ -70,6 +71,7 @@ def test_casia_b_one_wrong_probe_hand_worked() -> None:
     assert result.summary()["rank1_bg"] == pytest.approx((10 * 100 + 500 / 6) / 11)
     assert result.summary()["rank1_nm"] == 100.0
     assert result.summary()["rank1_mean"] == pytest.approx((200 + (1000 + 500 / 6) / 11) / 3)
+    assert result.summary()["rank1"] == result.summary()["rank1_mean"]
 
 
 def test_cross_view_averaging_excludes_the_diagonal() -> None:
@@ -94,6 +96,7 @@ def test_oumvlp_reports_probes_without_gallery_both_ways() -> None:
     assert summary["rank1_nm"] == pytest.approx(75.0)
     assert summary["rank1_nm_excluded"] == pytest.approx(100.0)
     assert summary["rank1_mean_excluded"] == pytest.approx(100.0)
+    assert summary["rank1"] == pytest.approx(75.0) and summary["rank1_excluded"] == pytest.approx(100.0)
     assert "excluded" in result.table()
 
 
@@ -172,7 +175,7 @@ def test_synthetic_single_view_keeps_identical_view() -> None:
     result = evaluate(data, "synthetic")
     assert isinstance(result, CrossViewResult)
     assert not result.exclude_identical
-    assert result.summary() == {"rank1_nm": 100.0, "rank1_bg": 100.0, "rank1_mean": 100.0}
+    assert result.summary() == {"rank1": 100.0, "rank1_nm": 100.0, "rank1_bg": 100.0, "rank1_mean": 100.0}
 
 
 def test_cosine_metric_and_missing_condition_warning() -> None:
@@ -181,7 +184,7 @@ def test_cosine_metric_and_missing_condition_warning() -> None:
         result = evaluate(data, "casia-b", metric="cosine")
     messages = " ".join(str(w.message) for w in record)
     assert "condition BG is left out" in messages and "condition CL is left out" in messages
-    assert result.summary() == {"rank1_nm": 100.0, "rank1_mean": 100.0}
+    assert result.summary() == {"rank1": 100.0, "rank1_nm": 100.0, "rank1_mean": 100.0}
     assert result.metric == "cosine" and "cosine distance" in result.table()
 
 
@@ -204,7 +207,7 @@ def test_save_writes_summary_csv_and_heatmap(tmp_path: Path) -> None:
     assert names == ["rank1_views.csv", "rank1_views.png", "results.txt", "summary.json"]
     payload = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert payload["protocol"] == "casia-b" and payload["summary"]["rank1_mean"] == 100.0
-    assert payload["primary_metric"] == "rank1_mean" and result.primary() == 100.0
+    assert payload["primary_metric"] == "rank1" and result.primary() == 100.0
     rows = (tmp_path / "out" / "rank1_views.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 * 4 * 4
     with Image.open(tmp_path / "out" / "rank1_views.png") as image:

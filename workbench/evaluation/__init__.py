@@ -6,18 +6,20 @@ Example::
 
     data = extract_embeddings(model, source, batch_size=8)  # EmbeddingSet, [N, c, p]
     result = evaluate(data, "casia-b")                       # CrossViewResult
-    print(result.table()); result.summary()                  # {"rank1_nm": ..., "rank1_mean": ...}
+    print(result.table()); result.summary()                  # {"rank1": ..., "rank1_nm": ..., ...}
 
-Protocols (``list_protocols()``) and their ``summary()`` keys, all in percent:
+Protocols (``list_protocols()``) and their ``summary()`` keys, all in percent; every protocol has
+``rank1``, its headline (``result.primary_metric``):
 
-- ``casia-b``, ``synthetic``: ``rank1_nm``, ``rank1_bg``, ``rank1_cl``, ``rank1_mean`` (primary).
-- ``oumvlp``: ``rank1_nm``/``rank1_mean`` counting probes without a gallery match as misses, and the
-  same with ``_excluded`` leaving them out.
-- ``grew``: ``rank1`` (primary), ``rank5``, ``rank10``, ``rank20``; ``RankResult.write_submission``
+- ``casia-b``, ``synthetic``: ``rank1`` (= ``rank1_mean``, the mean over conditions), ``rank1_nm``,
+  ``rank1_bg``, ``rank1_cl``.
+- ``oumvlp``: ``rank1``/``rank1_nm``/``rank1_mean`` counting probes without a gallery match as
+  misses, and the same with ``_excluded`` leaving them out.
+- ``grew``: ``rank1``, ``rank5``, ``rank10``, ``rank20``; ``RankResult.write_submission``
   writes the CSV the GREW server takes: header ``videoId,rank1,...,rank20``, then one row per probe:
   its video id (the probe's view folder in OpenGait's GREW layout) and the ids of its 20 nearest
   gallery sequences, nearest first.
-- ``gait3d``: ``rank1`` (primary), ``rank5``, ``rank10``, ``map``, ``minp``.
+- ``gait3d``: ``rank1``, ``rank5``, ``rank10``, ``map``, ``minp``.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ class CrossViewResult(EvaluationResult):
     valid: np.ndarray
     exclude_identical: bool = True
     report_excluded: bool = False
-    primary_metric: str = "rank1_mean"
+    primary_metric: str = "rank1"
 
     def _index(self, condition: str) -> int:
         if condition not in self.conditions:
@@ -113,15 +113,21 @@ class CrossViewResult(EvaluationResult):
         return float(_nanmean(self.per_probe_view(condition, exclude_invalid)))
 
     def summary(self) -> dict[str, float]:
-        """``rank1_<condition>`` per condition and ``rank1_mean``; ``..._excluded`` too where reported."""
+        """``rank1`` (the headline: mean over conditions), ``rank1_<condition>`` and ``rank1_mean``.
+
+        Where probes without a gallery match are also reported excluded, the same keys follow with
+        ``_excluded``.
+        """
         out: dict[str, float] = {}
         variants = [False, True] if self.report_excluded else [False]
         for exclude in variants:
             suffix = "_excluded" if exclude else ""
             values = [self.mean(c, exclude) for c in self.conditions]
+            mean = float(_nanmean(np.asarray(values)))
+            out[f"rank1{suffix}"] = mean
             for condition, value in zip(self.conditions, values, strict=True):
                 out[f"rank1_{condition.lower()}{suffix}"] = value
-            out[f"rank1_mean{suffix}"] = float(_nanmean(np.asarray(values)))
+            out[f"rank1_mean{suffix}"] = mean
         return out
 
     def table(self) -> str:
