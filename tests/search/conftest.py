@@ -20,11 +20,17 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def tracking_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One MLflow SQLite store for the session (creating MLflow's tables costs seconds per store)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 StudyWriter = Callable[..., Path]
 
 
 @pytest.fixture
-def write_study(tmp_path: Path, tiny_data: Path) -> StudyWriter:
+def write_study(tmp_path: Path, tiny_data: Path, tracking_uri: str) -> StudyWriter:
     """Write a small study TOML over the tiny set; keyword arguments replace whole lines."""
 
     def write(name: str = "tiny", trials: int = 2, iterations: int = 4, objectives: str = "",
@@ -56,6 +62,9 @@ name = "random"
 url = "{storage}"
 heartbeat_seconds = 0.5
 grace_seconds = 30
+[tracking]
+uri = "{tracking_uri}"
+experiment = "{name}-{tmp_path.name}"
 {extra}
 [train]
 save_every = 1

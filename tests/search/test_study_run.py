@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from workbench.cli import main
 from workbench.search import load_study_config, open_storage, run_study
-from workbench.tracking import load_trials, resolve_tracking_uri
+from workbench.tracking import load_trials
 
 pytestmark = pytest.mark.slow
 
@@ -32,8 +32,7 @@ def test_study_runs_logs_every_trial_and_continues_its_budget(write_study, capsy
     assert len(study.trials) == 3  # nothing was run twice
 
     config = load_study_config(path)
-    uri = resolve_tracking_uri(None, project_dir=config.project_dir)
-    runs = load_trials(uri, config.experiment_name)
+    runs = load_trials(config.tracking.uri, config.experiment_name)
     assert len(runs) == 3
     row = runs.iloc[0]
     split_cols = [c for c in runs.columns if "split" in c]
@@ -85,6 +84,6 @@ def test_pruned_trials_are_recorded_as_pruned_in_optuna_and_mlflow(write_study) 
         assert t.state == TrialState.PRUNED
         assert list(t.intermediate_values) == [2], "pruned at the first evaluation, not trained to the end"
     config = load_study_config(path)
-    runs = load_trials(resolve_tracking_uri(None, project_dir=config.project_dir), config.experiment_name)
+    runs = load_trials(config.tracking.uri, config.experiment_name)
     state_col = next(c for c in runs.columns if c.endswith("state"))
     assert sorted(runs[state_col]) == ["pruned", "pruned"]

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from workbench.search import load_study_config, open_storage
 from workbench.search._heartbeat import WORKER_KEY
-from workbench.tracking import load_trials, resolve_tracking_uri
+from workbench.tracking import load_trials
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,7 @@ def test_two_workers_survive_one_being_killed(backend: str, write_study, tmp_pat
         _check_accounting(study, budget)
         retries = [t for t in study.trials if "retry_of" in t.user_attrs and t.state == TrialState.COMPLETE]
         assert any(t.user_attrs.get("start_step", 0) > 0 for t in retries), "the retry resumes from the checkpoint"
-        runs = load_trials(resolve_tracking_uri(None, project_dir=config.project_dir), config.experiment_name)
+        runs = load_trials(config.tracking.uri, config.experiment_name)
         state_col = next(c for c in runs.columns if c.endswith("state"))
         assert "failed" in set(runs[state_col]), "the lost trial's MLflow run is closed as failed"
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import traceback
 from collections.abc import Mapping
@@ -72,11 +73,24 @@ class _Evaluator:
 
 
 def tracker_for(config: StudyConfig) -> Any:
-    """The study's MLflow tracker (parent run found again or created)."""
+    """The study's MLflow tracker (parent run found again or created).
+
+    Several workers may open a fresh SQLite store at the same moment; MLflow's table creation is not
+    safe under that race, so on SQLite the first opening is serialised with a file lock.
+    """
     from workbench.tracking import StudyTracker, resolve_tracking_uri
 
     uri = resolve_tracking_uri(config.tracking.uri or None, project_dir=config.project_dir)
-    return StudyTracker(uri, config.experiment_name, config.study.name)
+    if not uri.startswith("sqlite:///"):
+        return StudyTracker(uri, config.experiment_name, config.study.name)
+    lock_path = Path(uri[len("sqlite:///"):] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return StudyTracker(uri, config.experiment_name, config.study.name)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class _StartStep(TrainingCallback):

@@ -147,6 +147,9 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
         on_prepared(prepared)
     study = open_study(config, url)
     study.set_user_attr("study_file", str(Path(study_file).resolve()))
+    from workbench.search._objective import tracker_for
+
+    tracker_for(config)  # creates the MLflow store and the study's parent run before any worker starts
     deadline = None
     if config.budget.timeout_minutes:
         deadline = time.time() + 60.0 * config.budget.timeout_minutes

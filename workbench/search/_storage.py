@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
             return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         if url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "mysql"):
-            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            return optuna.storages.RDBStorage(_with_driver(url), engine_kwargs={"pool_pre_ping": True})
     except Exception as exc:  # the storage's own errors vary by backend; name the URL and the fix
         raise StorageError(
             f"cannot open Optuna storage {url!r}: {exc}. Check that the database server runs and "
@@ -65,3 +66,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         f"unknown Optuna storage {url!r}; use sqlite:///ABS/PATH.db, journal:/ABS/PATH.journal, "
         "or postgresql://user@host:port/db"
     )
+
+
+def _with_driver(url: str) -> str:
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2, so name it.
+    if not url.startswith("postgresql://") or importlib.util.find_spec("psycopg") is not None:
+        return url
+    return "postgresql+psycopg2://" + url[len("postgresql://"):]
