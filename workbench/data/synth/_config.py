@@ -48,8 +48,8 @@ class SynthConfig:
     """What ``render_dataset`` writes: subjects x types x views sequences of ``frames`` frames each.
 
     The default mirrors CASIA-B's design at a smaller scale: 50 subjects (30 train, 20 test) x 10 types
-    x 11 views = 5,500 sequences, about 412,000 frames of 64x64 (1.7 GB of pkl files); it renders in
-    about 75 s with 2 workers on a 2-core machine.
+    x 11 views = 5,500 sequences, about 412,700 frames of 64x64 (1.7 GB of pkl files). Rendering it
+    takes about 75 CPU-seconds: roughly 40 s with ``workers=2`` on two free cores.
 
     Args:
         subjects: number of subjects, ids ``001``, ``002``, ...

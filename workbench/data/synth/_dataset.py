@@ -107,7 +107,8 @@ def render_dataset(
     """Render ``config`` into ``out_dir``: ``<id>/<type>/<view>/<view>.pkl``, ``partition.json``, ``ground_truth.json``.
 
     Every sequence is seeded by (seed, subject, type, view), so the bytes written do not depend on
-    ``workers``. ``progress`` shows a tqdm bar over sequences.
+    ``workers``. ``progress`` shows a tqdm bar over sequences. ``partition.json`` is written last,
+    so its presence marks a complete dataset.
 
     Example:
         >>> summary = render_dataset("data/synth-tiny", SynthConfig.tiny())  # doctest: +SKIP
@@ -122,8 +123,9 @@ def render_dataset(
 
     ids = config.subject_ids
     train, test = ids[: config.train_count], ids[config.train_count :]
-    (root / "partition.json").write_text(json.dumps({"TRAIN_SET": train, "TEST_SET": test}, indent=1) + "\n")
     (root / "ground_truth.json").write_text(json.dumps(_ground_truth(config, jobs, results), indent=1) + "\n")
+    # Written last: its presence marks a complete dataset.
+    (root / "partition.json").write_text(json.dumps({"TRAIN_SET": train, "TEST_SET": test}, indent=1) + "\n")
     return SynthSummary(
         root=root,
         sequences=len(jobs),
