@@ -32,13 +32,13 @@ def walker(frames: int = 40, phase: float = 0.0, h: int = 32, w: int = 32, perio
 
 def test_registry_lists_documented_descriptors() -> None:
     names = list_descriptors()
-    assert {"row-coherence", "row-spectrum", "row-stats", "activation-stats"} <= set(names)
+    assert {"row-articulation", "row-coherence", "row-spectrum", "row-stats", "activation-stats"} <= set(names)
     assert all(descriptor_summaries()[n].startswith(n) for n in names)
     with pytest.raises(ValueError, match="unknown descriptor 'nope'; available"):
         create_descriptor("nope")
 
 
-@pytest.mark.parametrize("name", ["row-coherence", "row-spectrum", "row-stats"])
+@pytest.mark.parametrize("name", ["row-articulation", "row-coherence", "row-spectrum", "row-stats"])
 def test_silhouette_descriptors_ignore_the_walks_phase(name: str) -> None:
     descriptor = create_descriptor(name, n_rows=32)
     a = descriptor.describe(walker(phase=0.0))
@@ -80,7 +80,7 @@ def test_streaming_equals_the_mean_of_per_sequence_descriptors() -> None:
 
 def test_constant_rows_give_finite_features() -> None:
     seq = np.zeros((20, 16, 16), dtype=np.uint8)
-    for name in ("row-coherence", "row-spectrum", "row-stats"):
+    for name in ("row-articulation", "row-coherence", "row-spectrum", "row-stats"):
         assert np.all(np.isfinite(create_descriptor(name).describe(seq)))
 
 

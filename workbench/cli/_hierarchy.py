@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 DEFAULT_KS = (2, 3, 4, 6, 8)
 
+DEFAULT_DESCRIPTOR = "row-articulation"  # workbench.hierarchy.DEFAULT_DESCRIPTOR, kept here so --help stays light
+
 _DESCRIPTOR_HELP = {
+    "row-articulation": "row-coherence plus the coherence of each row's edge tilt, equal weight per block (rows "
+    "of one rigid segment lean together, so joints show even where the width does not change; the default)",
     "row-coherence": "correlation of each row's temporal signals with every other row's (rows of one rigid "
-    "part move together; the default)",
+    "part move together)",
     "row-spectrum": "magnitude spectrum bands of each row's occupancy, edges, centroid and change (phase-free)",
     "row-stats": "mean, spread, range and speed of each row's occupancy, edges, centroid and change",
     "activation-stats": "per-row channel statistics of model activations [c, s, h, w] (needs an adapter; "
     "not readable from a data folder)",
 }
+_SILHOUETTE_DESCRIPTORS = [name for name in _DESCRIPTOR_HELP if name != "activation-stats"]
 
 
 def _descriptor_epilog() -> str:
@@ -36,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, type=Path, help="OpenGait pkl tree, packed store, raw "
                    "<id>/<type>/<view> frames or GIFs, or a folder of GIFs (raw input is pretreated on the fly)")
-    p.add_argument("--descriptor", default="row-coherence", choices=["row-coherence", "row-spectrum", "row-stats"],
-                   help="row descriptor (see below; default row-coherence)")
+    p.add_argument("--descriptor", default=DEFAULT_DESCRIPTOR, choices=_SILHOUETTE_DESCRIPTORS,
+                   help=f"row descriptor (see below; default {DEFAULT_DESCRIPTOR})")
     p.add_argument("--linkage", default="ward", choices=["ward", "average", "complete", "single"])
     p.add_argument("--metric", default="euclidean",
                    choices=["euclidean", "cosine", "correlation", "cityblock", "sqeuclidean", "chebyshev"],
@@ -68,16 +72,9 @@ def _fmt(value: float) -> str:
 
 
 def discover(args: argparse.Namespace) -> int:
-    """Handler of ``workbench discover``."""
+    """Handler of ``workbench discover``: ``discover_tree`` does the work, this prints and saves."""
     from workbench.cli import CLIError
-    from workbench.hierarchy import (
-        GROUND_TRUTH_FILE,
-        bootstrap_stability,
-        discover_tree,
-        ground_truth_score,
-        read_ground_truth,
-        uniform_tree,
-    )
+    from workbench.hierarchy import discover_tree
 
     if args.out.suffix != ".json":
         raise CLIError(f"--out {args.out}: a hierarchy file must end in .json, e.g. hierarchies/mine.json")
@@ -85,42 +82,29 @@ def discover(args: argparse.Namespace) -> int:
         result = discover_tree(
             args.data, descriptor=args.descriptor, linkage=args.linkage, metric=args.metric,
             standardize=not args.no_standardize, rows=args.rows, seed=args.seed, name=args.out.stem, ks=args.ks,
+            bootstrap=args.bootstrap,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
     tree, estimator, stats = result.tree, result.estimator, result.stats
-    ks = sorted({k for k in args.ks if 1 <= k <= tree.n_rows})
     print(f"data: {result.table.name} ({result.table.kind}): {stats.n_sequences} sequences, {stats.n_subjects} "
           "subjects" + (f", {stats.n_skipped} skipped (too short)" if stats.n_skipped else ""))
     print(f"descriptor: {args.descriptor} [{stats.n_rows} rows x {stats.n_features} features]; "
           f"linkage {args.linkage}, metric {args.metric}")
-    for k in ks:
+    for k in sorted({k for k in args.ks if 1 <= k <= tree.n_rows}):
         print(f"  k={k}: {tree.cut(k)}")
     print(f"cophenetic correlation: {_fmt(estimator.cophenetic_)}")
-    scores: dict[str, Any] = {}
     if args.bootstrap > 0 and stats.n_subjects < 2:
         print(f"stability: skipped: needs at least 2 subjects, the data has {stats.n_subjects}")
-    elif args.bootstrap > 0:
-        stability = bootstrap_stability(estimator, stats, ks, n_resamples=args.bootstrap, random_state=args.seed)
-        for s in stability:
-            print(f"stability k={s.k}: ARI {_fmt(s.ari_mean)} ± {_fmt(s.ari_std)}, "
-                  f"boundary jitter {_fmt(s.jitter_mean)} ± {_fmt(s.jitter_std)} rows ({s.n_resamples} resamples)")
-        scores["stability"] = [s.as_dict() for s in stability]
-    truth_path = args.data / GROUND_TRUTH_FILE
-    if truth_path.is_file():
-        try:
-            true = read_ground_truth(truth_path, tree.n_rows)
-        except ValueError as exc:
-            raise CLIError(str(exc)) from exc
-        k = len(true) + 1
-        found = ground_truth_score(tree.cut(k), true)
-        uniform = ground_truth_score(uniform_tree(tree.n_rows).cut(k), true)
-        print(f"ground truth ({k} parts, boundaries {true}):")
-        for label, score in (("discovered", found), ("uniform", uniform)):
+    for s in result.stability:
+        print(f"stability k={s.k}: ARI {_fmt(s.ari_mean)} ± {_fmt(s.ari_std)}, "
+              f"boundary jitter {_fmt(s.jitter_mean)} ± {_fmt(s.jitter_std)} rows ({s.n_resamples} resamples)")
+    if result.ground_truth is not None:
+        found = result.ground_truth["discovered"]
+        print(f"ground truth ({found.k} parts, boundaries {found.true_boundaries}):")
+        for label, score in result.ground_truth.items():
             print(f"  {label:<10} cut {score.cut}: row error {score.row_error:.2f} "
                   f"(true->cut {score.true_to_cut:.2f}, cut->true {score.cut_to_true:.2f}), ARI {_fmt(score.ari)}")
-        scores["ground_truth"] = {"discovered": found.as_dict(), "uniform": uniform.as_dict()}
-    tree = tree.with_metadata(provenance={**tree.provenance, **scores})
     tree.save(args.out)
     print(f"wrote {args.out} (tree_id {tree.tree_id})")
     return 0

@@ -6,6 +6,7 @@ row descriptors ``[n_rows, n_features]``, which ``HierarchyDiscovery`` turns int
 
 from __future__ import annotations
 
+from workbench.hierarchy._articulation import TILT_SIGNALS, RowArticulation, edge_tilts, subpixel_edges
 from workbench.hierarchy._descriptors import (
     SIGNALS,
     ActivationStats,
@@ -18,10 +19,17 @@ from workbench.hierarchy._descriptors import (
     list_descriptors,
     map_rows,
     register_descriptor,
+    row_coherence,
 )
 from workbench.hierarchy._discovery import LINKAGES, METRICS, HierarchyDiscovery, row_distances
 from workbench.hierarchy._io import TreeInfo, list_trees, load_tree, read_tree_file, save_tree
-from workbench.hierarchy._pipeline import DiscoveryResult, discover_tree, select_sequences
+from workbench.hierarchy._pipeline import (
+    DEFAULT_DESCRIPTOR,
+    DiscoveryResult,
+    discover_tree,
+    score_ground_truth,
+    select_sequences,
+)
 from workbench.hierarchy._plot import mean_silhouette, plot_dendrogram
 from workbench.hierarchy._presets import list_presets, preset_description, preset_tree, uniform_tree
 from workbench.hierarchy._rescale import is_nested, refines, rescale_cuts, rescale_split
@@ -39,16 +47,19 @@ from workbench.hierarchy._stats import DescriptorStats
 from workbench.hierarchy._tree import PartitionTree
 
 __all__ = [
+    "DEFAULT_DESCRIPTOR",
     "GROUND_TRUTH_FILE",
     "LINKAGES",
     "METRICS",
     "SIGNALS",
+    "TILT_SIGNALS",
     "ActivationStats",
     "DescriptorStats",
     "DiscoveryResult",
     "GroundTruthScore",
     "HierarchyDiscovery",
     "PartitionTree",
+    "RowArticulation",
     "RowCoherence",
     "RowDescriptor",
     "RowSpectrum",
@@ -62,6 +73,7 @@ __all__ = [
     "create_descriptor",
     "descriptor_summaries",
     "discover_tree",
+    "edge_tilts",
     "ground_truth_score",
     "is_nested",
     "list_descriptors",
@@ -80,9 +92,12 @@ __all__ = [
     "register_descriptor",
     "rescale_cuts",
     "rescale_split",
+    "row_coherence",
     "row_distances",
     "save_tree",
+    "score_ground_truth",
     "select_sequences",
     "split_labels",
+    "subpixel_edges",
     "uniform_tree",
 ]

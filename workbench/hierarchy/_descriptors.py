@@ -25,6 +25,21 @@ def _row_map(src: int, dst: int) -> np.ndarray:
     return overlap / overlap.sum(axis=1, keepdims=True)
 
 
+def row_coherence(signals: np.ndarray, n_rows: int) -> np.ndarray:
+    """Per row, the correlation of each signal with that signal in every row: ``[s, t, h] -> [n_rows, s * n_rows]``.
+
+    Rows are area-resampled to ``n_rows`` first. A row whose signal never changes correlates 0 with
+    everything (its correlation is undefined, and 0 reads as "unrelated").
+    """
+    if signals.shape[2] != n_rows:
+        signals = np.einsum("rh,sth->str", _row_map(signals.shape[2], n_rows), signals)
+    centred = signals - signals.mean(axis=1, keepdims=True)
+    norm = np.sqrt((centred**2).sum(axis=1, keepdims=True))
+    unit = np.where(norm > 1e-9, centred / np.where(norm > 1e-9, norm, 1.0), 0.0)
+    corr = np.einsum("str,stq->srq", unit, unit)  # [s, n_rows, n_rows]
+    return corr.transpose(1, 0, 2).reshape(n_rows, -1)
+
+
 def map_rows(features: np.ndarray, n_rows: int) -> np.ndarray:
     """Resample per-row ``features: [h, f]`` to ``[n_rows, f]`` by area averaging (identity when equal)."""
     if features.shape[0] == n_rows:
@@ -53,6 +68,14 @@ class RowDescriptor(ABC):
     @abstractmethod
     def feature_names(self) -> list[str]:
         """One name per feature column."""
+
+    def feature_groups(self) -> list[str] | None:
+        """Block label per feature column, or ``None`` when every column weighs alike.
+
+        A descriptor that concatenates blocks of different sizes labels them, so clustering can give
+        each block the same total weight (``HierarchyDiscovery(feature_groups=...)``).
+        """
+        return None
 
     @abstractmethod
     def row_features(self, x: np.ndarray) -> np.ndarray:
@@ -96,7 +119,7 @@ class RowDescriptor(ABC):
             features = self.describe(x)
             if stats is None:
                 assert self.n_rows is not None
-                stats = DescriptorStats(self.n_rows, self.feature_names(), self.name)
+                stats = DescriptorStats(self.n_rows, self.feature_names(), self.name, self.feature_groups())
             stats.add(features, str(subject))
         if stats is None:
             raise ValueError(f"no sequence with at least {min_frames} frames to describe; the input was empty")
@@ -202,14 +225,7 @@ class RowCoherence(_SilhouetteDescriptor):
 
     def row_features(self, x: np.ndarray) -> np.ndarray:
         assert self.n_rows is not None
-        sig = self.signals(x)  # [5, t, h]
-        if sig.shape[2] != self.n_rows:
-            sig = np.einsum("rh,sth->str", _row_map(sig.shape[2], self.n_rows), sig)
-        centred = sig - sig.mean(axis=1, keepdims=True)
-        norm = np.sqrt((centred**2).sum(axis=1, keepdims=True))
-        unit = np.where(norm > 1e-9, centred / np.where(norm > 1e-9, norm, 1.0), 0.0)
-        corr = np.einsum("str,stq->srq", unit, unit)  # [5, n_rows, n_rows]
-        return corr.transpose(1, 0, 2).reshape(self.n_rows, -1)
+        return row_coherence(self.signals(x), self.n_rows)
 
 
 @register_descriptor
@@ -350,4 +366,5 @@ __all__ = [
     "list_descriptors",
     "map_rows",
     "register_descriptor",
+    "row_coherence",
 ]

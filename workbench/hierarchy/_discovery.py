@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -115,6 +116,9 @@ class HierarchyDiscovery(BaseEstimator):
         metric: row distance (``euclidean``, ``cosine``, ``correlation``, ``cityblock``, ...).
         contiguous: merge only adjacent row groups.
         standardize: z-score each feature over the rows first (constant features stay 0).
+        feature_groups: block label per feature (e.g. ``DescriptorStats.feature_groups``); each block's
+            columns are then divided by the square root of the block's non-constant column count,
+            so every block adds the same total variance to the row distances whatever its size.
         n_clusters: if set, ``labels_`` holds row labels of the cut with this many regions.
         random_state: seed for the bootstrap in ``bootstrap_stability`` (fitting is deterministic).
 
@@ -130,6 +134,7 @@ class HierarchyDiscovery(BaseEstimator):
         metric: str = "euclidean",
         contiguous: bool = True,
         standardize: bool = True,
+        feature_groups: Sequence[str] | None = None,
         n_clusters: int | None = None,
         random_state: int | None = None,
     ) -> None:
@@ -137,6 +142,7 @@ class HierarchyDiscovery(BaseEstimator):
         self.metric = metric
         self.contiguous = contiguous
         self.standardize = standardize
+        self.feature_groups = feature_groups
         self.n_clusters = n_clusters
         self.random_state = random_state
 
@@ -162,10 +168,24 @@ class HierarchyDiscovery(BaseEstimator):
     def transform_rows(self, x: Any) -> np.ndarray:
         """The matrix the distances are computed on (standardized when ``standardize``)."""
         arr = self._check_x(x)
-        if not self.standardize:
-            return arr
         std = arr.std(axis=0)
-        return (arr - arr.mean(axis=0)) / np.where(std > 1e-12 * (1 + np.abs(arr).max(axis=0)), std, 1.0)
+        varying = std > 1e-12 * (1 + np.abs(arr).max(axis=0))
+        if self.standardize:
+            arr = (arr - arr.mean(axis=0)) / np.where(varying, std, 1.0)
+        if self.feature_groups is None:
+            return arr
+        groups = np.asarray(list(self.feature_groups), dtype=object)
+        if groups.shape != (arr.shape[1],):
+            raise ValueError(
+                f"feature_groups has {groups.size} labels but X has {arr.shape[1]} features; give one block "
+                "label per column (DescriptorStats.feature_groups) or None"
+            )
+        scale = np.ones(arr.shape[1])
+        for label in dict.fromkeys(groups.tolist()):
+            members = groups == label
+            # Constant columns carry no distance, so they do not dilute their block's weight.
+            scale[members] = 1.0 / np.sqrt(max(1, int((members & varying).sum())))
+        return arr * scale
 
     def fit(self, X: Any, y: Any = None) -> HierarchyDiscovery:
         """Cluster the rows of ``X: [n_rows, n_features]``; returns ``self``."""
@@ -192,6 +212,7 @@ class HierarchyDiscovery(BaseEstimator):
                 "metric": self.metric,
                 "contiguous": bool(self.contiguous),
                 "standardize": bool(self.standardize),
+                "feature_groups": None if self.feature_groups is None else list(dict.fromkeys(self.feature_groups)),
                 "seed": self.random_state,
             }
             self._tree = PartitionTree.from_linkage(self.linkage_, n, provenance=provenance)

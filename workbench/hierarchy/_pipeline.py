@@ -1,9 +1,9 @@
-"""Discovery end to end: open a dataset, stream it through a row descriptor, fit the clustering."""
+"""Discovery end to end: open a dataset, stream it through a row descriptor, fit the clustering, score."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +11,18 @@ import numpy as np
 
 from workbench.hierarchy._descriptors import create_descriptor
 from workbench.hierarchy._discovery import HierarchyDiscovery
-from workbench.hierarchy._sources import SequenceTable, open_sequences
+from workbench.hierarchy._presets import uniform_tree
+from workbench.hierarchy._scores import (
+    GroundTruthScore,
+    StabilityScore,
+    bootstrap_stability,
+    ground_truth_score,
+)
+from workbench.hierarchy._sources import GROUND_TRUTH_FILE, SequenceTable, open_sequences, read_ground_truth
 from workbench.hierarchy._stats import DescriptorStats
 from workbench.hierarchy._tree import PartitionTree
+
+DEFAULT_DESCRIPTOR = "row-articulation"
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,8 @@ class DiscoveryResult:
     estimator: HierarchyDiscovery
     stats: DescriptorStats
     table: SequenceTable
+    stability: list[StabilityScore] = field(default_factory=list)
+    ground_truth: dict[str, GroundTruthScore] | None = None
 
 
 def select_sequences(table: SequenceTable, max_sequences: int | None, seed: int = 0) -> SequenceTable:
@@ -53,10 +64,24 @@ def accumulate(descriptor: Any, table: SequenceTable, progress: bool = True) -> 
     return descriptor.accumulate((table.load(i) for i in indices), table.subjects)
 
 
+def score_ground_truth(tree: PartitionTree, truth_file: str | Path) -> dict[str, GroundTruthScore]:
+    """Scores of ``tree``'s cut with as many regions as the renderer has parts, and the uniform tree's.
+
+    Returns ``{"discovered": ..., "uniform": ...}``; the truth is the median boundary row over the
+    subjects of ``truth_file`` (a renderer's ``ground_truth.json``) at ``tree.n_rows`` rows.
+    """
+    true = read_ground_truth(truth_file, tree.n_rows)
+    k = len(true) + 1
+    return {
+        "discovered": ground_truth_score(tree.cut(k), true),
+        "uniform": ground_truth_score(uniform_tree(tree.n_rows).cut(k), true),
+    }
+
+
 def discover_tree(
     data: str | Path,
     *,
-    descriptor: str = "row-coherence",
+    descriptor: str = DEFAULT_DESCRIPTOR,
     linkage: str = "ward",
     metric: str = "euclidean",
     standardize: bool = True,
@@ -67,21 +92,36 @@ def discover_tree(
     name: str = "",
     progress: bool = True,
     ks: Sequence[int] = (2, 3, 4, 6, 8),
+    bootstrap: int = 0,
 ) -> DiscoveryResult:
-    """Discover a contiguous partition tree from the sequences under ``data``.
+    """Discover a contiguous partition tree from the sequences under ``data``, with its scores.
 
     ``subset`` restricts an OpenGait dataset to its partition's ``train``/``test`` ids (discovery for a
-    study uses ``train`` so test subjects stay unseen); ``max_sequences`` caps the work.
+    study uses ``train`` so test subjects stay unseen); ``max_sequences`` caps the work. ``bootstrap``
+    subject resamples (0: none; needs 2+ subjects) measure the stability of the cuts at ``ks``; when
+    ``data`` holds a renderer's ``ground_truth.json`` the cut with as many regions as true parts is
+    scored against it, beside the uniform tree. Every score is also recorded in the tree's provenance.
     """
     import workbench
 
     estimator = HierarchyDiscovery(linkage=linkage, metric=metric, standardize=standardize, random_state=seed)
     estimator._check_params()
+    if bootstrap < 0:
+        raise ValueError(f"bootstrap must be >= 0 subject resamples, got {bootstrap}")
     table = select_sequences(open_sequences(data, subset=subset), max_sequences, seed)
     stats = accumulate(create_descriptor(descriptor, n_rows=rows), table, progress)
+    # Block weights come from the descriptor, so the estimator (and every bootstrap clone) uses them.
+    estimator.set_params(feature_groups=stats.feature_groups)
     estimator.fit(stats.matrix())
     tree = estimator.tree_
-    provenance = {
+    valid = sorted({int(k) for k in ks if k in tree.reachable_ks() and k <= tree.n_rows})
+    stability = (
+        bootstrap_stability(estimator, stats, valid, n_resamples=bootstrap, random_state=seed)
+        if bootstrap > 0 and stats.n_subjects >= 2 else []
+    )
+    truth_file = Path(data) / GROUND_TRUTH_FILE
+    truth = score_ground_truth(tree, truth_file) if truth_file.is_file() else None
+    provenance: dict[str, Any] = {
         **tree.provenance,
         "dataset": str(data),
         "subset": subset or "all",
@@ -91,6 +131,9 @@ def discover_tree(
         "code_version": workbench.__version__,
         "cophenetic": float(estimator.cophenetic_),
     }
-    valid = [k for k in ks if k in tree.reachable_ks() and k <= tree.n_rows]
+    if stability:
+        provenance["stability"] = [s.as_dict() for s in stability]
+    if truth is not None:
+        provenance["ground_truth"] = {label: score.as_dict() for label, score in truth.items()}
     named = tree.with_metadata(name=name, provenance=provenance, paper_cuts=tree.cuts(valid))
-    return DiscoveryResult(named, estimator, stats, table)
+    return DiscoveryResult(named, estimator, stats, table, stability, truth)

@@ -18,12 +18,25 @@ class DescriptorStats:
         n_rows: rows of every descriptor.
         feature_names: one name per descriptor column.
         descriptor: name of the descriptor that produced the features (for provenance).
+        feature_groups: block label per feature (``RowDescriptor.feature_groups()``), or ``None``.
     """
 
-    def __init__(self, n_rows: int, feature_names: Sequence[str], descriptor: str = "") -> None:
+    def __init__(
+        self,
+        n_rows: int,
+        feature_names: Sequence[str],
+        descriptor: str = "",
+        feature_groups: Sequence[str] | None = None,
+    ) -> None:
         self.n_rows = int(n_rows)
         self.feature_names = list(feature_names)
         self.descriptor = descriptor
+        if feature_groups is not None and len(feature_groups) != len(self.feature_names):
+            raise ValueError(
+                f"feature_groups has {len(feature_groups)} labels for {len(self.feature_names)} features; "
+                "give one block label per feature"
+            )
+        self.feature_groups = None if feature_groups is None else list(feature_groups)
         self.subjects: list[str] = []
         self._index: dict[str, int] = {}
         self._sums: list[np.ndarray] = []
@@ -77,8 +90,9 @@ class DescriptorStats:
 
     def merge(self, other: DescriptorStats) -> DescriptorStats:
         """Fold ``other``'s sums into this one (e.g. from parallel workers); returns ``self``."""
-        if other.feature_names != self.feature_names or other.n_rows != self.n_rows:
-            raise ValueError("cannot merge descriptor stats with different rows or features")
+        if (other.feature_names != self.feature_names or other.n_rows != self.n_rows
+                or other.feature_groups != self.feature_groups):
+            raise ValueError("cannot merge descriptor stats with different rows, features or feature groups")
         for subject, total, count in zip(other.subjects, other._sums, other._counts, strict=True):
             index = self._index.get(subject)
             if index is None:
