@@ -45,3 +45,29 @@ def test_paper_choice_rebuilds_the_public_model(study: str, tree: str, cuts: tup
     with torch.device("meta"):
         model = build_model(train.model, num_classes=classes)
     assert sum(p.numel() for p in model.parameters()) == params
+
+
+def test_model_families_get_their_own_overrides_and_tree_parts(tmp_path: Path) -> None:
+    config = load_study_config(next(p for p in STUDIES if p.stem == "gaitgs-vs-hstl-synthetic"))
+    candidates = {c.name: c for c in load_candidates(config)}
+    built = {}
+    for family in ("hstl-small", "gaitgs-small"):
+        choice = TrialChoice(tree="casia-b-paper", cuts=(2, 4), channels=(4, 8, 16), lr=1e-3, frames=21,
+                             fta=True, model=family)
+        train = trial_train_config(config, choice, candidates, tmp_path, "unused")
+        with torch.device("meta"):
+            built[family] = (train, build_model(train.model, num_classes=10))
+    hstl_train, hstl = built["hstl-small"]
+    gaitgs_train, gaitgs = built["gaitgs-small"]
+    assert type(hstl).__name__ == "HSTL" and type(gaitgs).__name__ == "GaitGS"
+    assert hstl.spec.split_lists()["stage3"] == [8, 32, 16, 8]
+    assert gaitgs.spec.split_lists()["parts"] == [4, 16, 8, 4]  # the same cut at GaitGS's 32-row features
+    assert (hstl_train.loss.triplet_margin, hstl_train.loss.ce_weight) == (0.2, 1.0)
+    assert (gaitgs_train.loss.triplet_margin, gaitgs_train.loss.ce_weight) == (0.25, 0.0)
+
+
+def test_overrides_for_an_unlisted_model_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('[hierarchies]\npresets = ["uniform-64"]\n[models.gaitgs-small.loss]\nce_weight = 0.0\n')
+    with pytest.raises(ValueError, match=r"space\.models"):
+        load_study_config(path)

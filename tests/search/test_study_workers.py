@@ -25,12 +25,9 @@ POSTGRES_URL = os.environ.get("WORKBENCH_TEST_POSTGRES", "postgresql://postgres@
 
 def _postgres_or_skip() -> str:
     try:
-        import sqlalchemy
+        import psycopg2
 
-        engine = sqlalchemy.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("select 1"))
-        engine.dispose()
+        psycopg2.connect(POSTGRES_URL, connect_timeout=3).close()
     except Exception as exc:
         pytest.skip(f"PostgreSQL at {POSTGRES_URL} does not answer ({type(exc).__name__}); "
                     "start it or set WORKBENCH_TEST_POSTGRES")

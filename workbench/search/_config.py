@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from workbench.config import ConfigError, from_dict, read_mapping
+from workbench.config import ConfigError, from_dict, read_mapping, to_dict
 from workbench.training import TrainConfig
 
 #: Metrics a study may optimise; ``rank1`` is the protocol's headline (mean of NM/BG/CL on CASIA-B
@@ -66,10 +66,13 @@ class HierarchyCandidates:
 class SearchSpace:
     """What each trial chooses. A single value pins a choice; more than one makes it searchable.
 
-    ``stage_cuts[i]`` lists the region counts allowed at HSTL stage ``i`` (coarse to fine); a trial's
-    cuts must grow from stage to stage, so cuts from one tree nest.
+    ``models`` lists registered model families to choose among (empty: ``train.model.name``).
+    ``stage_cuts[i]`` lists the region counts allowed at level ``i`` (coarse to fine): HSTL's ARME
+    stages; for GaitGS the first level gives its strips and the last its parts. A trial's cuts must
+    grow from level to level, so cuts from one tree nest.
     """
 
+    models: tuple[str, ...] = ()
     stage_cuts: tuple[tuple[int, ...], ...] = ((2,), (4,))
     channels: tuple[tuple[int, ...], ...] = ((8, 16, 32),)
     lr: tuple[float, float] = (1e-3, 1e-3)
@@ -165,6 +168,7 @@ class StudyConfig:
     storage: StorageSettings = field(default_factory=StorageSettings)
     tracking: TrackingSettings = field(default_factory=TrackingSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
+    models: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.objectives:
@@ -174,9 +178,26 @@ class StudyConfig:
             raise ValueError(f"objectives repeat a metric: {names}")
         if not (self.hierarchies.presets or self.hierarchies.files or self.hierarchies.discover.descriptors):
             raise ValueError("hierarchies: name at least one preset, tree file or discovery setting")
+        unknown = sorted(set(self.models) - set(self.space.models))
+        if unknown:
+            raise ValueError(f"[models.{unknown[0]}] overrides a model that space.models does not list "
+                             f"({list(self.space.models)})")
+        for name in self.models:
+            self.train_for(name)  # validate every family's overrides up front
         d = self.hierarchies.discover
         if bool(d.descriptors) != bool(d.linkages):
             raise ValueError("hierarchies.discover needs both descriptors and linkages (every pair is discovered)")
+
+    def train_for(self, model: str) -> TrainConfig:
+        """The base training config with the ``[models.<model>]`` overrides applied."""
+        overrides = self.models.get(model)
+        if not overrides:
+            return self.train
+        merged = _deep_merge(to_dict(self.train), overrides)
+        try:
+            return from_dict(TrainConfig, merged, where=f"models.{model}")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from exc
 
     @property
     def directions(self) -> list[str]:
@@ -194,6 +215,16 @@ class StudyConfig:
     def project_dir(self) -> Path:
         """Where data, trees, trial outputs and the default stores live (absolute)."""
         return Path(self.study.project_dir).expanduser().resolve()
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def load_study_config(path: str | Path, project_dir: str | Path | None = None) -> StudyConfig:

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from workbench.search._config import COST_METRICS, StudyConfig
 from workbench.search._heartbeat import RETRY_OF_KEY
 from workbench.search._prepare import PreparedStudy
-from workbench.search._space import channels_key, suggest, trial_train_config
+from workbench.search._space import channels_key, is_gaitgs, suggest, trial_train_config
 from workbench.training import Trainer, TrainingCallback, latest_checkpoint
 
 log = logging.getLogger(__name__)
@@ -143,9 +143,10 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
         spec = getattr(trainer.model, "spec", None)
         candidate = candidates[choice.tree]
         splits = list(spec.split_lists().values()) if spec is not None else []
-        params = hierarchy_params(candidate.tree, splits, [1, *choice.cuts])
-        params.update({"channels": channels_key(choice.channels), "lr": choice.lr,
-                       "frames": choice.frames, "fta": choice.fta, "tree": choice.tree})
+        levels = list(choice.cuts) if is_gaitgs(choice.model) else [1, *choice.cuts]
+        params = hierarchy_params(candidate.tree, splits, levels)
+        params.update({"channels": channels_key(choice.channels), "lr": choice.lr, "frames": choice.frames,
+                       "fta": choice.fta, "tree": choice.tree, "model": train_config.model.name})
         view_tables = _view_tables(evaluator.last, output_dir)
         log_hierarchy(run, params, tree=_tree_file(candidate, output_dir),
                       config_file=output_dir / "config.toml", view_tables=view_tables,

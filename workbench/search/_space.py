@@ -33,11 +33,17 @@ class TrialChoice:
     lr: float
     frames: int
     fta: bool
+    model: str = ""
 
 
 def channels_key(channels: Sequence[int]) -> str:
     """Categorical label of a channel list (Optuna choices must be plain scalars): ``8-16-32``."""
     return "-".join(str(int(c)) for c in channels)
+
+
+def is_gaitgs(model_name: str) -> bool:
+    """True for the GaitGS family, whose parts come from a tree through model options."""
+    return model_name.startswith("gaitgs")
 
 
 def check_candidates(candidates: Sequence[Candidate], space: SearchSpace) -> list[str]:
@@ -62,6 +68,7 @@ def check_candidates(candidates: Sequence[Candidate], space: SearchSpace) -> lis
 
 def suggest(trial: optuna.Trial, space: SearchSpace, candidates: Sequence[Candidate]) -> TrialChoice:
     """Draw one trial's choices; single-valued entries are fixed and still recorded as params."""
+    model = trial.suggest_categorical("model", list(space.models)) if space.models else ""
     tree = trial.suggest_categorical("tree", [c.name for c in candidates])
     cuts = tuple(
         int(trial.suggest_categorical(f"cut_stage{i + 2}", list(ks))) for i, ks in enumerate(space.stage_cuts)
@@ -74,17 +81,25 @@ def suggest(trial: optuna.Trial, space: SearchSpace, candidates: Sequence[Candid
         trial.set_user_attr("lr", low)
     frames = int(trial.suggest_categorical("frames", list(space.frames)))
     fta = bool(trial.suggest_categorical("fta", list(space.fta)))
-    return TrialChoice(tree=tree, cuts=cuts, channels=channels, lr=lr, frames=frames, fta=fta)
+    return TrialChoice(tree=tree, cuts=cuts, channels=channels, lr=lr, frames=frames, fta=fta, model=model)
 
 
 def trial_train_config(config: StudyConfig, choice: TrialChoice, candidates: Mapping[str, Candidate],
                        output_dir: Path, data_path: str) -> TrainConfig:
     """The study's base training config with this trial's choices applied."""
-    base = config.train
+    base = config.train_for(choice.model) if choice.model else config.train
     cand = candidates[choice.tree]
-    model = dataclasses.replace(
-        base.model, tree=cand.source, cuts=choice.cuts, channels=choice.channels, fta=choice.fta
-    )
+    name = choice.model or base.model.name
+    if is_gaitgs(name):
+        # GaitGS takes its strips from the first level and its parts from the last; FTA is HSTL's.
+        options = {**base.model.options, "tree": cand.source, "strips": choice.cuts[0],
+                   "parts": choice.cuts[-1], "channels": list(choice.channels)}
+        model = dataclasses.replace(base.model, name=name, tree=None, cuts=None, channels=None, fta=None,
+                                    options=options)
+    else:
+        model = dataclasses.replace(
+            base.model, name=name, tree=cand.source, cuts=choice.cuts, channels=choice.channels, fta=choice.fta
+        )
     data = dataclasses.replace(base.data, path=data_path, frames=choice.frames)
     optimizer = dataclasses.replace(base.optimizer, lr=choice.lr)
     return dataclasses.replace(
