@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from workbench.models import ARME, ASTP, FTABlock, GeMHPP, SeparateFCs
-from workbench.models._layers import temporal_max
+from workbench.models._pooling import temporal_max, time_max_pool
 
 
 def test_arme_regions_do_not_see_each_other() -> None:
@@ -91,3 +92,22 @@ def test_separate_fcs_apply_one_matrix_per_part() -> None:
     out = fcs(x)
     assert out.shape == (5, 2, 3)
     torch.testing.assert_close(out[:, :, 1], x[:, :, 1] @ fcs.fc_bin[1])
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(("kernel", "padding"), [(3, 0), (5, 1)])
+def test_time_max_pool_equals_max_pool3d_values_and_gradients(channels_last: bool, kernel: int, padding: int) -> None:
+    torch.manual_seed(0)
+    base = torch.randn(2, 3, 11, 4, 5)
+    base[0, :, :, :2] = 0.0  # exact ties, as on a silhouette's empty background
+    if channels_last:
+        base = base.contiguous(memory_format=torch.channels_last_3d)
+    mine = base.clone().requires_grad_()
+    ref = base.clone().requires_grad_()
+    out = time_max_pool(mine, kernel, 3, padding)
+    expected = F.max_pool3d(ref, (kernel, 1, 1), (3, 1, 1), (padding, 0, 0))
+    torch.testing.assert_close(out, expected, atol=0.0, rtol=0.0)
+    weights = torch.randn_like(expected)
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(mine.grad, ref.grad, atol=0.0, rtol=0.0)

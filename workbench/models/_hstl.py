@@ -16,9 +16,9 @@ from workbench.models._layers import (
     SeparateFCs,
     Stem,
     split_regions,
-    temporal_max,
 )
 from workbench.models._output import ModelOutput
+from workbench.models._pooling import pool_regions
 from workbench.models._spec import HSTLSpec
 
 if TYPE_CHECKING:
@@ -116,23 +116,27 @@ class HSTL(nn.Module):
     def forward_features(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
         """Part features before the head: ``x: [n, s, h, w]`` -> ``[n, c, p]``."""
         out, lengths = self.prepare_input(x, seqL)
-        out = self.arme1(out, lengths)
-        parts = [self.astp1(out, lengths)]
-        # Inside the stages the feature map lives as one tensor per height region: each ARME conv
+        spec = self.spec
+        # Inside the network the feature map lives as one tensor per height region: each ARME conv
         # reads and writes whole tensors, and only a finer split later re-cuts them.
-        regions = [out]
-        for index, stage in enumerate(self.spec.stages):
+        first_cut = [spec.input_height] if 0 in spec.downsample_before else spec.stages[0].split
+        regions = self.arme1.forward_regions(out, first_cut, lengths)
+        # One temporal max per feature map serves its ASTP and, for the last map, the final HPP.
+        pooled = pool_regions(regions, lengths)
+        parts = [self.astp1.forward_pooled(pooled)]
+        for index, stage in enumerate(spec.stages):
             number = index + 2
-            if index in self.spec.downsample_before:
+            if index in spec.downsample_before:
                 full = regions[0] if len(regions) == 1 else torch.cat(regions, dim=3)
                 regions = [F.max_pool3d(full, kernel_size=(1, 2, 2), stride=(1, 2, 2))]
             regions = split_regions(regions, stage.split)
             regions = getattr(self, f"arme{number}").forward_regions(regions, lengths)
-            parts.append(getattr(self, f"astp{number}").forward_regions(regions, lengths))
+            pooled = pool_regions(regions, lengths)
+            parts.append(getattr(self, f"astp{number}").forward_pooled(pooled))
             if stage.fta:
                 regions, lengths = getattr(self, fta_name(number)).forward_regions(regions, lengths)
-                parts.append(getattr(self, f"astp{number}_fta").forward_regions(regions, lengths))
-        pooled = torch.cat([temporal_max(region, lengths) for region in regions], dim=2)
+                pooled = pool_regions(regions, lengths)
+                parts.append(getattr(self, f"astp{number}_fta").forward_pooled(pooled))
         parts.append(self.HPP(pooled))
         return torch.cat(parts, dim=-1)
 
