@@ -6,10 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from workbench.cli import build_parser, main
-from workbench.hierarchy import PartitionTree, list_descriptors
+from workbench.hierarchy import DEFAULT_DESCRIPTOR, PartitionTree, discover_tree, list_descriptors
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real silhouette fixtures not found at {REAL}")
@@ -20,9 +21,11 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from workbench.data.synth import SynthConfig
     from workbench.data.synth._dataset import render_dataset
 
+    # A faithful slice of SynthConfig.default(): every view, all three conditions, fewer subjects and
+    # shorter walks (still more than a gait cycle), so it renders in seconds.
     out = tmp_path_factory.mktemp("synth") / "data"
-    config = SynthConfig.tiny(subjects=10, views=(72, 90, 108), types=("nm-01", "nm-02", "bg-01"), frames=(40, 50), seed=1)
-    render_dataset(out, config)
+    config = SynthConfig.default(subjects=6, types=("nm-01", "bg-01", "cl-01"), frames=(30, 40), seed=0)
+    render_dataset(out, config, workers=2)
     return out
 
 
@@ -33,9 +36,13 @@ def test_discover_on_real_gifs_splits_legs_from_upper_body(tmp_path: Path, capsy
     text = capsys.readouterr().out
     assert "3 sequences, 3 subjects" in text and "stability k=2" in text
     tree = PartitionTree.load(out)
+    # At 64 rows from crown to sole an adult's hip joint lies near row 30 and the knee near row 45
+    # (segment proportions of the body height); the first split must separate the legs there.
     upper, _legs = tree.cut(2)
-    assert 28 <= upper <= 40, f"first split at row {upper}, expected the hip/upper-thigh band 28-40"
-    assert tree.provenance["descriptor"] == "row-coherence" and tree.paper_cuts[0] == tree.cut(2)
+    assert 26 <= upper <= 36, f"first split at row {upper}, expected the hip band 26-36 (waist to crotch)"
+    knee = [b for b in np.cumsum(tree.cut(4))[:-1] if 40 <= b <= 50]
+    assert knee, f"k=4 cut {tree.cut(4)} has no boundary in the knee band 40-50"
+    assert tree.provenance["descriptor"] == DEFAULT_DESCRIPTOR and tree.paper_cuts[0] == tree.cut(2)
     figure = tmp_path / "real.png"
     assert main(["dendrogram", str(out), "--data", str(REAL), "--cuts", "2", "4", "--out", str(figure)]) == 0
     assert figure.stat().st_size > 10_000
@@ -45,12 +52,31 @@ def test_discover_on_synthetic_beats_the_uniform_tree(synthetic: Path, tmp_path:
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "synth.json"
     assert main(["discover", "--data", str(synthetic), "--bootstrap", "2", "--out", str(out)]) == 0
-    assert "ground truth (6 parts" in capsys.readouterr().out
-    scores = json.loads(out.read_text())["provenance"]["ground_truth"]
-    found, uniform = scores["discovered"], scores["uniform"]
+    text = capsys.readouterr().out
+    assert "ground truth (6 parts" in text and "stability k=6" in text
+    provenance = json.loads(out.read_text())["provenance"]
+    assert provenance["descriptor"] == DEFAULT_DESCRIPTOR
+    found, uniform = provenance["ground_truth"]["discovered"], provenance["ground_truth"]["uniform"]
     assert found["k"] == 6 and sum(found["cut"]) == 64
-    assert found["row_error"] <= uniform["row_error"] - 1.0
-    assert found["ari"] >= uniform["ari"] + 0.1
+    # Margins that held on every render seed tried (0-5) for this slice; on the full default set the
+    # gap is wider (docs/hierarchy.md).
+    assert found["row_error"] <= uniform["row_error"] - 1.0, (found, uniform)
+    assert found["ari"] >= uniform["ari"] + 0.1, (found, uniform)
+    assert [s["k"] for s in provenance["stability"]] == [2, 3, 4, 6, 8]
+
+
+def test_cli_and_discover_tree_share_one_implementation(synthetic: Path, tmp_path: Path) -> None:
+    from workbench.cli._hierarchy import DEFAULT_DESCRIPTOR as CLI_DEFAULT
+
+    assert CLI_DEFAULT == DEFAULT_DESCRIPTOR
+    out = tmp_path / "cli.json"
+    assert main(["discover", "--data", str(synthetic), "--linkage", "average", "--bootstrap", "0",
+                 "--out", str(out)]) == 0
+    result = discover_tree(synthetic, linkage="average", rows=64, name="cli", progress=False)
+    written = PartitionTree.load(out)
+    assert written.tree_id == result.tree.tree_id and written.paper_cuts == result.tree.paper_cuts
+    assert written.provenance["ground_truth"] == {k: v.as_dict() for k, v in (result.ground_truth or {}).items()}
+    assert "stability" not in written.provenance and result.stability == []
 
 
 def test_single_subject_skips_stability_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
