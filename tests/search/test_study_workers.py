@@ -110,7 +110,7 @@ def test_two_workers_survive_one_being_killed(backend: str, write_study, tmp_pat
                 proc.kill()
                 proc.wait()
         if backend == "postgresql":
-            optuna.delete_study(study_name=name, storage=url)
+            optuna.delete_study(study_name=name, storage=open_storage(url))
 
 
 def test_killed_study_run_resumes_with_the_same_command(write_study) -> None:
