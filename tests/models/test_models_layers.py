@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.models import ARME, ASTP, FTABlock, GeMHPP, SeparateFCs
-from workbench.models._pooling import temporal_max, time_max_pool
+from workbench.models._pooling import temporal_max, time_max_pool, time_pools
 
 
 def test_arme_regions_do_not_see_each_other() -> None:
@@ -111,3 +111,27 @@ def test_time_max_pool_equals_max_pool3d_values_and_gradients(channels_last: boo
     (out * weights).sum().backward()
     (expected * weights).sum().backward()
     torch.testing.assert_close(mine.grad, ref.grad, atol=0.0, rtol=0.0)
+
+
+def test_time_pools_with_max_share_one_gradient_and_match_separate_ops() -> None:
+    torch.manual_seed(1)
+    base = torch.randn(2, 3, 12, 4, 5).contiguous(memory_format=torch.channels_last_3d)
+    base[1, :, :, 1:3] = 0.0
+    mine = base.clone().requires_grad_()
+    ref = base.clone().requires_grad_()
+    pooled3, pooled5, maximum = time_pools(mine, [(3, 3, 0), (5, 3, 1)], with_max=True)
+    expected = (
+        F.max_pool3d(ref, (3, 1, 1), (3, 1, 1)),
+        F.max_pool3d(ref, (5, 1, 1), (3, 1, 1), (1, 0, 0)),
+        ref.max(dim=2).values,
+    )
+    for got, want in zip((pooled3, pooled5, maximum), expected, strict=True):
+        torch.testing.assert_close(got, want, atol=0.0, rtol=0.0)
+    weights = [torch.randn_like(t) for t in expected]
+    sum((t * w).sum() for t, w in zip((pooled3, pooled5, maximum), weights, strict=True)).backward()
+    sum((t * w).sum() for t, w in zip(expected, weights, strict=True)).backward()
+    torch.testing.assert_close(mine.grad, ref.grad, atol=1e-6, rtol=1e-6)
+    # an unused output still backpropagates the others
+    only = base.clone().requires_grad_()
+    time_pools(only, [(3, 3, 0), (5, 3, 1)], with_max=True)[0].sum().backward()
+    assert only.grad is not None and only.grad.sum() == pooled3.numel()

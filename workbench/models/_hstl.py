@@ -131,12 +131,15 @@ class HSTL(nn.Module):
                 regions = [F.max_pool3d(full, kernel_size=(1, 2, 2), stride=(1, 2, 2))]
             regions = split_regions(regions, stage.split)
             regions = getattr(self, f"arme{number}").forward_regions(regions, lengths)
-            pooled = pool_regions(regions, lengths)
-            parts.append(getattr(self, f"astp{number}").forward_pooled(pooled))
             if stage.fta:
-                regions, lengths = getattr(self, fta_name(number)).forward_regions(regions, lengths)
+                regions, new_lengths, pooled = getattr(self, fta_name(number)).forward_regions(regions, lengths)
+                parts.append(getattr(self, f"astp{number}").forward_pooled(pooled))
+                lengths = new_lengths
                 pooled = pool_regions(regions, lengths)
                 parts.append(getattr(self, f"astp{number}_fta").forward_pooled(pooled))
+            else:
+                pooled = pool_regions(regions, lengths)
+                parts.append(getattr(self, f"astp{number}").forward_pooled(pooled))
         parts.append(self.HPP(pooled))
         return torch.cat(parts, dim=-1)
 

@@ -11,19 +11,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+# LEAKY_SLOPE, frame_mask, temporal_max and zero_padding_frames are imported from here by the GaitGS layers.
+from workbench.models._activation import LEAKY_SLOPE as LEAKY_SLOPE
+from workbench.models._activation import leaky_relu_
 from workbench.models._pooling import (
     frame_mask,
     fta_lengths,
     pool_regions,
     temporal_max,
-    time_max_pool,
+    time_pools,
     zero_padding_frames,
 )
 
-LEAKY_SLOPE = 0.01
+# FTA's two temporal max-pools: (kernel, stride, padding).
+FTA_WINDOWS = ((3, 3, 0), (5, 3, 1))
+
 
 
 class BasicConv3d(nn.Module):
@@ -74,15 +78,15 @@ class Stem(nn.Module):
         instead of being kept for the activation's backward pass.
         """
         for conv in self.convs[:-1]:
-            x = zero_padding_frames(F.leaky_relu_(conv(x), LEAKY_SLOPE), seqL)
+            x = zero_padding_frames(leaky_relu_(conv(x)), seqL)
         regions = split_regions([self.convs[-1](x)], split)
-        return [zero_padding_frames(F.leaky_relu_(region, LEAKY_SLOPE), seqL) for region in regions]
+        return [zero_padding_frames(leaky_relu_(region), seqL) for region in regions]
 
     def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
         """``x: [n, c_in, s, h, w]`` -> ``[n, c, s, h, w]``."""
         for conv in self.convs:
             # In place: the conv output is not saved for backward, and LeakyReLU's backward can use its result.
-            x = zero_padding_frames(F.leaky_relu_(conv(x), LEAKY_SLOPE), seqL)
+            x = zero_padding_frames(leaky_relu_(conv(x)), seqL)
         return x
 
 
@@ -99,13 +103,18 @@ class ARME(nn.Module):
         self.split = [int(s) for s in split]
         self.conv3d = nn.ModuleList(BasicConv3d(in_channels, out_channels) for _ in self.split)
 
-    def forward_regions(self, regions: Sequence[torch.Tensor], seqL: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """One tensor per region ``[n, c_in, s, h_r, w]`` -> ``[n, c_out, s, h_r, w]`` each."""
+    def forward_regions(
+        self, regions: Sequence[torch.Tensor], seqL: torch.Tensor | None = None, keep_output: bool = True
+    ) -> list[torch.Tensor]:
+        """One tensor per region ``[n, c_in, s, h_r, w]`` -> ``[n, c_out, s, h_r, w]`` each.
+
+        ``keep_output=False`` when only pooling reads the output (see ``leaky_relu_``).
+        """
         out = []
         for conv, region in zip(self.conv3d, regions, strict=True):
-            # In place: the conv output is not saved for backward, and LeakyReLU's backward can use
-            # its result, so one tensor per layer stays alive instead of two.
-            out.append(zero_padding_frames(F.leaky_relu_(conv(region), LEAKY_SLOPE), seqL))
+            # In place on the conv output, which the conv does not save: one map per layer stays
+            # alive for the backward pass instead of two.
+            out.append(zero_padding_frames(leaky_relu_(conv(region), keep_output), seqL))
         return out
 
     def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
@@ -126,9 +135,10 @@ class ARMEStage(nn.ModuleList):
     def forward_regions(self, regions: Sequence[torch.Tensor], seqL: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Per-region tensors in, per-region tensors out (see ``ARME.forward_regions``)."""
         out = list(regions)
-        for block in self:
+        for index, block in enumerate(self):
             assert isinstance(block, ARME)
-            out = block.forward_regions(out, seqL)
+            # The last block's output feeds pooling (and FTA's pools), which keep indices, not the map.
+            out = block.forward_regions(out, seqL, keep_output=index < len(self) - 1)
         return out
 
     def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
@@ -226,28 +236,35 @@ class FTABlock(nn.Module):
 
     def forward_regions(
         self, regions: Sequence[torch.Tensor], seqL: torch.Tensor | None = None
-    ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
-        """Per-region ``[n, c, s, h_r, w]`` -> per-region ``[n, c, (s - 3) // 3 + 1, h_r, w]`` and the new seqL."""
+    ) -> tuple[list[torch.Tensor], torch.Tensor | None, torch.Tensor]:
+        """Per-region ``[n, c, s, h_r, w]`` -> per-region ``[n, c, (s - 3) // 3 + 1, h_r, w]``, new seqL, input's temporal max.
+
+        The temporal max of the input ``[n, c, h, w]`` (what the ASTP before FTA pools) comes from
+        the same pass over the frames as FTA's pools, so their gradients share one buffer.
+        """
         new_seqL = None if seqL is None else fta_lengths(seqL)
-        out = []
+        out, maxima = [], []
         for fta, region in zip(self.mma, regions, strict=True):
-            if seqL is not None:
+            if seqL is None:
+                pooled3, pooled5, maximum = time_pools(region, FTA_WINDOWS, with_max=True)
+            else:
+                maximum = temporal_max(region, seqL)
                 # Padding frames must lose every max, as the implicit -inf padding does for a lone sequence.
                 region = region.masked_fill(~frame_mask(seqL, region.shape[2])[:, None, :, None, None], float("-inf"))
-            pooled3 = time_max_pool(region, 3, 3)
-            pooled5 = time_max_pool(region, 5, 3, padding=1)
-            if new_seqL is not None:
+                pooled3, pooled5 = time_pools(region, FTA_WINDOWS)
+                assert new_seqL is not None
                 valid = frame_mask(new_seqL, pooled3.shape[2])[:, None, :, None, None]
                 pooled3 = pooled3.masked_fill(~valid, 0.0)
                 pooled5 = pooled5.masked_fill(~valid, 0.0)
             out.append(fta(pooled3, pooled5))
-        return out, new_seqL
+            maxima.append(maximum)
+        return out, new_seqL, maxima[0] if len(maxima) == 1 else torch.cat(maxima, dim=2)
 
     def forward(
         self, x: torch.Tensor, seqL: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x: [n, c, s, h, w]`` -> ``([n, c, (s - 3) // 3 + 1, h, w], new seqL)``."""
-        out, new_seqL = self.forward_regions(x.split(self.split, dim=3), seqL)
+        out, new_seqL, _ = self.forward_regions(x.split(self.split, dim=3), seqL)
         return torch.cat(out, dim=3), new_seqL
 
 

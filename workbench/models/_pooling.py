@@ -41,51 +41,86 @@ def fta_lengths(seqL: torch.Tensor) -> torch.Tensor:
     return torch.div(seqL - 3, 3, rounding_mode="floor") + 1
 
 
-class _TimeMaxPool(torch.autograd.Function):
-    """``max_pool3d`` over time that keeps each argmax as a uint8 offset inside its window.
+Window = tuple[int, int, int]  # (kernel, stride, padding) along time
 
-    ``max_pool3d`` saves int64 indices, eight bytes per output element; FTA's two pools over the
-    stage-2 map would hold hundreds of MB of them until the backward pass. The forward values and
-    the gradient (sent to the same argmax frames) are exactly those of ``max_pool3d``.
+
+def _add_window_grads(grad_in: torch.Tensor, offsets: torch.Tensor, grad: torch.Tensor, window: Window) -> None:
+    """Send each pooled step's gradient to its argmax frame (``offsets`` inside the window)."""
+    kernel, stride, padding = window
+    frames, steps = grad_in.shape[2], grad.shape[2]
+    for offset in range(kernel):
+        # Output step j covers frame j * stride - padding + offset; keep the steps whose frame
+        # lies inside the sequence.
+        first = max(0, -((offset - padding) // stride))
+        last = min(steps, (frames - 1 + padding - offset) // stride + 1)
+        if last <= first:
+            continue
+        start = first * stride - padding + offset
+        target = grad_in[:, :, start : start + (last - first - 1) * stride + 1 : stride]
+        target.add_(torch.where(offsets[:, :, first:last] == offset, grad[:, :, first:last], 0.0))
+
+
+class _TimePools(torch.autograd.Function):
+    """Strided max-pools over time, and optionally the max over all frames, with one backward buffer.
+
+    ``max_pool3d`` keeps int64 indices (eight bytes per output element) until the backward pass and
+    every pool returns its own full-size gradient; here each argmax is a uint8 offset inside its
+    window and all gradients land in a single buffer. Values and gradients are those of
+    ``max_pool3d`` and ``max(dim=2)``, which choose the argmax frames here.
     """
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:
-        values, indices = F.max_pool3d(
-            x, (kernel, 1, 1), (stride, 1, 1), (padding, 0, 0), return_indices=True
-        )
-        # Indices are flat over (s, h, w); the frame minus the window start is the offset.
+    def forward(ctx: Any, x: torch.Tensor, windows: tuple[Window, ...], with_max: bool) -> tuple[torch.Tensor, ...]:
+        ctx.set_materialize_grads(False)
         plane = x.shape[3] * x.shape[4]
-        starts = torch.arange(values.shape[2], device=x.device) * stride - padding
-        offsets = (torch.div(indices, plane, rounding_mode="floor") - starts[:, None, None]).to(torch.uint8)
-        ctx.save_for_backward(offsets)
-        ctx.geometry = (x.shape, kernel, stride, padding)
-        ctx.channels_last = x.dim() == 5 and x.is_contiguous(memory_format=torch.channels_last_3d)
-        return values
+        outputs, saved = [], []
+        for kernel, stride, padding in windows:
+            values, indices = F.max_pool3d(x, (kernel, 1, 1), (stride, 1, 1), (padding, 0, 0), return_indices=True)
+            # Indices are flat over (s, h, w); the frame minus the window's first frame is the offset.
+            # In place, so only one int64 map exists at a time.
+            starts = torch.arange(values.shape[2], device=x.device) * stride - padding
+            indices.div_(plane, rounding_mode="floor").sub_(starts[:, None, None])
+            saved.append(indices.to(torch.uint8))
+            del indices
+            outputs.append(values)
+        if with_max:
+            values, indices = x.max(dim=2)
+            outputs.append(values)
+            saved.append(indices)
+        ctx.save_for_backward(*saved)
+        ctx.windows, ctx.with_max, ctx.shape = windows, with_max, x.shape
+        ctx.channels_last = x.is_contiguous(memory_format=torch.channels_last_3d)
+        return tuple(outputs)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None, None]:
-        (offsets,) = ctx.saved_tensors
-        shape, kernel, stride, padding = ctx.geometry
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, None, None]:
+        saved = ctx.saved_tensors
         fmt = torch.channels_last_3d if ctx.channels_last else torch.contiguous_format
-        grad_in = torch.zeros(shape, dtype=grad.dtype, device=grad.device).contiguous(memory_format=fmt)
-        frames, steps = shape[2], grad.shape[2]
-        for offset in range(kernel):
-            # Output step j sends its gradient to frame j * stride - padding + offset when that
-            # frame is its argmax; keep the steps whose frame lies inside the sequence.
-            first = max(0, -((offset - padding) // stride))
-            last = min(steps, (frames - 1 + padding - offset) // stride + 1)
-            if last <= first:
-                continue
-            start = first * stride - padding + offset
-            target = grad_in[:, :, start : start + (last - first - 1) * stride + 1 : stride]
-            chosen = offsets[:, :, first:last] == offset
-            target.add_(torch.where(chosen, grad[:, :, first:last], 0.0))
-        return grad_in, None, None, None
+        reference = next(g for g in grads if g is not None)
+        grad_in = torch.zeros(ctx.shape, dtype=reference.dtype, device=reference.device).contiguous(memory_format=fmt)
+        for window, offsets, grad in zip(ctx.windows, saved, grads, strict=False):
+            if grad is not None:
+                _add_window_grads(grad_in, offsets, grad, window)
+        if ctx.with_max and grads[-1] is not None:
+            grad_in.scatter_add_(2, saved[-1].unsqueeze(2), grads[-1].unsqueeze(2))
+        return grad_in, None, None
+
+
+def time_pools(x: torch.Tensor, windows: Sequence[Window], with_max: bool = False) -> tuple[torch.Tensor, ...]:
+    """Max-pool ``x: [n, c, s, h, w]`` over time for each (kernel, stride, padding) window.
+
+    Returns one ``[n, c, s', h, w]`` per window and, with ``with_max``, the max over all frames
+    ``[n, c, h, w]`` last. Values equal ``max_pool3d`` / ``max(dim=2)``.
+    """
+    windows = tuple((int(k), int(s), int(p)) for k, s, p in windows)
+    if torch.is_grad_enabled() and x.requires_grad and all(k <= 255 for k, _, _ in windows):
+        return _TimePools.apply(x, windows, with_max)
+    outputs = [F.max_pool3d(x, (k, 1, 1), (s, 1, 1), (p, 0, 0)) for k, s, p in windows]
+    if with_max:
+        outputs.append(x.max(dim=2).values)
+    return tuple(outputs)
 
 
 def time_max_pool(x: torch.Tensor, kernel: int, stride: int, padding: int = 0) -> torch.Tensor:
     """Max-pool ``x: [n, c, s, h, w]`` over time (kernel, stride, padding); values as ``max_pool3d``."""
-    if torch.is_grad_enabled() and x.requires_grad and kernel <= 255:
-        return _TimeMaxPool.apply(x, kernel, stride, padding)
-    return F.max_pool3d(x, (kernel, 1, 1), (stride, 1, 1), (padding, 0, 0))
+    return time_pools(x, [(kernel, stride, padding)])[0]
