@@ -112,8 +112,13 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
         if not _should_start(study, n_trials):
             break
         trial = study.ask()
+        started = time.time()
+        log.info("trial %d started (worker %d)", trial.number, worker_index)
         with Heartbeat(study, trial._trial_id, interval=config.storage.heartbeat_seconds):
             outcome: TrialOutcome = run_trial(config, prepared, study, trial)
+        values = ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(config.objectives, outcome.values, strict=False))
+        log.info("trial %d %s in %.0f s%s", trial.number, outcome.state.name.lower(), time.time() - started,
+                 f": {values}" if values else "")
         try:
             if outcome.state == TrialState.COMPLETE:
                 study.tell(trial, outcome.values)
