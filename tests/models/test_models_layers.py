@@ -135,3 +135,18 @@ def test_time_pools_with_max_share_one_gradient_and_match_separate_ops() -> None
     only = base.clone().requires_grad_()
     time_pools(only, [(3, 3, 0), (5, 3, 1)], with_max=True)[0].sum().backward()
     assert only.grad is not None and only.grad.sum() == pooled3.numel()
+
+
+def test_temporal_max_of_channels_last_maps_keeps_values_indices_and_gradients() -> None:
+    torch.manual_seed(2)
+    base = torch.randn(2, 3, 7, 4, 5)
+    base[:, :, :, :2] = 0.0  # ties: the first frame must win, as in max(dim=2)
+    fast = base.contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    plain = base.clone().requires_grad_()
+    out = temporal_max(fast, None)
+    expected = plain.max(dim=2).values
+    torch.testing.assert_close(out, expected, atol=0.0, rtol=0.0)
+    weights = torch.randn_like(expected)
+    (out * weights).sum().backward()
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(fast.grad, plain.grad, atol=0.0, rtol=0.0)
