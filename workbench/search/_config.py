@@ -30,13 +30,18 @@ class StudySection:
 
 @dataclass(frozen=True)
 class StudyData:
-    """Training and evaluation data: ``synthetic`` (rendered on demand) or a dataset path."""
+    """Training and evaluation data: ``synthetic`` (rendered on demand) or a dataset path.
+
+    ``eval_frames`` caps each evaluated sequence to its first frames (quick studies); unset, every
+    frame is used, as the published protocols do.
+    """
 
     source: str = "synthetic"
     synthetic: Literal["tiny", "quick", "default"] = "quick"
     protocol: str = "synthetic"
     partition: str | None = None
     eval_batch_size: int = 16
+    eval_frames: int | None = None
 
     @property
     def is_synthetic(self) -> bool:

@@ -61,13 +61,14 @@ class _Evaluator:
         self.partition = config.data.partition
         self.source = open_for_protocol(data_path, self.protocol, self.partition)
         self.batch_size = config.data.eval_batch_size
+        self.frames = config.data.eval_frames
         self.last: Any = None
 
     def __call__(self, model: Any, step: int) -> Mapping[str, float]:
         from workbench.evaluation import evaluate_model
 
         result, _ = evaluate_model(model, self.source, self.protocol, partition=self.partition,
-                                   batch_size=self.batch_size, progress=False)
+                                   batch_size=self.batch_size, frames=self.frames, progress=False)
         self.last = result
         return result.summary()
 

@@ -14,14 +14,14 @@ log = logging.getLogger(__name__)
 
 #: Synthetic data sets a study can ask for by name (``data.synthetic``), as SynthConfig overrides.
 #: ``quick`` is sized so that an 8-trial CPU study finishes in minutes: 16 subjects (10 train, 6 test),
-#: the types the synthetic protocol needs, five views, 30-40 frames.
+#: the types the synthetic protocol needs, five views, 24-32 frames.
 SYNTHETIC_SETS: dict[str, dict[str, object]] = {
     "tiny": {
         "subjects": 6, "views": (0, 90, 180), "frames": (16, 20),
         "types": ("nm-01", "nm-02", "nm-03", "nm-04", "nm-05", "bg-01", "cl-01"),
     },
     "quick": {
-        "subjects": 16, "views": (0, 45, 90, 135, 180), "frames": (30, 40),
+        "subjects": 16, "views": (0, 45, 90, 135, 180), "frames": (24, 32),
         "types": ("nm-01", "nm-02", "nm-03", "nm-04", "nm-05", "nm-06", "bg-01", "cl-01"),
     },
     "default": {},
