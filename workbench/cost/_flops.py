@@ -140,10 +140,28 @@ def _count(
     return FlopCount(
         total=int(counter.get_total_flops()),
         input_shape=shape,
-        by_module=by_module,
+        by_module=_with_parents(by_module),
         by_operator=by_operator,
         on_meta=on_meta,
     )
+
+
+def _with_parents(by_module: dict[str, int]) -> dict[str, int]:
+    """Give every ancestor path the FLOPs of its counted descendants.
+
+    FlopCounterMode credits a module only when it is entered through ``__call__``; a model that drives
+    a child through another method (HSTL's region-wise stages) leaves that child's path out while its
+    grandchildren are counted. Summing the deepest counted paths restores the parents.
+    """
+    leaves = [p for p in by_module if not any(q.startswith(p + ".") for q in by_module)]
+    totals = dict(by_module)
+    for leaf in leaves:
+        parts = leaf.split(".")
+        for depth in range(1, len(parts)):
+            parent = ".".join(parts[:depth])
+            if parent not in by_module:
+                totals[parent] = totals.get(parent, 0) + by_module[leaf]
+    return totals
 
 
 def _first_line(exc: BaseException) -> str:
