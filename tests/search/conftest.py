@@ -34,7 +34,8 @@ def write_study(tmp_path: Path, tiny_data: Path, tracking_uri: str) -> StudyWrit
     """Write a small study TOML over the tiny set; keyword arguments replace whole lines."""
 
     def write(name: str = "tiny", trials: int = 2, iterations: int = 4, objectives: str = "",
-              extra: str = "", storage: str = "", presets: str = '["casia-b-paper", "uniform-64"]') -> Path:
+              extra: str = "", storage: str = "", presets: str = '["casia-b-paper", "uniform-64"]',
+              models: str = "[]") -> Path:
         objectives = objectives or '[[objectives]]\nmetric = "rank1"\ndirection = "maximize"\n'
         text = f"""
 [study]
@@ -46,6 +47,7 @@ eval_batch_size = 32
 [hierarchies]
 presets = {presets}
 [space]
+models = {models}
 stage_cuts = [[2], [4]]
 channels = [[4, 4, 8]]
 lr = [1e-3, 1e-3]

@@ -87,3 +87,17 @@ def test_pruned_trials_are_recorded_as_pruned_in_optuna_and_mlflow(write_study) 
     runs = load_trials(config.tracking.uri, config.experiment_name)
     state_col = next(c for c in runs.columns if c.endswith("state"))
     assert sorted(runs[state_col]) == ["pruned", "pruned"]
+
+
+def test_gaitgs_trials_train_with_parts_cut_from_the_tree(write_study) -> None:
+    path = write_study(name="gaitgs", trials=1, iterations=2, models='["gaitgs-small"]',
+                       extra='[models.gaitgs-small.loss]\ntriplet_margin = 0.25\nce_weight = 0.0\n')
+    summary = run_study(path)
+    assert (summary.complete, summary.failed) == (1, 0)
+    config = load_study_config(path)
+    runs = load_trials(config.tracking.uri, config.experiment_name)
+    row = runs.iloc[0]
+    assert row["params.model"] == "gaitgs-small"
+    splits = {str(row[c]) for c in runs.columns if c.startswith("params.") and c.endswith(".split")}
+    # casia-b-paper's or uniform-64's 4-region cut, rescaled to GaitGS's 32-row feature maps
+    assert splits & {"[4, 16, 8, 4]", "[8, 8, 8, 8]"}, splits
