@@ -87,6 +87,7 @@ def test_pruned_trials_are_recorded_as_pruned_in_optuna_and_mlflow(write_study) 
     runs = load_trials(config.tracking.uri, config.experiment_name)
     state_col = next(c for c in runs.columns if c.endswith("state"))
     assert sorted(runs[state_col]) == ["pruned", "pruned"]
+    assert set(runs["params.tree"]) <= {"casia-b-paper", "uniform-64"}, "pruned runs still show their tree"
 
 
 def test_gaitgs_trials_train_with_parts_cut_from_the_tree(write_study) -> None:

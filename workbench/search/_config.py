@@ -205,7 +205,7 @@ class StudyConfig:
             raise ValueError(str(exc)) from exc
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Literal["maximize", "minimize"]]:
         return [o.direction for o in self.objectives]
 
     @property

@@ -133,7 +133,14 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
     tracker = tracker_for(config)
     run = tracker.start_trial(trial.number, tags={"workbench.output_dir": str(output_dir)},
                               retry_of=int(retry_of) if retry_of is not None else None)
+    candidate = candidates[choice.tree]
+    levels = list(choice.cuts) if is_gaitgs(choice.model) else [1, *choice.cuts]
+    # The choices go in first so that a pruned or failed trial still shows its tree and cuts.
+    choice_params = {**hierarchy_params(candidate.tree, [], levels), "channels": channels_key(choice.channels),
+                     "lr": choice.lr, "frames": choice.frames, "fta": choice.fta, "tree": choice.tree,
+                     "model": train_config.model.name}
     try:
+        run.log_params(choice_params)
         evaluator = _Evaluator(config, prepared.data_path)
         callbacks: list[TrainingCallback] = [MLflowTrainingCallback(run), _StartStep(trial)]
         if not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
@@ -142,12 +149,8 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
         resume = latest_checkpoint(output_dir) is not None
         result = trainer.fit(resume=resume)
         spec = getattr(trainer.model, "spec", None)
-        candidate = candidates[choice.tree]
         splits = list(spec.split_lists().values()) if spec is not None else []
-        levels = list(choice.cuts) if is_gaitgs(choice.model) else [1, *choice.cuts]
-        params = hierarchy_params(candidate.tree, splits, levels)
-        params.update({"channels": channels_key(choice.channels), "lr": choice.lr, "frames": choice.frames,
-                       "fta": choice.fta, "tree": choice.tree, "model": train_config.model.name})
+        params = {**choice_params, **hierarchy_params(candidate.tree, splits, levels)}
         view_tables = _view_tables(evaluator.last, output_dir)
         log_hierarchy(run, params, tree=_tree_file(candidate, output_dir),
                       config_file=output_dir / "config.toml", view_tables=view_tables,

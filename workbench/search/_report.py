@@ -68,9 +68,11 @@ def trial_label(trial: FrozenTrial) -> str:
 def _splits(trial: FrozenTrial) -> list[list[int]]:
     from workbench.hierarchy import load_tree
 
-    source = trial.params.get("tree")
+    source = trial.user_attrs.get("tree_source", trial.params.get("tree"))
+    if source is None:
+        return []
     try:
-        tree = load_tree(trial.user_attrs.get("tree_source", source))
+        tree = load_tree(str(source))
         return [tree.cut(k) for k in _cuts(trial)]
     except (ValueError, FileNotFoundError, KeyError):
         return []
