@@ -6,6 +6,7 @@ A protocol picks gallery and probes from an ``EmbeddingSet`` (by sequence type, 
 
 from __future__ import annotations
 
+import abc
 import math
 import re
 import warnings
@@ -22,7 +23,7 @@ from workbench.evaluation._metrics import cmc, mean_ap, mean_inp
 from workbench.evaluation._results import CrossViewResult, EvaluationResult, RankResult
 
 
-class Protocol:
+class Protocol(abc.ABC):
     """Base of the protocols: ``evaluate(data, metric=..., chunk_size=...) -> EvaluationResult``.
 
     ``subset`` names the partition subset a protocol evaluates on; ``needs_probe_flags`` says whether
@@ -34,11 +35,11 @@ class Protocol:
     subset: ClassVar[str] = "test"
     needs_probe_flags: ClassVar[bool] = False
 
+    @abc.abstractmethod
     def evaluate(
         self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None
     ) -> EvaluationResult:
         """Evaluate ``data`` under this protocol."""
-        raise NotImplementedError
 
 
 def _mask(types: np.ndarray, wanted: Sequence[str]) -> np.ndarray:

@@ -6,6 +6,7 @@ Every result has ``summary() -> dict[str, float]`` (flat, percent, ready for MLf
 
 from __future__ import annotations
 
+import abc
 import json
 import math
 import warnings
@@ -41,20 +42,20 @@ def _write_summary(result: EvaluationResult, out_dir: Path) -> list[Path]:
     return [summary_path, table_path]
 
 
-class EvaluationResult:
+class EvaluationResult(abc.ABC):
     """Common interface of protocol results."""
 
     protocol: str
     metric: str
     primary_metric: str
 
+    @abc.abstractmethod
     def summary(self) -> dict[str, float]:
         """Flat ``name -> value`` (percent) for logging."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def table(self) -> str:
         """A printable table of the results."""
-        raise NotImplementedError
 
     def save(self, out_dir: str | Path) -> list[Path]:
         """Write ``summary.json``, ``results.txt`` and the protocol's figures/files; return their paths."""
