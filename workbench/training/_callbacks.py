@@ -119,6 +119,7 @@ class ProgressBar(TrainingCallback):
         self._disable = disable
         self._bar: Any = None
         self._eval: dict[str, str] = {}
+        self._step: dict[str, str] = {}
 
     def on_train_start(self, info: TrainInfo) -> None:
         """Open the bar at the resumed step."""
@@ -129,11 +130,10 @@ class ProgressBar(TrainingCallback):
         """Advance one step and refresh the postfix."""
         if self._bar is None:
             return
-        post = {"loss": _short(metrics.get("loss", math.nan))}
+        self._step = {"loss": _short(metrics.get("loss", math.nan))}
         if "sequences_per_second" in metrics:
-            post["seq/s"] = f"{metrics['sequences_per_second']:.1f}"
-        post.update(self._eval)
-        self._bar.set_postfix(post, refresh=False)
+            self._step["seq/s"] = f"{metrics['sequences_per_second']:.1f}"
+        self._bar.set_postfix({**self._step, **self._eval}, refresh=False)
         self._bar.update(step - self._bar.n)
 
     def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -141,7 +141,8 @@ class ProgressBar(TrainingCallback):
         shown = [k for k in metrics if "rank1" in k.lower().replace("-", "").replace("_", "")] or list(metrics)[:2]
         self._eval = {k: _short(float(metrics[k])) for k in shown}
         if self._bar is not None:
-            self._bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in self._eval.items()))
+            # Keep the latest loss and throughput beside the new evaluation figures.
+            self._bar.set_postfix({**self._step, **self._eval})
 
     def on_train_end(self, result: TrainResult) -> None:
         """Close the bar."""
