@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workbench.models._hstl import MIN_FRAMES, _repeat_short
+from workbench.models._hstl import prepare_lengths
 from workbench.models._layers import (
     LEAKY_SLOPE,
     GeMHPP,
@@ -42,29 +42,13 @@ def prepare_silhouettes(
     """
     if x.dim() != 4:
         raise ValueError(f"GaitGS input: expected [n, s, h, w], got shape {tuple(x.shape)}")
-    n, s, h, _ = x.shape
+    h = x.shape[2]
     if h != height:
         raise ValueError(
             f"GaitGS input: height {h} does not match the spec's input_height {height}; "
             "cut/resize the silhouettes or build the model for this height (e.g. gaitgs-128 for 128x88)"
         )
-    if s < 1:
-        raise ValueError("GaitGS input: a batch needs at least one frame per sequence")
-    x = x.unsqueeze(1)
-    if seqL is not None:
-        seqL = torch.as_tensor(seqL, dtype=torch.int64, device=x.device).reshape(-1)
-        if seqL.numel() != n:
-            raise ValueError(f"GaitGS input: seqL has {seqL.numel()} lengths for a batch of {n} sequences")
-        if n and (int(seqL.min()) < 1 or int(seqL.max()) > s):
-            raise ValueError(f"GaitGS input: seqL must lie in 1..{s} (the batch's frame count), got {seqL.tolist()}")
-        if bool((seqL == s).all()):
-            seqL = None
-    if seqL is None:
-        if s < MIN_FRAMES:
-            # As the public code: 1 frame is repeated 3 times, 2 frames twice.
-            x = x.repeat(1, 1, 3 if s == 1 else 2, 1, 1)
-        return x, None
-    return _repeat_short(x, seqL)
+    return prepare_lengths(x.unsqueeze(1), seqL, "GaitGS")
 
 
 def _mask_time(x: torch.Tensor, seqL: torch.Tensor | None, value: float = 0.0) -> torch.Tensor:

@@ -90,28 +90,13 @@ class HSTL(nn.Module):
         elif x.dim() != 5 or x.shape[1] != spec.in_channels:
             expected = "[n, s, h, w]" if spec.in_channels == 1 else f"[n, {spec.in_channels}, s, h, w]"
             raise ValueError(f"HSTL input: expected {expected}, got shape {tuple(x.shape)}")
-        n, _, s, h, _ = x.shape
+        h = x.shape[3]
         if h != spec.input_height:
             raise ValueError(
                 f"HSTL input: height {h} does not match the spec (first_split sums to {spec.input_height}); "
                 "cut/resize the silhouettes or build the spec for this height"
             )
-        if s < 1:
-            raise ValueError("HSTL input: a batch needs at least one frame per sequence")
-        if seqL is not None:
-            seqL = torch.as_tensor(seqL, dtype=torch.int64, device=x.device).reshape(-1)
-            if seqL.numel() != n:
-                raise ValueError(f"HSTL input: seqL has {seqL.numel()} lengths for a batch of {n} sequences")
-            if n and (int(seqL.min()) < 1 or int(seqL.max()) > s):
-                raise ValueError(f"HSTL input: seqL must lie in 1..{s} (the batch's frame count), got {seqL.tolist()}")
-            if bool((seqL == s).all()):
-                seqL = None
-        if seqL is None:
-            if s < MIN_FRAMES:
-                # The public code repeats 1 frame 3 times and 2 frames twice.
-                x = x.repeat(1, 1, 3 if s == 1 else 2, 1, 1)
-            return x, None
-        return _repeat_short(x, seqL)
+        return prepare_lengths(x, seqL, "HSTL")
 
     def forward_features(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
         """Part features before the head: ``x: [n, s, h, w]`` -> ``[n, c, p]``."""
@@ -152,6 +137,32 @@ class HSTL(nn.Module):
         """``x: [n, s, h, w]`` in [0, 1], ``seqL: int64 [n]`` or ``None`` -> ``ModelOutput``."""
         embeddings, logits = self.forward_head(self.forward_features(x, seqL))
         return ModelOutput(embeddings, logits, embeddings)
+
+
+def prepare_lengths(
+    x: torch.Tensor, seqL: torch.Tensor | None, model: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Check ``seqL`` against ``x: [n, c, s, h, w]`` and repeat short sequences to 3+ frames.
+
+    ``seqL`` comes back ``None`` when every sequence fills the batch, so the fixed-length path runs.
+    """
+    n, s = x.shape[0], x.shape[2]
+    if s < 1:
+        raise ValueError(f"{model} input: a batch needs at least one frame per sequence")
+    if seqL is not None:
+        seqL = torch.as_tensor(seqL, dtype=torch.int64, device=x.device).reshape(-1)
+        if seqL.numel() != n:
+            raise ValueError(f"{model} input: seqL has {seqL.numel()} lengths for a batch of {n} sequences")
+        if n and (int(seqL.min()) < 1 or int(seqL.max()) > s):
+            raise ValueError(f"{model} input: seqL must lie in 1..{s} (the batch's frame count), got {seqL.tolist()}")
+        if bool((seqL == s).all()):
+            seqL = None
+    if seqL is None:
+        if s < MIN_FRAMES:
+            # The public code repeats 1 frame 3 times and 2 frames twice.
+            x = x.repeat(1, 1, 3 if s == 1 else 2, 1, 1)
+        return x, None
+    return _repeat_short(x, seqL)
 
 
 def _repeat_short(x: torch.Tensor, seqL: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
