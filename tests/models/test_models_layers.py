@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.models import ARME, ASTP, FTABlock, GeMHPP, SeparateFCs
-from workbench.models._pooling import temporal_max, time_max_pool, time_pools
+from workbench.models._pooling import temporal_max, time_max_pool, time_pools, zero_padding_frames
 
 
 def test_arme_regions_do_not_see_each_other() -> None:
@@ -150,3 +150,20 @@ def test_temporal_max_of_channels_last_maps_keeps_values_indices_and_gradients()
     (out * weights).sum().backward()
     (expected * weights).sum().backward()
     torch.testing.assert_close(fast.grad, plain.grad, atol=0.0, rtol=0.0)
+
+
+def test_padding_frames_are_zeroed_in_place_at_inference_and_copied_under_autograd() -> None:
+    x = torch.rand(2, 3, 5, 4, 2).contiguous(memory_format=torch.channels_last_3d)
+    lengths = torch.tensor([5, 2])
+    with torch.no_grad():
+        out = zero_padding_frames(x.clone(memory_format=torch.channels_last_3d), lengths)
+    # Both paths keep the channels-last layout the convolutions read without a copy.
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    assert out[1, :, 2:].abs().sum() == 0 and torch.equal(out[1, :, :2], x[1, :, :2]) and torch.equal(out[0], x[0])
+    tracked = x.clone().requires_grad_()
+    filled = zero_padding_frames(tracked, lengths)
+    assert filled is not tracked and filled.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(filled.detach(), out)
+    filled.sum().backward()
+    assert tracked.grad is not None
+    assert tracked.grad[1, :, 2:].abs().sum() == 0 and tracked.grad[1, :, :2].eq(1).all()

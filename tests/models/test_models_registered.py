@@ -104,6 +104,28 @@ def test_variable_lengths_match_one_at_a_time(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list_models())
+def test_variable_length_gradients_match_one_at_a_time(name: str) -> None:
+    # Eval mode keeps BatchNorm per sequence, so the batch's gradient is the sum of the lone ones.
+    model = tiny_model(name).eval()
+    h = input_height(model)
+    lengths = [7, 2, 5]
+    torch.manual_seed(2)
+    sequences = [torch.rand(length, h, 8) for length in lengths]
+    batch = torch.rand(len(lengths), max(lengths), h, 8)
+    for i, seq in enumerate(sequences):
+        batch[i, : len(seq)] = seq
+
+    def gradients(loss: torch.Tensor) -> list[torch.Tensor]:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return list(torch.autograd.grad(loss, params, allow_unused=True, materialize_grads=True))
+
+    together = gradients(model(batch, torch.tensor(lengths)).embeddings.square().sum())
+    alone = [gradients(model(seq.unsqueeze(0)).embeddings.square().sum()) for seq in sequences]
+    for index, grad in enumerate(together):
+        torch.testing.assert_close(grad, sum(g[index] for g in alone), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", list_models())
 def test_full_lengths_take_the_fixed_path(name: str) -> None:
     model = tiny_model(name).eval()
     x = torch.rand(2, 6, input_height(model), 8)

@@ -14,15 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.models._activation import LEAKY_SLOPE
 from workbench.models._hstl import prepare_lengths
-from workbench.models._layers import (
-    LEAKY_SLOPE,
-    GeMHPP,
-    SeparateFCs,
-    frame_mask,
-    temporal_max,
-    zero_padding_frames,
-)
+from workbench.models._layers import GeMHPP, SeparateFCs
+from workbench.models._pooling import fill_padding_frames, frame_mask, temporal_max, zero_padding_frames
 
 #: Frames per coarse-branch unit (the Conv3d (3, 1, 1) with temporal stride 3).
 UNIT_FRAMES = 3
@@ -49,13 +44,6 @@ def prepare_silhouettes(
             "cut/resize the silhouettes or build the model for this height (e.g. gaitgs-128 for 128x88)"
         )
     return prepare_lengths(x.unsqueeze(1), seqL, "GaitGS")
-
-
-def _mask_time(x: torch.Tensor, seqL: torch.Tensor | None, value: float = 0.0) -> torch.Tensor:
-    """Fill the padding steps of ``x: [n, c, s]`` with ``value``."""
-    if seqL is None:
-        return x
-    return x.masked_fill(~frame_mask(seqL, x.shape[2])[:, None, :], value)
 
 
 class ConvBlock3d(nn.Module):
@@ -196,23 +184,25 @@ class LocalSpan(nn.Module):
         self.long_out = nn.Conv1d(parts * hidden, parts * channels, 3, padding=1, groups=parts, bias=False)
 
     def _scores(self, x: torch.Tensor, first: nn.Conv1d, second: nn.Conv1d, seqL: torch.Tensor | None) -> torch.Tensor:
-        hidden = _mask_time(F.leaky_relu(first(x), LEAKY_SLOPE), seqL)
+        hidden = fill_padding_frames(F.leaky_relu(first(x), LEAKY_SLOPE), seqL, 0.0)
         return torch.sigmoid(second(hidden))
 
     @staticmethod
-    def _template(x: torch.Tensor, lowest: torch.Tensor, kernel: int) -> torch.Tensor:
+    def _template(x: torch.Tensor, lowest: torch.Tensor, kernel: int, seqL: torch.Tensor | None) -> torch.Tensor:
         # Average pooling counts the zero padding (as nn.AvgPool1d does); max pooling never picks it.
+        # A window wholly in the padding pools -inf: zero it, or the product with the frame scores
+        # would send 0 * inf = NaN into their gradient.
         pad = kernel // 2
-        return F.avg_pool1d(x, kernel, 1, pad) + F.max_pool1d(lowest, kernel, 1, pad)
+        return F.avg_pool1d(x, kernel, 1, pad) + fill_padding_frames(F.max_pool1d(lowest, kernel, 1, pad), seqL, 0.0)
 
     def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> torch.Tensor:
         """``x: [n, c, s, p]`` -> ``[n, c, s, p]`` (padding steps zero)."""
         n, c, s, p = x.shape
-        flat = _mask_time(x.permute(0, 3, 1, 2).reshape(n, p * c, s), seqL)
-        lowest = _mask_time(flat, seqL, float("-inf"))
-        short = self._template(flat, lowest, 3) * self._scores(flat, self.short_in, self.short_out, seqL)
-        long = self._template(flat, lowest, 5) * self._scores(flat, self.long_in, self.long_out, seqL)
-        out = _mask_time(short + long, seqL)
+        flat = fill_padding_frames(x.permute(0, 3, 1, 2).reshape(n, p * c, s), seqL, 0.0)
+        lowest = fill_padding_frames(flat, seqL, float("-inf"))
+        short = self._template(flat, lowest, 3, seqL) * self._scores(flat, self.short_in, self.short_out, seqL)
+        long = self._template(flat, lowest, 5, seqL) * self._scores(flat, self.long_in, self.long_out, seqL)
+        out = fill_padding_frames(short + long, seqL, 0.0)
         return out.reshape(n, p, c, s).permute(0, 2, 3, 1)
 
 
@@ -248,12 +238,13 @@ class GlobalSpan(nn.Module):
         """``x: [n, c, s, p]`` (padding zero), ``prior: [n, c]`` -> ``[n, out, p]``."""
         n, c, s, p = x.shape
         tokens = x.permute(0, 3, 1, 2).reshape(n * p, c, s)
-        tokens = tokens + _mask_time(self.position(tokens), seqL.repeat_interleave(p) if seqL is not None else None)
+        token_lengths = seqL.repeat_interleave(p) if seqL is not None else None
+        tokens = tokens + fill_padding_frames(self.position(tokens), token_lengths, 0.0)
         sequence = torch.cat([self.cls_token.repeat(n, 1).unsqueeze(1), tokens.transpose(1, 2)], dim=1)
         sequence = sequence + prior.repeat_interleave(p, dim=0).unsqueeze(1)
         ignore = None
-        if seqL is not None:
-            ignore = ~frame_mask(seqL.repeat_interleave(p) + 1, s + 1)
+        if token_lengths is not None:
+            ignore = ~frame_mask(token_lengths + 1, s + 1)  # the class token leads each sequence
         cls = self.encoder(sequence, src_key_padding_mask=ignore)[:, 0]  # [n * p, c]
         return self.fc(cls.reshape(n, p, c).permute(0, 2, 1))
 

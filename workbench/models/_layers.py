@@ -13,11 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-# LEAKY_SLOPE, frame_mask, temporal_max and zero_padding_frames are imported from here by the GaitGS layers.
-from workbench.models._activation import LEAKY_SLOPE as LEAKY_SLOPE
 from workbench.models._activation import leaky_relu_
 from workbench.models._pooling import (
-    frame_mask,
+    fill_padding_frames,
     fta_lengths,
     pool_regions,
     temporal_max,
@@ -250,12 +248,11 @@ class FTABlock(nn.Module):
             else:
                 maximum = temporal_max(region, seqL)
                 # Padding frames must lose every max, as the implicit -inf padding does for a lone sequence.
-                region = region.masked_fill(~frame_mask(seqL, region.shape[2])[:, None, :, None, None], float("-inf"))
+                # (A new tensor: ``forward`` passes views of its caller's input.)
+                region = fill_padding_frames(region, seqL, float("-inf"))
                 pooled3, pooled5 = time_pools(region, FTA_WINDOWS)
-                assert new_seqL is not None
-                valid = frame_mask(new_seqL, pooled3.shape[2])[:, None, :, None, None]
-                pooled3 = pooled3.masked_fill(~valid, 0.0)
-                pooled5 = pooled5.masked_fill(~valid, 0.0)
+                pooled3 = fill_padding_frames(pooled3, new_seqL, 0.0, inplace=True)
+                pooled5 = fill_padding_frames(pooled5, new_seqL, 0.0, inplace=True)
             out.append(fta(pooled3, pooled5))
             maxima.append(maximum)
         return out, new_seqL, maxima[0] if len(maxima) == 1 else torch.cat(maxima, dim=2)

@@ -14,20 +14,37 @@ def frame_mask(seqL: torch.Tensor, frames: int) -> torch.Tensor:
     return torch.arange(frames, device=seqL.device) < seqL.unsqueeze(1)
 
 
-def zero_padding_frames(x: torch.Tensor, seqL: torch.Tensor | None) -> torch.Tensor:
-    """Zero the frames past each sequence's length: ``x: [n, c, s, h, w]``."""
+def fill_padding_frames(x: torch.Tensor, seqL: torch.Tensor | None, value: float, inplace: bool = False) -> torch.Tensor:
+    """``x: [n, c, s, ...]`` with the frames past each sequence's length set to ``value``.
+
+    The result keeps ``x``'s memory layout (``masked_fill`` would hand back a contiguous tensor, and
+    every channels-last convolution after it would copy the map back). With ``inplace`` and no
+    autograd tracking ``x`` the fill happens in place; pass it only for a tensor the caller owns.
+    """
     if seqL is None:
         return x
-    mask = frame_mask(seqL, x.shape[2])[:, None, :, None, None]
-    return x.masked_fill(~mask, 0.0)
+    valid = frame_mask(seqL, x.shape[2]).view(x.shape[0], 1, x.shape[2], *([1] * (x.dim() - 3)))
+    if inplace and not (torch.is_grad_enabled() and x.requires_grad):
+        return x.masked_fill_(~valid, value)
+    return torch.where(valid, x, value)
+
+
+def zero_padding_frames(x: torch.Tensor, seqL: torch.Tensor | None) -> torch.Tensor:
+    """Zero the frames past each sequence's length: ``x: [n, c, s, h, w]``, a layer output the caller owns.
+
+    In place at inference; under autograd a new tensor in ``x``'s layout (the in-place activation
+    before it may have saved ``x`` for its backward pass).
+    """
+    return fill_padding_frames(x, seqL, 0.0, inplace=True)
 
 
 def temporal_max(x: torch.Tensor, seqL: torch.Tensor | None) -> torch.Tensor:
     """Max over each sequence's valid frames: ``x: [n, c, s, h, w]`` -> ``[n, c, h, w]``."""
     if seqL is None:
         return _max_over_time(x)[0]
-    # Narrow views per sequence: no masked copy of the whole feature map.
-    return torch.stack([x[i, :, :length].max(dim=1).values for i, length in enumerate(seqL.tolist())])
+    # Narrow views per sequence: no masked copy of the whole feature map, and each view keeps the
+    # channels-last layout that the fast reduction needs.
+    return torch.stack([_max_over_time(x[i : i + 1, :, :length])[0][0] for i, length in enumerate(seqL.tolist())])
 
 
 def _max_over_time(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,19 +73,15 @@ Window = tuple[int, int, int]  # (kernel, stride, padding) along time
 
 
 def _add_window_grads(grad_in: torch.Tensor, offsets: torch.Tensor, grad: torch.Tensor, window: Window) -> None:
-    """Send each pooled step's gradient to its argmax frame (``offsets`` inside the window)."""
-    kernel, stride, padding = window
-    frames, steps = grad_in.shape[2], grad.shape[2]
-    for offset in range(kernel):
-        # Output step j covers frame j * stride - padding + offset; keep the steps whose frame
-        # lies inside the sequence.
-        first = max(0, -((offset - padding) // stride))
-        last = min(steps, (frames - 1 + padding - offset) // stride + 1)
-        if last <= first:
-            continue
-        start = first * stride - padding + offset
-        target = grad_in[:, :, start : start + (last - first - 1) * stride + 1 : stride]
-        target.add_(torch.where(offsets[:, :, first:last] == offset, grad[:, :, first:last], 0.0))
+    """Send each pooled step's gradient to its argmax frame (``offsets`` inside the window).
+
+    One scatter along time: the argmax frame of step ``j`` is ``j * stride - padding + offset``.
+    The int64 frame map lives only for this call; overlapping windows add up as they should.
+    """
+    _, stride, padding = window
+    starts = torch.arange(grad.shape[2], device=grad.device) * stride - padding
+    frames = offsets + starts[:, None, None]  # uint8 + int64: the int64 map in one pass
+    grad_in.scatter_add_(2, frames, grad)
 
 
 class _TimePools(torch.autograd.Function):
@@ -108,7 +121,8 @@ class _TimePools(torch.autograd.Function):
         saved = ctx.saved_tensors
         fmt = torch.channels_last_3d if ctx.channels_last else torch.contiguous_format
         reference = next(g for g in grads if g is not None)
-        grad_in = torch.zeros(ctx.shape, dtype=reference.dtype, device=reference.device).contiguous(memory_format=fmt)
+        # Zeroed in the input's layout directly: zeros then a layout change would copy the whole map.
+        grad_in = torch.empty(ctx.shape, dtype=reference.dtype, device=reference.device, memory_format=fmt).zero_()
         for window, offsets, grad in zip(ctx.windows, saved, grads, strict=False):
             if grad is not None:
                 _add_window_grads(grad_in, offsets, grad, window)
