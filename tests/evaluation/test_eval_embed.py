@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from workbench.data import SequenceRecord, save_pickle
+from workbench.data import ArraySource, SequenceRecord, save_pickle
 from workbench.evaluation import EmbeddingSet, evaluate_model, extract_embeddings, make_evaluator, probe_flags
 from workbench.models import ModelOutput, create_model
 
@@ -34,24 +34,13 @@ class RowProfileModel(nn.Module):
         return ModelOutput(features, features, features)
 
 
-class ListSource:
+class ListSource(ArraySource):
     """An in-memory ``SequenceSource``; ``with_lengths`` exposes lengths like a packed store."""
 
     def __init__(self, sequences: list[np.ndarray], keys: list[tuple[str, str, str]], with_lengths: bool = False):
-        self.sequences = sequences
-        self.records = [SequenceRecord(i, t, v, ()) for i, t, v in keys]
+        super().__init__(sequences, [SequenceRecord(i, t, v, ()) for i, t, v in keys])
         if with_lengths:
             self.lengths = np.array([len(s) for s in sequences], dtype=np.int64)
-
-    @property
-    def source_name(self) -> str:
-        return "memory"
-
-    def __len__(self) -> int:
-        return len(self.sequences)
-
-    def load(self, index: int) -> np.ndarray:
-        return self.sequences[index]
 
 
 def random_source(count: int = 11, with_lengths: bool = False, seed: int = 0) -> ListSource:

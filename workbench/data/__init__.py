@@ -10,6 +10,7 @@ from __future__ import annotations
 from workbench.data._collate import Batch, Sample, collate, cut_frames, cut_width
 from workbench.data._errors import CorruptFileError, DataError, UnsafePickleError
 from workbench.data._loader import SequenceDataset, build_loader
+from workbench.data._memory import ArraySource
 from workbench.data._open import open_source
 from workbench.data._opengait import OpenGaitDataset, scan_records
 from workbench.data._pack import pack_dataset
@@ -37,6 +38,7 @@ from workbench.data._records import (
 from workbench.data._sampling import InferenceSampler, TripletSampler, sample_frame_indices
 
 __all__ = [
+    "ArraySource",
     "Batch",
     "CorruptFileError",
     "DataError",
