@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import uuid
 from pathlib import Path
 
+import optuna
 import pytest
 
 from workbench.search import StorageError, choose_storage_url, journal_path, load_study_config, open_storage
@@ -61,3 +65,39 @@ def test_dead_database_names_the_url_and_fix() -> None:
 def test_unknown_scheme_is_refused() -> None:
     with pytest.raises(StorageError, match="unknown Optuna storage"):
         open_storage("redis://localhost")
+
+
+def _open_and_create(url: str, name: str) -> str:
+    study = optuna.create_study(study_name=name, storage=open_storage(url), load_if_exists=True)
+    return study.study_name
+
+
+def test_processes_opening_one_fresh_sqlite_file_at_once_all_succeed(tmp_path: Path) -> None:
+    # `study run` and `study report` (or a test polling the study) may open a new file together;
+    # both creating Optuna's tables at once made one of them fail on the schema version row.
+    url = f"sqlite:///{tmp_path / 'fresh' / 'optuna.db'}"
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(6) as pool:
+        names = pool.starmap(_open_and_create, [(url, "shared")] * 6)
+    assert names == ["shared"] * 6
+    assert [s.study_name for s in optuna.get_all_study_summaries(open_storage(url))] == ["shared"]
+
+
+def test_workers_opening_one_fresh_postgresql_database_at_once_all_succeed() -> None:
+    psycopg2 = pytest.importorskip("psycopg2")
+    base = os.environ.get("WORKBENCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+    try:
+        admin = psycopg2.connect(base, connect_timeout=3)
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL at {base} does not answer ({type(exc).__name__}); start it or set WORKBENCH_TEST_POSTGRES")
+    admin.autocommit = True
+    name = f"workbench_fresh_{uuid.uuid4().hex[:8]}"
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+    url = base.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with multiprocessing.get_context("spawn").Pool(6) as pool:
+            names = pool.starmap(_open_and_create, [(url, "shared")] * 6)
+        assert names == ["shared"] * 6
+    finally:
+        admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.close()

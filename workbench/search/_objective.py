@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import traceback
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from workbench.search._config import COST_METRICS, StudyConfig
 from workbench.search._heartbeat import RETRY_OF_KEY
 from workbench.search._prepare import PreparedStudy
 from workbench.search._space import channels_key, is_gaitgs, suggest, trial_train_config
+from workbench.search._storage import sqlite_creation_lock
 from workbench.training import Trainer, TrainingCallback, latest_checkpoint
 
 log = logging.getLogger(__name__)
@@ -84,14 +84,8 @@ def tracker_for(config: StudyConfig) -> Any:
     uri = resolve_tracking_uri(config.tracking.uri or None, project_dir=config.project_dir)
     if not uri.startswith("sqlite:///"):
         return StudyTracker(uri, config.experiment_name, config.study.name)
-    lock_path = Path(uri[len("sqlite:///"):] + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return StudyTracker(uri, config.experiment_name, config.study.name)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with sqlite_creation_lock(uri[len("sqlite:///"):]):
+        return StudyTracker(uri, config.experiment_name, config.study.name)
 
 
 class _StartStep(TrainingCallback):

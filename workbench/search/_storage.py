@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,56 @@ def normalise_url(url: str, base_dir: str | Path) -> str:
     return url
 
 
+@contextmanager
+def sqlite_creation_lock(database: str | Path) -> Iterator[None]:
+    """Hold an exclusive file lock beside a SQLite database (``DATABASE.lock``) while it is opened.
+
+    Optuna and MLflow create their tables on first opening, and two processes doing that on the
+    same fresh file at once can both insert the schema version and one fails; opening under this lock
+    lets exactly one create, and the others find the tables made.
+    """
+    lock_path = Path(str(database) + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# Advisory lock id under which workers create Optuna's tables on a database server.
+_SCHEMA_LOCK_KEY = 0x6F7074756E61  # "optuna"
+
+
+def _open_server_storage(url: str) -> optuna.storages.RDBStorage:
+    """An RDB storage on PostgreSQL or MySQL, its tables created under a server-side lock.
+
+    Workers on several machines may open a fresh database together; creating the tables at once
+    fails for all but one (a duplicate table or type). A PostgreSQL advisory lock (MySQL: a named
+    lock) lets one create while the others wait and then find the tables made.
+    """
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
+    postgres = engine.dialect.name == "postgresql"
+    if postgres:
+        lock, unlock = "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)"
+    else:
+        lock, unlock = "SELECT GET_LOCK(:key, 600)", "SELECT RELEASE_LOCK(:key)"
+    key = {"key": _SCHEMA_LOCK_KEY if postgres else "workbench-optuna-schema"}
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text(lock), key)
+            try:
+                return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+            finally:
+                connection.execute(sqlalchemy.text(unlock), key)
+                connection.commit()
+    finally:
+        engine.dispose()
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """Open ``sqlite:///...``, ``postgresql://...``, ``mysql://...`` or ``journal:/path/to/file``.
 
@@ -51,11 +104,13 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
             return optuna.storages.JournalStorage(backend)
         if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            database = Path(url[len("sqlite:///"):])
+            database.parent.mkdir(parents=True, exist_ok=True)
             kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}}
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            with sqlite_creation_lock(database):
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         if url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "mysql"):
-            return optuna.storages.RDBStorage(_with_driver(url), engine_kwargs={"pool_pre_ping": True})
+            return _open_server_storage(_with_driver(url))
     except Exception as exc:  # the storage's own errors vary by backend; name the URL and the fix
         raise StorageError(
             f"cannot open Optuna storage {url!r}: {exc}. Check that the database server runs and "
