@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
+from torch import nn
 from training_toys import toy_config, toy_data, toy_model, weights
 
+from workbench.models import ModelOutput
 from workbench.training import (
     DistributedContext,
+    LossConfig,
     OptimizerConfig,
     Trainer,
     gather_with_grad,
@@ -39,6 +42,40 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     result = trainer.fit()
     assert trainer.model is not None
     torch.save({"weights": weights(trainer.model), "status": result.status}, Path(out) / f"rank{rank}.pt")
+
+
+class ViewHeadToy(nn.Module):
+    """The toy model plus a view classifier whose logits only the view loss reads (as GaitGS's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = toy_model()
+        self.view_head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> ModelOutput:
+        out = self.body(x, seqL)
+        return out._replace(view_logits=self.view_head(out.embeddings.detach().mean(-1)))
+
+
+def _view_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    config = toy_config(Path(out) / "views", iterations=3, save_every=3, optimizer=SGD,
+                        loss=LossConfig(view_weight=0.0))
+    trainer = Trainer(config, data=toy_data(config), model=ViewHeadToy(), progress=False,
+                      context=DistributedContext(rank=rank, world_size=world, local_rank=rank))
+    result = trainer.fit()
+    assert trainer.model is not None
+    torch.save({"weights": weights(trainer.model), "status": result.status}, Path(out) / f"views{rank}.pt")
+
+
+@pytest.mark.slow
+def test_a_view_head_without_view_loss_trains_under_ddp(tmp_path: Path) -> None:
+    # With the view loss off the view head gets no gradient; DDP must not wait for one.
+    mp.start_processes(_view_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True, start_method="spawn")
+    ranks = [torch.load(tmp_path / f"views{r}.pt", weights_only=True) for r in range(2)]
+    assert [r["status"] for r in ranks] == ["completed", "completed"]
+    assert torch.equal(ranks[0]["weights"]["view_head.weight"], ranks[1]["weights"]["view_head.weight"])
 
 
 @pytest.mark.slow

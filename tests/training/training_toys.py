@@ -9,37 +9,27 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.data import SequenceRecord
+from workbench.data import ArraySource, SequenceRecord
 from workbench.models import ModelOutput
 from workbench.training import DataConfig, LossConfig, OptimizerConfig, TrainConfig
 
 
-class MemorySource:
+class MemorySource(ArraySource):
     """A ``SequenceSource`` of random silhouettes held in memory; each id has its own bright band."""
 
     def __init__(self, ids: int = 4, per_id: int = 3, frames: tuple[int, int] = (6, 9), size: int = 16,
                  seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
-        self.records: list[SequenceRecord] = []
-        self._arrays: list[np.ndarray] = []
+        records, arrays = [], []
         for i in range(ids):
             for j in range(per_id):
                 n = int(rng.integers(frames[0], frames[1] + 1))
                 seq = rng.integers(0, 60, size=(n, size, size), dtype=np.uint8)
                 band = (i * size) // ids
                 seq[:, band : band + max(1, size // ids)] += np.uint8(150)
-                self.records.append(SequenceRecord(f"{i:03d}", f"nm-{j + 1:02d}", "090", (Path(f"{i}/{j}.pkl"),)))
-                self._arrays.append(seq)
-
-    @property
-    def source_name(self) -> str:
-        return "memory"
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def load(self, index: int) -> np.ndarray:
-        return self._arrays[index]
+                records.append(SequenceRecord(f"{i:03d}", f"nm-{j + 1:02d}", "090", (Path(f"{i}/{j}.pkl"),)))
+                arrays.append(seq)
+        super().__init__(arrays, records)
 
 
 class ToyGaitModel(nn.Module):

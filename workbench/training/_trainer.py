@@ -114,7 +114,11 @@ class Trainer:
         device = resolve_device(self.config.device, ctx)
         created = init_process_group(ctx, device)
         try:
-            return self._fit(ctx, device, resume)
+            result = self._fit(ctx, device, resume)
+            if created:
+                # No rank tears the group down (rank 0 also hosts its store) while another still talks.
+                barrier()
+            return result
         finally:
             if created and dist.is_initialized():
                 dist.destroy_process_group()
@@ -280,6 +284,10 @@ class Trainer:
                 "triplet_scale": float(ctx.world_size),
             }
         loss, parts = loss_fn(embeddings, logits, labels, **extra)
+        if ctx.enabled and view_logits is not None and not (extra.get("views") is not None and cfg.loss.view_weight > 0):
+            # DDP waits for a gradient of every parameter it wraps: a view head whose loss is off (or
+            # whose data has no views) gets an exact zero one instead of stalling the reduction.
+            loss = loss + view_logits.sum() * 0.0
         optimizer.zero_grad(set_to_none=True)
         finite = not any_true(not bool(torch.isfinite(loss).item()), device)
         if finite:
