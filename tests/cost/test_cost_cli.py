@@ -80,6 +80,10 @@ def test_latency_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
         (["uniform-64", "--cuts", "2", "4", "8"], "--channels"),
         (["hstl-small", "--frames", "0"], "--frames must be >= 1"),
         (["hstl-small", "--latency", "--device", "tpu"], "device='tpu'"),
+        (["casia-b-paper", "--stage-channels", "32,64"], "1 pairs for 2 stages"),
+        (["casia-b-paper", "--stage-channels", "32", "128,128"], "CONV1,CONV2"),
+        (["casia-b-paper", "--stage-channels", "32,0", "1,1"], "CONV1,CONV2"),
+        (["hstl-casia-b", "--stage-channels", "32,64", "128,128"], "registered model"),
     ],
 )
 def test_errors_are_one_clear_line(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
@@ -95,3 +99,9 @@ def test_bad_spec_file_names_the_field(capsys: pytest.CaptureFixture[str], tmp_p
     assert main(["cost", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.toml" in err and "split" in err
+
+
+def test_tree_preset_at_the_public_stage_widths_is_the_public_model(capsys: pytest.CaptureFixture[str]) -> None:
+    flat = _run_json(capsys, "casia-b-paper", "--cuts", "2", "4", "--stage-channels", "32,64", "128,128")
+    assert flat["params"] == 4_745_834
+    assert flat["gflops"] == pytest.approx(51.65, abs=0.01)

@@ -33,13 +33,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also measure the step's peak memory (CPU: in a fresh process; CUDA: allocator peak)")
     p.add_argument("--mode", choices=["inference", "train"], default="inference",
                    help="step to time and measure: inference forward, or train forward+backward (default inference)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed steps before timing (default 1)")
+    p.add_argument("--warmup", type=int,
+                   help="untimed steps before timing (default 3: the CPU kernels and allocator settle first)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps (default 5)")
     p.add_argument("--threads", type=int, help="torch CPU threads for the measurements (default: torch's)")
     p.add_argument("--cuts", type=int, nargs="+", metavar="K",
                    help="trees only: region count per stage, coarse to fine (default 2 4)")
     p.add_argument("--channels", type=int, nargs="+", metavar="C",
                    help="trees only: widths [stem, stage1, stage2, ...], one more than --cuts (default 32 64 128)")
+    p.add_argument("--stage-channels", nargs="+", metavar="A,B",
+                   help="trees only: (conv1, conv2) widths per stage instead of --channels' stage widths; "
+                        "the public CASIA-B model is --cuts 2 4 --stage-channels 32,64 128,128")
     p.add_argument("--num-classes", type=int, help="classes of the logits head (default: the model's or spec's)")
     p.add_argument("--json", action="store_true", help="print the flat report as JSON instead of a table")
     p.set_defaults(func=cost)
@@ -55,7 +59,7 @@ def cost(args: argparse.Namespace) -> int:
     for name in ("frames", "height", "width", "batch", "repeats"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    if args.warmup < 0:
+    if args.warmup is not None and args.warmup < 0:
         raise CLIError(f"--warmup must be >= 0, got {args.warmup}")
     if args.threads is not None and args.threads < 1:
         raise CLIError(f"--threads must be >= 1, got {args.threads}")
@@ -81,7 +85,7 @@ def cost(args: argparse.Namespace) -> int:
             device=args.device,
             measure=measure,
             mode=args.mode,
-            warmup=args.warmup,
+            **({} if args.warmup is None else {"warmup": args.warmup}),
             repeats=args.repeats,
             threads=args.threads,
             progress=advance,
@@ -105,10 +109,10 @@ def resolve_target(args: argparse.Namespace) -> Any:
     from workbench.models import list_models
 
     target = str(args.target)
-    tree_options = args.cuts is not None or args.channels is not None
+    tree_options = args.cuts is not None or args.channels is not None or args.stage_channels is not None
     if target in list_models():
         if tree_options:
-            raise CLIError(f"--cuts/--channels build a spec from a tree; {target!r} is a registered model")
+            raise CLIError(f"--cuts/--channels/--stage-channels build a spec from a tree; {target!r} is a registered model")
         overrides = {} if args.num_classes is None else {"num_classes": args.num_classes}
         return ModelRecipe.from_name(target, **overrides)
     path = Path(target)
@@ -116,7 +120,7 @@ def resolve_target(args: argparse.Namespace) -> Any:
         spec_fields = _read_spec_fields(path)
         if spec_fields is not None:
             if tree_options:
-                raise CLIError(f"--cuts/--channels build a spec from a tree; {path} is a spec file")
+                raise CLIError(f"--cuts/--channels/--stage-channels build a spec from a tree; {path} is a spec file")
             return ModelRecipe.from_spec(_spec_from_fields(spec_fields, path, args.num_classes), label=path.stem)
     return _spec_from_tree(target, args)
 
@@ -174,6 +178,8 @@ def _spec_from_tree(target: str, args: argparse.Namespace) -> Any:
     options: dict[str, Any] = {}
     if args.channels is not None:
         options["channels"] = tuple(args.channels)
+    if args.stage_channels is not None:
+        options["stage_channels"] = _stage_pairs(args.stage_channels, len(cuts))
     if args.num_classes is not None:
         options["num_classes"] = args.num_classes
     try:
@@ -182,3 +188,18 @@ def _spec_from_tree(target: str, args: argparse.Namespace) -> Any:
         raise CLIError(f"{target} cut at {list(cuts)}: {exc} (set --cuts and --channels)") from exc
     name = Path(target).stem if target.endswith(".json") else target
     return ModelRecipe.from_spec(spec, label=f"{name} cuts {'-'.join(str(k) for k in cuts)}")
+
+
+def _stage_pairs(values: list[str], stages: int) -> tuple[tuple[int, int], ...]:
+    """``["32,64", "128,128"]`` -> ``((32, 64), (128, 128))``, one pair per stage."""
+    from workbench.cli import CLIError
+
+    pairs = []
+    for value in values:
+        parts = value.split(",")
+        if len(parts) != 2 or not all(part.strip().isdigit() and int(part) > 0 for part in parts):
+            raise CLIError(f"--stage-channels {value!r}: give each stage as CONV1,CONV2 positive widths, e.g. 32,64")
+        pairs.append((int(parts[0]), int(parts[1])))
+    if len(pairs) != stages:
+        raise CLIError(f"--stage-channels has {len(pairs)} pairs for {stages} stages (--cuts); give one per stage")
+    return tuple(pairs)

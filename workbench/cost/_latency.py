@@ -39,11 +39,17 @@ class LatencyStats:
         return len(self.samples_ms)
 
 
+# Untimed steps before timing. On CPU the first steps of a 3D-conv model run 20-40 % slower while
+# oneDNN builds its kernels and the allocator settles (CASIA-B preset, 8 x 30 frames, train steps
+# 8.6, 7.6, 6.5, then 5.9 s): one warm-up step left the second and third in the median.
+WARMUP_STEPS = 3
+
+
 def measure_latency(
     model: nn.Module,
     input_shape: Sequence[int],
     device: str | torch.device = "cpu",
-    warmup: int = 1,
+    warmup: int = WARMUP_STEPS,
     repeats: int = 5,
     mode: str = "inference",
 ) -> LatencyStats:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from workbench.cost._flops import count_flops
-from workbench.cost._latency import measure_latency
+from workbench.cost._latency import WARMUP_STEPS, measure_latency
 from workbench.cost._memory import measure_peak_memory
 from workbench.cost._params import count_parameters
 from workbench.cost._source import as_recipe, source_label
@@ -107,7 +107,7 @@ def estimate_cost(
     device: str | torch.device = "cpu",
     measure: Iterable[str] = MEASURES,
     mode: str = "inference",
-    warmup: int = 1,
+    warmup: int = WARMUP_STEPS,
     repeats: int = 5,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
