@@ -21,6 +21,7 @@ from workbench.training import (
     gather_with_grad,
     list_checkpoints,
 )
+from workbench.training._distributed import all_true, any_true, gather_objects
 
 # Plain SGD turns any mis-scaled gradient (e.g. DDP's averaging of the gathered triplet loss) into a
 # visible weight difference; Adam would normalise much of it away.
@@ -96,6 +97,54 @@ def test_two_gloo_ranks_match_single_process(tmp_path: Path) -> None:
     # Only rank 0 writes: one set of checkpoints, one config, one log.
     assert [p.name for p in list_checkpoints(tmp_path / "ddp")] == ["checkpoint-00000002.pt", "checkpoint-00000004.pt"]
     assert (tmp_path / "ddp" / "config.toml").is_file()
+
+
+def _collectives_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    handed: list[torch.Tensor] = []
+
+    def recording(real):  # type: ignore[no-untyped-def]
+        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            for arg in args:
+                handed.extend(arg if isinstance(arg, list) else [arg] if isinstance(arg, torch.Tensor) else [])
+            return real(*args, **kwargs)
+        return call
+
+    dist.all_reduce, dist.all_gather = recording(dist.all_reduce), recording(dist.all_gather)
+    still_held, results = 0, []
+    for i in range(150):
+        handed.clear()
+        results.append((all_true(i % 3 != rank, torch.device("cpu")), any_true(rank == 1, torch.device("cpu"))))
+        x = torch.full((2, 3), float(rank), requires_grad=True)
+        gathered = gather_with_grad(x)
+        objects = gather_objects({"rank": rank, "pad": "x" * (rank * 7 + i % 5)}, torch.device("cpu"))
+        results.append((gathered.shape == (4, 3), [o["rank"] for o in objects] == [0, 1]))
+        # Whatever the group was handed, it has let go of by the time the call returns.
+        still_held += sum(t._use_count() > 1 for t in handed)
+    dist.barrier()
+    dist.destroy_process_group()
+    torch.save({"still_held": still_held, "results": results}, Path(out) / f"collectives{rank}.pt")
+
+
+@pytest.mark.slow
+def test_collectives_return_only_once_gloo_let_go_of_their_tensors(tmp_path: Path) -> None:
+    # gloo drops a finished work a moment after the call returns. If that drop frees a tensor Python
+    # already let go of, it needs the GIL, and during interpreter shutdown that aborts the rank.
+    mp.start_processes(_collectives_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method="spawn")
+    for rank in range(2):
+        saved = torch.load(tmp_path / f"collectives{rank}.pt", weights_only=True)
+        assert saved["still_held"] == 0
+        for i in range(150):
+            assert saved["results"][2 * i] == (i % 3 not in (0, 1), True)
+            assert saved["results"][2 * i + 1] == (True, True)
+
+
+def test_gather_objects_without_process_group_is_a_list_of_one() -> None:
+    assert gather_objects({"a": 1}, torch.device("cpu")) == [{"a": 1}]
 
 
 def test_gather_without_process_group_is_identity() -> None:

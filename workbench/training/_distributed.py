@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import pickle
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -60,14 +63,59 @@ def init_process_group(context: DistributedContext, device: torch.device) -> boo
     return True
 
 
+# How long a collective may keep a tensor after it returned; far beyond the microseconds it takes.
+RELEASE_TIMEOUT_S = 10.0
+
+
+def await_release(*tensors: torch.Tensor) -> None:
+    """Hold ``tensors`` until the gloo group's worker threads have dropped their own references to them.
+
+    A synchronous gloo collective returns once its work is marked done; the worker thread drops the work
+    a moment later. Had Python let go of a tensor first, that late drop has to take the GIL, and when it
+    falls after the interpreter began shutting down the rank aborts ("terminate called without an active
+    exception"), e.g. a training process that exits right after ``fit``. Waiting here makes the drop an
+    atomic decrement. NCCL keeps works for its watchdog, so this applies to gloo only.
+    """
+    if not dist.is_initialized() or dist.get_backend() != "gloo" or not hasattr(torch.Tensor, "_use_count"):
+        return
+    deadline = time.monotonic() + RELEASE_TIMEOUT_S
+    while any(t._use_count() > 1 for t in tensors) and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0)  # releases the GIL; the worker needs none to drop a reference Python still shares
+
+
 def gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """Concatenate ``tensor`` from every rank along dim 0; gradient flows into the local part only."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return tensor
     parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-    dist.all_gather(parts, tensor.detach().contiguous())
+    sent = tensor.detach().contiguous()
+    dist.all_gather(parts, sent)
+    await_release(sent, *parts)
     parts[dist.get_rank()] = tensor
     return torch.cat(parts, dim=0)
+
+
+def gather_objects(obj: Any, device: torch.device) -> list[Any]:
+    """Every rank's picklable ``obj``, in rank order (``[obj]`` without a process group).
+
+    Like ``dist.all_gather_object``, but the byte buffers are held until the group has let go of them.
+    """
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return [obj]
+    world = dist.get_world_size()
+    payload = torch.frombuffer(bytearray(pickle.dumps(obj)), dtype=torch.uint8).to(device)
+    size = torch.tensor([payload.numel()], dtype=torch.int64, device=device)
+    sizes = [torch.empty_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    await_release(size, *sizes)
+    longest = max(int(s.item()) for s in sizes)
+    padded = torch.zeros(longest, dtype=torch.uint8, device=device)
+    padded[: payload.numel()] = payload
+    buffers = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(buffers, padded)
+    await_release(padded, *buffers)
+    # The peers are this job's own ranks, which run the same code: their pickles are as trusted as ours.
+    return [pickle.loads(b[: int(s.item())].cpu().numpy().tobytes()) for b, s in zip(buffers, sizes, strict=True)]
 
 
 def all_true(flag: bool, device: torch.device) -> bool:
@@ -76,6 +124,7 @@ def all_true(flag: bool, device: torch.device) -> bool:
         return flag
     value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    await_release(value)
     return bool(value.item())
 
 

@@ -48,6 +48,7 @@ from workbench.training._distributed import (
     any_true,
     barrier,
     context_from_env,
+    gather_objects,
     gather_with_grad,
     init_process_group,
 )
@@ -212,7 +213,7 @@ class Trainer:
                 last = step == cfg.iterations
                 path = None
                 if last or (cfg.save_every and step % cfg.save_every == 0):
-                    path = self._save(step, bare, optimizer, scheduler, scaler, ctx, data, skipped, evaluations)
+                    path = self._save(step, bare, optimizer, scheduler, scaler, ctx, device, data, skipped, evaluations)
                     last_ckpt = path or last_ckpt
                 failure: BaseException | None = None
                 if ctx.is_main:
@@ -331,15 +332,12 @@ class Trainer:
         scheduler: torch.optim.lr_scheduler.LRScheduler,
         scaler: torch.amp.GradScaler,
         ctx: DistributedContext,
+        device: torch.device,
         data: TrainData,
         skipped: int,
         evaluations: list[tuple[int, dict[str, float]]],
     ) -> Path | None:
-        rng: list[Any] = [capture_rng_state()]
-        if ctx.enabled:
-            gathered: list[Any] = [None] * ctx.world_size
-            dist.all_gather_object(gathered, rng[0])
-            rng = gathered
+        rng = gather_objects(capture_rng_state(), device)
         path = None
         if ctx.is_main:
             state = {
