@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -84,3 +87,30 @@ def test_load_for_inference_rejects_foreign_files(tmp_path: Path) -> None:
     torch.save({"model": {}}, tmp_path / "bare.pt")
     with pytest.raises(CheckpointError, match="config"):
         load_for_inference(tmp_path / "bare.pt")
+
+
+def _torchrun(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "workbench", "train", *args, "--no-progress"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.mark.slow
+def test_train_command_under_torchrun_trains_once_exits_cleanly_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    config_path = tmp_path / "train.toml"
+    config_path.write_text(CONFIG.format(out=out.as_posix()))
+
+    # Both ranks must exit 0 after training (a rank aborting at exit fails the whole torchrun job).
+    first = _torchrun(str(config_path))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count("trained 2 iterations") == 1 and first.stdout.count("evaluation at step 2") == 1
+    assert [p.name for p in list_checkpoints(out)] == ["checkpoint-00000001.pt", "checkpoint-00000002.pt"]
+    state = load_checkpoint(list_checkpoints(out)[-1])
+    assert state["sampler"]["world_size"] == 2 and len(state["rng"]) == 2  # each rank's RNG, to resume it
+
+    again = _torchrun(str(config_path), "--set", "iterations=3", "--resume", "--no-eval")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "trained 3 iterations" in again.stdout
+    assert list_checkpoints(out)[-1].name == "checkpoint-00000003.pt"
