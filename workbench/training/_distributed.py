@@ -64,7 +64,7 @@ def init_process_group(context: DistributedContext, device: torch.device) -> boo
 
 
 # How long a collective may keep a tensor after it returned; far beyond the microseconds it takes.
-RELEASE_TIMEOUT_S = 10.0
+RELEASE_TIMEOUT_S = 2.0
 
 
 def await_release(*tensors: torch.Tensor) -> None:
