@@ -20,6 +20,10 @@ A second test climbs a lever ladder, one round: the plain recipe, plus channels-
 plus in-place LeakyReLU, then the workbench model (per-region tensors, one-byte activation masks, lean
 temporal pools), printing what each rung gains over the plain recipe and over the rung before.
 
+On a CPU with bf16 units (AVX512-BF16 or AMX) another test times the workbench step under bf16 autocast
+against fp32 (and the plain recipe under bf16); bf16 must be faster there with the same loss to bf16
+rounding. Elsewhere it is skipped with the reason.
+
 On a CUDA machine a third test prints the AMP (bf16 and fp16) training-step and batched-inference
 throughput of both sides in sequences per second, with the training step's allocator peak; without
 CUDA it is skipped. It was checked on the CPU under bf16 autocast only, where it runs end to end.
@@ -447,6 +451,39 @@ def amp_figures(variant: str, device: torch.device, amp: str, steps: int = GPU_S
 
     infer_s = statistics.median(step_times(infer, warmup, steps, device))
     return {"train_seq_s": BATCH / train_s, "infer_seq_s": infer_batch / infer_s, "train_peak_mb": peak_mb}
+
+
+def _cpu_has_bf16_units() -> bool:
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+@pytest.mark.skipif(not _cpu_has_bf16_units(),
+                    reason="the CPU has no bf16 units (AVX512-BF16 or AMX): bf16 autocast is emulated there and "
+                           "slower than fp32, so fp32 stays the CPU choice")
+def test_cpu_bf16_autocast_step_is_faster_than_fp32_where_the_cpu_has_bf16_units() -> None:
+    """The README's advice: ``amp = "bf16"`` on such CPUs. Same weights and batch, loss within bf16 rounding."""
+    from workbench.training import GaitLoss
+
+    torch.set_num_threads(THREADS)
+    loss_fn = GaitLoss()
+    x, labels = batch()
+    median: dict[tuple[str, str], float] = {}
+    losses: dict[str, float] = {}
+    for variant, amp in (("workbench", "off"), ("workbench", "bf16"), ("plain", "bf16")):
+        model = build(variant).train()
+        if variant == "workbench":
+            losses[amp] = float(training_step(model, loss_fn, x, labels, amp).detach())
+        median[variant, amp] = statistics.median(
+            step_times(lambda: training_step(model, loss_fn, x, labels, amp), WARMUP, TIMED))  # noqa: B023
+    print(f"\nCASIA-B HSTL train step on the CPU ({THREADS} threads), {BATCH}x{FRAMES}x{HEIGHT}x{WIDTH}:")
+    for (variant, amp), seconds in median.items():
+        print(f"{variant:>10} {'fp32' if amp == 'off' else amp}: median {seconds:.2f} s, {BATCH / seconds:.2f} seq/s")
+    gain = median["workbench", "off"] / median["workbench", "bf16"]
+    print(f"bf16 / fp32 speed-up {gain:.2f}x; workbench / plain under bf16 "
+          f"{median['plain', 'bf16'] / median['workbench', 'bf16']:.2f}x; loss fp32 {losses['off']:.4f}, "
+          f"bf16 {losses['bf16']:.4f}")
+    assert abs(losses["bf16"] - losses["off"]) <= 0.05 * abs(losses["off"])
+    assert gain > 1.0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: AMP step and inference figures")
