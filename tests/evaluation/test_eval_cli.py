@@ -57,6 +57,20 @@ def test_evaluate_writes_table_summary_and_heatmap(
     assert (out / "embeddings.npz").is_file()
 
 
+def test_evaluate_under_bf16_autocast(checkpoint: Path, tiny_data: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bf16"
+    assert main(["evaluate", str(checkpoint), "--data", str(tiny_data), "--device", "cpu", "--amp", "bf16",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert "synthetic: rank-1 (%)" in capsys.readouterr().out
+    payload = json.loads((out / "summary.json").read_text())
+    assert payload["amp"] == "bf16" and all(0.0 <= v <= 100.0 for v in payload["summary"].values())
+    # fp16 autocast exists on CUDA only: refused up front, with the way out.
+    assert main(["evaluate", str(checkpoint), "--data", str(tiny_data), "--device", "cpu", "--amp", "fp16"]) == 2
+    err = capsys.readouterr().err
+    assert "--amp fp16" in err and "amp='bf16'" in err
+
+
 def test_evaluate_reports_user_errors(checkpoint: Path, tiny_data: Path, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", str(tmp_path / "missing.pt"), "--data", str(tiny_data)]) == 2

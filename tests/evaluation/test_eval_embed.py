@@ -151,3 +151,26 @@ def test_probe_flags_need_a_probe_set(tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text(json.dumps({"TRAIN_SET": [], "TEST_SET": ["000"]}))
     with pytest.raises(ValueError, match="no PROBE_SET"):
         probe_flags(source, tmp_path / "p.json")
+
+
+def test_bf16_autocast_gives_float32_embeddings_close_to_fp32() -> None:
+    torch.manual_seed(0)
+    model = create_model("hstl-small")
+    rng = np.random.default_rng(2)
+    sequences = [(rng.random((n, 64, 64)) > 0.5).astype(np.uint8) * 255 for n in (5, 7, 6)]
+    source = ListSource(sequences, [("001", "nm-01", "000"), ("002", "nm-01", "000"), ("003", "nm-01", "000")])
+    full = extract_embeddings(model, source, batch_size=3, progress=False).embeddings
+    half = extract_embeddings(model, source, batch_size=3, progress=False, amp="bf16").embeddings
+    assert half.dtype == np.float32
+    assert not np.array_equal(half, full)  # the forward really ran in bf16
+    cosine = (half * full).sum(1) / (np.linalg.norm(half, axis=1) * np.linalg.norm(full, axis=1))
+    assert cosine.min() > 0.99  # per sequence and part: the same direction to bf16 rounding
+
+
+def test_bad_precision_fails_before_any_work() -> None:
+    model = RowProfileModel()
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        extract_embeddings(model, random_source(), amp="fp16", device="cpu", progress=False)
+    with pytest.raises(ValueError, match="off, bf16, fp16"):
+        extract_embeddings(model, random_source(), amp="fp8", progress=False)
+    assert model.calls == []

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.models import ARME, ASTP, FTABlock, GeMHPP, SeparateFCs
+from workbench.models import ARME, ASTP, BasicConv3d, FTABlock, GeMHPP, SeparateFCs
 from workbench.models._pooling import temporal_max, time_max_pool, time_pools, zero_padding_frames
 
 
@@ -167,3 +167,20 @@ def test_padding_frames_are_zeroed_in_place_at_inference_and_copied_under_autogr
     filled.sum().backward()
     assert tracked.grad is not None
     assert tracked.grad[1, :, 2:].abs().sum() == 0 and tracked.grad[1, :, :2].eq(1).all()
+
+
+def test_two_frame_convolutions_under_cpu_bf16_give_finite_weight_gradients() -> None:
+    # Clips of 6-8 frames leave two frames after FTA; oneDNN's channels-last bf16 weight gradient over
+    # exactly two frames is now and then non-finite, which would poison the weights a step later.
+    torch.manual_seed(0)
+    conv = BasicConv3d(4, 6)
+    for _ in range(60):
+        conv.zero_grad(set_to_none=True)
+        x = torch.randn(4, 4, 2, 4, 4)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv(x)
+        y.backward(torch.randn(y.shape, dtype=y.dtype))
+        assert conv.conv3d.weight.grad is not None and torch.isfinite(conv.conv3d.weight.grad).all()
+    with torch.no_grad():
+        reference = F.conv3d(x, conv.conv3d.weight, padding=1)
+        torch.testing.assert_close(conv(x), reference)

@@ -13,6 +13,7 @@ from workbench.models import (
     GaitGSSpec,
     HSTLSpec,
     ModelOutput,
+    autocast,
     create_model,
     list_models,
     register_model,
@@ -123,6 +124,22 @@ def test_variable_length_gradients_match_one_at_a_time(name: str) -> None:
     alone = [gradients(model(seq.unsqueeze(0)).embeddings.square().sum()) for seq in sequences]
     for index, grad in enumerate(together):
         torch.testing.assert_close(grad, sum(g[index] for g in alone), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_bf16_autocast_trains_and_infers_variable_lengths(name: str) -> None:
+    # What `amp = "bf16"` training and `workbench evaluate --amp bf16` run: fixed and padded batches.
+    model = tiny_model(name).train()
+    h = input_height(model)
+    with autocast("cpu", "bf16"):
+        out = model(torch.rand(4, 6, h, 8))
+        loss = out.embeddings.float().square().mean() + out.logits.float().logsumexp(1).mean()
+    loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    model.eval()
+    with torch.no_grad(), autocast("cpu", "bf16"):
+        padded = model(torch.rand(3, 9, h, 8), torch.tensor([9, 4, 6])).inference
+    assert padded.shape[0] == 3 and torch.isfinite(padded.float()).all()
 
 
 @pytest.mark.parametrize("name", list_models())

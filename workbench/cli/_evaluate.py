@@ -10,6 +10,7 @@ from typing import Any
 # Kept here rather than read from the registry so that ``--help`` does not import torch.
 _PROTOCOLS = ("casia-b", "oumvlp", "grew", "gait3d", "synthetic")
 _METRICS = ("euclidean", "cosine")
+_AMP = ("off", "bf16", "fp16")  # workbench.models.AMP_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="sequences per inference batch (default 8)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA if available)")
     p.add_argument("--frames", type=int, help="use only the first N frames of each sequence (default: all)")
+    p.add_argument("--amp", choices=_AMP, default="off",
+                   help="run the model under autocast: bf16 (CUDA, or a CPU with bf16 units) or fp16 (CUDA); "
+                   "embeddings stay float32 (default off)")
     p.add_argument("--save-embeddings", action="store_true", help="also write embeddings.npz into --out")
     p.set_defaults(func=run_evaluate)
 
@@ -82,6 +86,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from workbench.cli import CLIError
     from workbench.data import DataError
     from workbench.evaluation import evaluate_model
+    from workbench.models import autocast
     from workbench.training import CheckpointError, load_for_inference
 
     if args.batch_size < 1:
@@ -95,6 +100,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
+        autocast(device, args.amp)
+    except (ValueError, RuntimeError) as exc:
+        raise CLIError(f"--amp {args.amp} --device {device}: {exc}") from exc
+    try:
         model, config = load_for_inference(args.checkpoint, device)
     except CheckpointError as exc:
         raise CLIError(str(exc)) from exc
@@ -102,12 +111,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
         result, embeddings = evaluate_model(
             model, args.data, args.protocol, partition=args.partition, metric=args.metric,
             batch_size=args.batch_size, device=device, frames=args.frames, progress=not args.no_progress,
+            amp=args.amp,
         )
     except (DataError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
     print(result.table())
     extra = {"checkpoint": str(args.checkpoint), "data": str(args.data), "model": config.model.name,
-             "sequences": len(embeddings)}
+             "sequences": len(embeddings), "amp": args.amp}
     _save(result, args.out, extra)
     if args.save_embeddings:
         if args.out is None:

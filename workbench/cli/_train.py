@@ -32,15 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 class _LazyEvaluator:
     """Opens the evaluation data on first use: the built-in set exists only once training rendered it."""
 
-    def __init__(self, data: Path, protocol: str, partition: str | None) -> None:
-        self.data, self.protocol, self.partition = data, protocol, partition
+    def __init__(self, data: Path, protocol: str, partition: str | None, amp: str) -> None:
+        self.data, self.protocol, self.partition, self.amp = data, protocol, partition, amp
         self._inner: Callable[[Any, int], Mapping[str, float]] | None = None
 
     def __call__(self, model: Any, step: int) -> Mapping[str, float]:
         if self._inner is None:
             from workbench.evaluation import make_evaluator
 
-            self._inner = make_evaluator(self.data, self.protocol, partition=self.partition, progress=False)
+            self._inner = make_evaluator(self.data, self.protocol, partition=self.partition, progress=False,
+                                         amp=self.amp)
         return self._inner(model, step)
 
 
@@ -67,7 +68,8 @@ def run_train(args: argparse.Namespace) -> int:
     evaluator = None
     if protocol and not args.no_eval:
         data = builtin_data_dir(config.output_dir) if config.data.is_builtin else Path(config.data.path)
-        evaluator = _LazyEvaluator(data, protocol, config.data.partition)
+        # Evaluations run in the precision training runs in (config.amp).
+        evaluator = _LazyEvaluator(data, protocol, config.data.partition, config.amp)
     trainer = Trainer(config, evaluator=evaluator, progress=not args.no_progress)
     try:
         result = trainer.fit(resume=args.resume)

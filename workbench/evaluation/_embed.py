@@ -14,6 +14,7 @@ from workbench.data import Partition, Sample, SequenceSource, collate, cut_frame
 from workbench.evaluation._embeddings import EmbeddingSet
 from workbench.evaluation._protocols import Protocol, get_protocol
 from workbench.evaluation._results import EvaluationResult
+from workbench.models import autocast
 
 # Sequences loaded ahead and sorted by length when the source cannot tell lengths without loading:
 # batches then hold similar lengths (little padding) while memory stays bounded.
@@ -51,12 +52,15 @@ def extract_embeddings(
     *,
     progress: bool = True,
     transform: Callable[[np.ndarray], np.ndarray] = cut_frames,
+    amp: str = "off",
 ) -> EmbeddingSet:
     """Inference embeddings ``float32 [N, c, p]`` of every sequence of ``source``, in source order.
 
     Sequences of different lengths share a batch (zero-padded, with ``seqL``); they are grouped by
     length to limit padding. Every frame is used unless ``frames`` caps each sequence to its first
     ``frames`` frames. ``device`` defaults to the model's; the model's train/eval mode is restored.
+    ``amp`` (``"off"``, ``"bf16"``, ``"fp16"`` on CUDA) runs the forward under autocast; the embeddings
+    are stored as float32 either way.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be at least 1")
@@ -65,6 +69,7 @@ def extract_embeddings(
     if len(source) == 0:
         raise ValueError(f"{source.source_name}: no sequences to embed")
     target = torch.device(device) if device is not None else _model_device(model)
+    precision = autocast(target, amp)  # a bad choice fails before any sequence is loaded
     records = source.records
     out: np.ndarray | None = None
     was_training = model.training
@@ -81,7 +86,8 @@ def extract_embeddings(
                     samples.append(Sample(transform(seq), 0, r.id, r.type, r.view))
                 collated = collate(samples)
                 seq_lengths = None if collated.seqL is None else collated.seqL.to(target)
-                output = model(collated.seqs.to(target), seq_lengths)
+                with precision:
+                    output = model(collated.seqs.to(target), seq_lengths)
                 features = getattr(output, "inference", None)
                 if not isinstance(features, torch.Tensor) or features.ndim != 3:
                     raise TypeError(
@@ -137,13 +143,17 @@ def evaluate_model(
     device: str | torch.device | None = None,
     frames: int | None = None,
     progress: bool = True,
+    amp: str = "off",
 ) -> tuple[EvaluationResult, EmbeddingSet]:
-    """Extract embeddings of the protocol's subset of ``data`` and evaluate them: ``(result, embeddings)``."""
+    """Extract embeddings of the protocol's subset of ``data`` and evaluate them: ``(result, embeddings)``.
+
+    ``amp`` runs the model under autocast (see ``extract_embeddings``).
+    """
     proto = get_protocol(protocol)
     source = open_for_protocol(data, proto, partition)
     # Flags first: a missing PROBE_SET should fail before minutes of inference, not after.
     flags = probe_flags(source, partition) if proto.needs_probe_flags else None
-    extracted = extract_embeddings(model, source, batch_size, device, frames, progress=progress)
+    extracted = extract_embeddings(model, source, batch_size, device, frames, progress=progress, amp=amp)
     embeddings = EmbeddingSet(extracted.embeddings, extracted.ids, extracted.types, extracted.views, flags)
     return proto.evaluate(embeddings, metric=metric), embeddings
 

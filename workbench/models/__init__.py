@@ -39,11 +39,13 @@ from workbench.models._opengait_io import (
     spec_from_state_dict,
 )
 from workbench.models._output import ModelOutput
+from workbench.models._precision import AMP_CHOICES, autocast
 from workbench.models._presets import CASIA_B_SPEC, GAIT3D_SPEC, OUMVLP_SPEC, PRESET_SPECS, SMALL_SPEC
 from workbench.models._registry import create_model, get_model_factory, list_models, register_model
 from workbench.models._spec import HSTLSpec, SpecError, StageSpec
 
 __all__ = [
+    "AMP_CHOICES",
     "ARME",
     "ASTP",
     "CASIA_B_SPEC",
@@ -69,6 +71,7 @@ __all__ = [
     "SpecError",
     "StageSpec",
     "Stem",
+    "autocast",
     "build_gaitgs",
     "build_model",
     "create_model",

@@ -39,6 +39,10 @@ class BasicConv3d(nn.Module):
         """``x: [n, c_in, s, h, w]`` -> ``[n, c_out, s, h, w]`` (channels-last in memory)."""
         # oneDNN's 3D convolutions run about 1.5x faster forward+backward on channels-last input
         # than on NCDHW, which it would reorder on every call; the output stays channels-last.
+        # Except over exactly two frames on a CPU: there oneDNN's bf16 channels-last weight gradient is
+        # now and then non-finite (torch 2.13), and such maps are too small for the layout to matter.
+        if x.shape[2] == 2 and x.device.type == "cpu":
+            return self.conv3d(x.contiguous())
         return self.conv3d(x.contiguous(memory_format=torch.channels_last_3d))
 
 
@@ -224,7 +228,9 @@ class FTA(nn.Module):
         # A softmax over two scores is the sigmoid of their difference, and w * p3 + (1 - w) * p5 is one
         # lerp: a single pass over the maps each way instead of two products and a sum.
         weight3 = torch.sigmoid(score3 - score5)[..., None, None]  # [n, c, t, 1, 1]
-        return torch.lerp(pooled5, pooled3, weight3)
+        # Under autocast the 1x1 convs give bf16/fp16 scores while the pooled maps may be float32; lerp
+        # wants one dtype.
+        return torch.lerp(pooled5, pooled3, weight3.to(pooled3.dtype))
 
 
 class FTABlock(nn.Module):

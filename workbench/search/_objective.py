@@ -54,7 +54,7 @@ class PruningCallback(TrainingCallback):
 class _Evaluator:
     """The trainer's evaluator that also keeps the last full result (for the view table)."""
 
-    def __init__(self, config: StudyConfig, data_path: Path) -> None:
+    def __init__(self, config: StudyConfig, data_path: Path, amp: str) -> None:
         from workbench.evaluation import get_protocol, open_for_protocol
 
         self.protocol = get_protocol(config.data.protocol)
@@ -62,13 +62,14 @@ class _Evaluator:
         self.source = open_for_protocol(data_path, self.protocol, self.partition)
         self.batch_size = config.data.eval_batch_size
         self.frames = config.data.eval_frames
+        self.amp = amp  # evaluations run in the precision the trial trains in
         self.last: Any = None
 
     def __call__(self, model: Any, step: int) -> Mapping[str, float]:
         from workbench.evaluation import evaluate_model
 
         result, _ = evaluate_model(model, self.source, self.protocol, partition=self.partition,
-                                   batch_size=self.batch_size, frames=self.frames, progress=False)
+                                   batch_size=self.batch_size, frames=self.frames, progress=False, amp=self.amp)
         self.last = result
         return result.summary()
 
@@ -135,7 +136,7 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
                      "model": train_config.model.name}
     try:
         run.log_params(choice_params)
-        evaluator = _Evaluator(config, prepared.data_path)
+        evaluator = _Evaluator(config, prepared.data_path, train_config.amp)
         callbacks: list[TrainingCallback] = [MLflowTrainingCallback(run), _StartStep(trial)]
         if not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
             callbacks.append(PruningCallback(trial, config.objectives[0].metric))

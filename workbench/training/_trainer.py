@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -14,6 +13,7 @@ import torch.distributed as dist
 from torch import nn
 
 from workbench.config import dump_config, to_dict
+from workbench.models import autocast
 from workbench.training._batches import TrainBatch, TrainData
 from workbench.training._builders import (
     build_model,
@@ -66,15 +66,6 @@ class NonFiniteLossError(RuntimeError):
 
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
-def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[Any]:
-    if amp == "off":
-        return contextlib.nullcontext()
-    if amp == "fp16" and device.type != "cuda":
-        raise ValueError("amp='fp16' needs a CUDA device; on CPU use amp='bf16' (autocast) or amp='off'")
-    dtype = torch.float16 if amp == "fp16" else torch.bfloat16
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 class Trainer:
@@ -171,7 +162,7 @@ class Trainer:
         optimizer = build_optimizer(bare.parameters(), cfg.optimizer)
         scheduler = build_scheduler(optimizer, cfg.scheduler)
         scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-        _autocast(device, cfg.amp)  # validate the AMP choice before any work
+        autocast(device, cfg.amp)  # validate the AMP choice before any work
         start, skipped = 0, 0
         evaluations: list[tuple[int, dict[str, float]]] = []
         if state is not None:
@@ -271,7 +262,7 @@ class Trainer:
         labels = batch.labels.to(device, non_blocking=True)
         seq_len = batch.seqL.to(device, non_blocking=True) if batch.seqL is not None else None
         model.train()
-        with _autocast(device, cfg.amp):
+        with autocast(device, cfg.amp):
             out = model(seqs, seq_len)
         embeddings, logits = out.embeddings.float(), out.logits.float()
         extra: dict[str, Any] = {}
