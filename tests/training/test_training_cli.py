@@ -114,3 +114,23 @@ def test_train_command_under_torchrun_trains_once_exits_cleanly_and_resumes(tmp_
     assert again.returncode == 0, again.stderr[-3000:]
     assert "trained 3 iterations" in again.stdout
     assert list_checkpoints(out)[-1].name == "checkpoint-00000003.pt"
+
+
+@pytest.mark.slow
+def test_train_command_evaluates_in_the_training_precision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import workbench.evaluation._embed as embed
+
+    used: list[str] = []
+    real = embed.autocast
+
+    def recording(device: object, amp: str) -> object:
+        used.append(amp)
+        return real(device, amp)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(embed, "autocast", recording)
+    config_path = tmp_path / "train.toml"
+    config_path.write_text(CONFIG.format(out=(tmp_path / "bf16").as_posix()))
+    assert main(["train", str(config_path), "--set", 'amp="bf16"', "--no-progress"]) == 0
+    assert "evaluation at step 2" in capsys.readouterr().out
+    assert used == ["bf16"]
