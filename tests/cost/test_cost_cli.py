@@ -72,6 +72,14 @@ def test_latency_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
     assert flat["device"] == "cpu"
 
 
+def test_latency_under_bf16_autocast(capsys: pytest.CaptureFixture[str]) -> None:
+    flat = _run_json(capsys, "hstl-small", "--frames", "4", "--latency", "--repeats", "1", "--warmup", "0",
+                     "--device", "cpu", "--amp", "bf16")
+    assert flat["amp"] == "bf16" and flat["latency_ms"] > 0
+    assert main(["cost", "hstl-small", "--frames", "4", "--latency", "--device", "cpu", "--amp", "bf16"]) == 0
+    assert "autocast bf16" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -84,6 +92,7 @@ def test_latency_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
         (["casia-b-paper", "--stage-channels", "32", "128,128"], "CONV1,CONV2"),
         (["casia-b-paper", "--stage-channels", "32,0", "1,1"], "CONV1,CONV2"),
         (["hstl-casia-b", "--stage-channels", "32,64", "128,128"], "registered model"),
+        (["hstl-small", "--latency", "--device", "cpu", "--amp", "fp16"], "needs a CUDA device"),
     ],
 )
 def test_errors_are_one_clear_line(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:

@@ -98,3 +98,22 @@ def test_meta_model_cannot_be_timed() -> None:
         model = nn.Linear(3, 3)
     with pytest.raises(ValueError, match="meta device"):
         measure_latency(model, (2, 3))
+
+
+@pytest.mark.parametrize("mode", ["inference", "train"])
+def test_autocast_runs_the_forward_in_the_requested_precision(mode: str) -> None:
+    model = _stack()
+    seen: list[torch.dtype] = []
+    model[0].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    stats = measure_latency(model, (1, 1, 4, 8, 8), warmup=0, repeats=2, mode=mode, amp="bf16")
+    assert stats.amp == "bf16" and seen == [torch.bfloat16, torch.bfloat16]
+    seen.clear()
+    assert measure_latency(model, (1, 1, 4, 8, 8), warmup=0, repeats=1, mode=mode).amp == "off"
+    assert seen == [torch.float32]
+
+
+def test_autocast_choices_are_checked_before_any_step() -> None:
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        measure_latency(_stack(), (1, 1, 4, 8, 8), amp="fp16")
+    with pytest.raises(ValueError, match="off, bf16, fp16"):
+        measure_latency(_stack(), (1, 1, 4, 8, 8), amp="int8")

@@ -65,3 +65,12 @@ def test_cuda_allocator_peak_grows_with_the_input() -> None:
     big = measure_peak_memory(_CONV, (1, 1, 96, 128, 88), device="cuda")
     assert small.method == big.method == "cuda-allocator"
     assert big.delta_mb >= 60 > small.delta_mb
+
+
+def test_autocast_reaches_the_probe_process() -> None:
+    # The output dominates: 16 x 96 x 128 x 88 values, 66 MiB in float32 and half that in bf16.
+    full = measure_peak_memory(_CONV, (1, 1, 96, 128, 88), threads=1)
+    half = measure_peak_memory(_CONV, (1, 1, 96, 128, 88), threads=1, amp="bf16")
+    assert half.delta_mb < 0.75 * full.delta_mb
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        measure_peak_memory(_CONV, (1, 1, 8, 8, 8), amp="fp16")

@@ -18,6 +18,7 @@ from workbench.cost._step import (
     resolve_device,
     run_step,
 )
+from workbench.models import autocast
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,7 @@ class LatencyStats:
     device: str
     input_shape: tuple[int, ...]
     threads: int
+    amp: str = "off"
 
     @property
     def repeats(self) -> int:
@@ -52,13 +54,15 @@ def measure_latency(
     warmup: int = WARMUP_STEPS,
     repeats: int = 5,
     mode: str = "inference",
+    amp: str = "off",
 ) -> LatencyStats:
     """Median, p10 and p90 wall time of a step on random input ``x: input_shape`` (``[n, s, h, w]`` for HSTL).
 
     ``inference`` runs the forward under ``torch.inference_mode`` in eval mode; ``train`` runs forward
     and backward of the summed outputs in train mode (no optimiser step). The model runs on
     ``device`` and is left as it was found: same device, train/eval flag, buffers, no gradients.
-    CUDA work is synchronised before and after each timed step.
+    CUDA work is synchronised before and after each timed step. ``amp`` (``"off"``, ``"bf16"``,
+    ``"fp16"`` on CUDA) runs the forward under autocast.
     """
     step_mode = check_mode(mode)
     shape = check_shape(input_shape)
@@ -67,6 +71,7 @@ def measure_latency(
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats={repeats!r}: expected an integer >= 1")
     target = resolve_device(device)
+    autocast(target, amp)  # a bad precision fails before the model moves
     if any(p.is_meta for p in model.parameters()):
         raise ValueError(f"{type(model).__name__} lives on the meta device; build it on {target} to time it")
     x = random_input(shape, target)
@@ -79,11 +84,11 @@ def measure_latency(
     with left_as_found(model, step_mode):
         model.to(target)
         for _ in range(warmup):
-            run_step(model, x, step_mode)
+            run_step(model, x, step_mode, amp)
         sync()
         for _ in range(repeats):
             start = time.perf_counter()
-            run_step(model, x, step_mode)
+            run_step(model, x, step_mode, amp)
             sync()
             samples.append((time.perf_counter() - start) * 1e3)
     p10, median, p90 = (float(v) for v in np.percentile(samples, [10, 50, 90]))
@@ -96,4 +101,5 @@ def measure_latency(
         device=str(target),
         input_shape=shape,
         threads=torch.get_num_threads(),
+        amp=amp,
     )

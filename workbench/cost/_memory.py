@@ -31,6 +31,7 @@ from workbench.cost._step import (
     resolve_device,
     run_step,
 )
+from workbench.models import autocast
 
 _MB = 1024 * 1024
 _WORKER = "workbench.cost._memory_worker"
@@ -67,18 +68,21 @@ def measure_peak_memory(
     mode: str = "inference",
     threads: int | None = None,
     timeout_s: float = 900.0,
+    amp: str = "off",
 ) -> PeakMemory:
     """Peak memory of one ``inference`` or ``train`` step on random input ``x: input_shape``.
 
     ``model_or_spec`` is a registry name, a spec dataclass or a :class:`ModelRecipe`; a live
     ``nn.Module`` is accepted on CUDA only (a CPU measurement must rebuild the model in a fresh
     process). ``threads`` sets the child's torch thread count on CPU (default: this process's).
+    ``amp`` runs the step's forward under autocast.
     """
     step_mode = check_mode(mode)
     shape = check_shape(input_shape)
     target = resolve_device(device)
+    autocast(target, amp)  # a bad precision fails here, not in the child
     if target.type == "cuda":
-        return _measure_cuda(model_or_spec, shape, target, step_mode)
+        return _measure_cuda(model_or_spec, shape, target, step_mode, amp)
     recipe = as_recipe(model_or_spec)
     if recipe is None:
         raise TypeError(
@@ -93,6 +97,7 @@ def measure_peak_memory(
         "input_shape": list(shape),
         "mode": step_mode,
         "threads": n_threads,
+        "amp": amp,
     }
     result = _run_worker(request, n_threads, timeout_s, recipe.label)
     return PeakMemory(
@@ -137,7 +142,8 @@ def _run_worker(request: dict[str, Any], threads: int, timeout_s: float, label: 
     return result
 
 
-def _measure_cuda(model_or_spec: Any, shape: tuple[int, ...], target: torch.device, mode: str) -> PeakMemory:
+def _measure_cuda(model_or_spec: Any, shape: tuple[int, ...], target: torch.device, mode: str,
+                  amp: str) -> PeakMemory:
     step_mode = check_mode(mode)
     if isinstance(model_or_spec, nn.Module):
         model = model_or_spec
@@ -152,7 +158,7 @@ def _measure_cuda(model_or_spec: Any, shape: tuple[int, ...], target: torch.devi
         torch.cuda.synchronize(target)
         torch.cuda.reset_peak_memory_stats(target)
         baseline = torch.cuda.memory_allocated(target)
-        run_step(model, x, step_mode)
+        run_step(model, x, step_mode, amp)
         torch.cuda.synchronize(target)
         peak = torch.cuda.max_memory_allocated(target)
     return PeakMemory(

@@ -1,6 +1,6 @@
 """Child process of the CPU memory probe: build the model, note the resident set, run one step.
 
-Reads one JSON request on stdin (``recipe``, ``input_shape``, ``mode``, ``threads``) and prints one
+Reads one JSON request on stdin (``recipe``, ``input_shape``, ``mode``, ``threads``, ``amp``) and prints one
 JSON line: ``baseline_bytes`` (resident set just before the step), ``peak_bytes`` (high-water mark
 after it) and ``method``, or ``error``.
 
@@ -62,6 +62,7 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
     recipe = ModelRecipe.from_json(json.dumps(request["recipe"]))
     mode = check_mode(request["mode"])
     shape = check_shape(request["input_shape"])
+    amp = str(request.get("amp", "off"))
     model = recipe.build()
     x = random_input(shape, torch.device("cpu"))
     prepare(model, mode)
@@ -70,12 +71,12 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
         reset = _reset_high_water()
         # Without a reset the high-water mark may still hold a transient peak of model building.
         baseline = _status_bytes("VmRSS" if reset else "VmHWM")
-        run_step(model, x, mode)
+        run_step(model, x, mode, amp)
         peak = _status_bytes("VmHWM")
         method = "process-rss (VmHWM reset before the step)" if reset else "process-rss (VmHWM)"
     else:
         baseline = max_rss_bytes()
-        run_step(model, x, mode)
+        run_step(model, x, mode, amp)
         peak = max_rss_bytes()
         method = "process-rss (ru_maxrss)"
     return {

@@ -16,6 +16,7 @@ from workbench.cost._memory import measure_peak_memory
 from workbench.cost._params import count_parameters
 from workbench.cost._source import as_recipe, source_label
 from workbench.cost._step import check_mode, check_shape, resolve_device
+from workbench.models import AMP_CHOICES, autocast
 
 MEASURES: tuple[str, ...] = ("params", "flops", "latency", "memory")
 
@@ -34,6 +35,7 @@ class CostReport:
     mode: str
     threads: int
     torch_version: str
+    amp: str = "off"
     params: int | None = None
     gflops: float | None = None
     latency_ms: float | None = None
@@ -69,7 +71,8 @@ class CostReport:
         rows: list[tuple[str, str]] = [
             ("model", self.model),
             ("input shape", shape),
-            ("device", f"{self.device}, {self.threads} thread(s), torch {self.torch_version}"),
+            ("device", f"{self.device}, {self.threads} thread(s), torch {self.torch_version}"
+                       + ("" if self.amp == "off" else f", autocast {self.amp}")),
         ]
         if self.params is not None:
             rows.append(("parameters", f"{self.params:,}"))
@@ -111,6 +114,7 @@ def estimate_cost(
     repeats: int = 5,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
+    amp: str = "off",
 ) -> CostReport:
     """Measure the requested figures of a registry name, spec, :class:`ModelRecipe` or ``nn.Module``.
 
@@ -118,6 +122,8 @@ def estimate_cost(
     run real data (meta device); latency and memory run ``mode`` steps on ``device`` (``auto``: CUDA
     when available). ``threads`` sets torch's CPU thread count for the measurements (restored after).
     ``progress`` is called with each figure's name just before it is measured (for progress bars).
+    ``amp`` (``"off"``, ``"bf16"``, ``"fp16"`` on CUDA) runs the latency and memory steps under autocast;
+    parameters and FLOPs do not depend on it.
     """
     wanted = tuple(dict.fromkeys(measure))
     unknown = [m for m in wanted if m not in MEASURES]
@@ -125,7 +131,12 @@ def estimate_cost(
         raise ValueError(f"measure={unknown!r}: unknown figure(s); choose from {', '.join(MEASURES)}")
     step_mode = check_mode(mode)
     shape = check_shape(input_shape if input_shape is not None else (batch, frames, height, width))
-    target = resolve_device(device) if {"latency", "memory"} & set(wanted) else torch.device("cpu")
+    timed = bool({"latency", "memory"} & set(wanted))
+    target = resolve_device(device) if timed else torch.device("cpu")
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"amp={amp!r}: choose one of {', '.join(AMP_CHOICES)}")
+    if timed:
+        autocast(target, amp)  # fp16 without CUDA fails before any figure is measured
     label = source_label(spec_or_name)
     figures: dict[str, Any] = {}
 
@@ -146,7 +157,8 @@ def estimate_cost(
             )
         if starting("latency"):
             latency = measure_latency(
-                _live_model(spec_or_name, target), shape, target, warmup=warmup, repeats=repeats, mode=step_mode
+                _live_model(spec_or_name, target), shape, target, warmup=warmup, repeats=repeats, mode=step_mode,
+                amp=amp,
             )
             figures.update(
                 latency_ms=latency.median_ms,
@@ -155,7 +167,7 @@ def estimate_cost(
                 latency_repeats=latency.repeats,
             )
         if starting("memory"):
-            memory = measure_peak_memory(spec_or_name, shape, target, mode=step_mode)
+            memory = measure_peak_memory(spec_or_name, shape, target, mode=step_mode, amp=amp)
             figures.update(
                 peak_memory_mb=memory.peak_mb,
                 peak_memory_delta_mb=memory.delta_mb,
@@ -169,6 +181,7 @@ def estimate_cost(
         mode=step_mode,
         threads=n_threads,
         torch_version=torch.__version__,
+        amp=amp,
         **figures,
     )
 

@@ -10,6 +10,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from workbench.models import autocast
+
 Mode = Literal["inference", "train"]
 MODES: tuple[Mode, ...] = ("inference", "train")
 
@@ -65,14 +67,18 @@ def output_tensors(output: Any) -> Iterator[torch.Tensor]:
             yield from output_tensors(value)
 
 
-def run_step(model: nn.Module, x: torch.Tensor, mode: Mode) -> None:
-    """Run one step; ``train`` backpropagates the sum of every differentiable output (no optimiser)."""
+def run_step(model: nn.Module, x: torch.Tensor, mode: Mode, amp: str = "off") -> None:
+    """Run one step; ``train`` backpropagates the sum of every differentiable output (no optimiser).
+
+    ``amp`` runs the forward under autocast (``workbench.models.autocast``); backward runs outside it.
+    """
     if mode == "inference":
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(x.device, amp):
             model(x)
         return
     model.zero_grad(set_to_none=True)
-    output = model(x)
+    with autocast(x.device, amp):
+        output = model(x)
     # A real loss costs next to nothing beside the network; summing every output reaches every
     # parameter the outputs depend on, so backward does the same work as under a real loss.
     terms = [t.float().sum() for t in output_tensors(output) if t.requires_grad]
