@@ -61,6 +61,34 @@ def test_multi_objective_study_reports_a_pareto_front(write_study) -> None:
     assert (config.project_dir / "reports" / "pareto" / "pareto.png").exists()
 
 
+def test_trials_evaluate_and_time_in_the_precision_they_train_in(write_study, monkeypatch) -> None:
+    import workbench.cost
+    import workbench.evaluation._embed as embed
+
+    timed: list[tuple[str, str]] = []
+    evaluated: list[str] = []
+    real_cost, real_autocast = workbench.cost.estimate_cost, embed.autocast
+
+    def cost(*args, **kwargs):  # type: ignore[no-untyped-def]
+        timed.append((kwargs["device"], kwargs["amp"]))
+        return real_cost(*args, **kwargs)
+
+    def autocast(device, amp):  # type: ignore[no-untyped-def]
+        evaluated.append(amp)
+        return real_autocast(device, amp)
+
+    monkeypatch.setattr(workbench.cost, "estimate_cost", cost)
+    monkeypatch.setattr(embed, "autocast", autocast)
+    objectives = ('[[objectives]]\nmetric = "rank1"\ndirection = "maximize"\n'
+                  '[[objectives]]\nmetric = "latency_ms"\ndirection = "minimize"\n')
+    path = write_study(name="bf16", trials=1, objectives=objectives, iterations=2)
+    path.write_text(path.read_text().replace("[train]\n", '[train]\namp = "bf16"\ndevice = "cpu"\n'))
+    summary = run_study(path)
+    assert summary.complete == 1
+    assert timed == [("cpu", "bf16")] and evaluated and set(evaluated) == {"bf16"}
+    assert _study(path).trials[0].user_attrs["latency_ms"] > 0
+
+
 def test_infeasible_space_is_refused_before_any_trial(write_study) -> None:
     path = write_study(name="bad", presets='["oumvlp-paper"]')
     with pytest.raises(ValueError, match="no cut with"):

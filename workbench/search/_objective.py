@@ -17,7 +17,7 @@ from workbench.search._heartbeat import RETRY_OF_KEY
 from workbench.search._prepare import PreparedStudy
 from workbench.search._space import channels_key, is_gaitgs, suggest, trial_train_config
 from workbench.search._storage import sqlite_creation_lock
-from workbench.training import Trainer, TrainingCallback, latest_checkpoint
+from workbench.training import TrainConfig, Trainer, TrainingCallback, latest_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
         log_hierarchy(run, params, tree=_tree_file(candidate, output_dir),
                       config_file=output_dir / "config.toml", view_tables=view_tables,
                       checkpoint=result.checkpoint if config.tracking.log_checkpoint else None)
-        cost = _cost(spec if spec is not None else trainer.model, config)
+        cost = _cost(spec if spec is not None else trainer.model, config, train_config)
         metrics = {**(evaluator.last.summary() if evaluator.last is not None else {}), **cost,
                    "train_seconds": result.seconds}
         run.log_metrics(metrics)
@@ -176,7 +176,8 @@ def _objective_value(metric: str, metrics: Mapping[str, float]) -> float:
     return headline(metrics, metric)
 
 
-def _cost(model_or_spec: Any, config: StudyConfig) -> dict[str, float]:
+def _cost(model_or_spec: Any, config: StudyConfig, train_config: TrainConfig) -> dict[str, float]:
+    """Cost figures of a trial's model: timed (if asked) on the device and in the precision it trained in."""
     from workbench.cost import estimate_cost
 
     measures = ["params", "flops"]
@@ -184,7 +185,8 @@ def _cost(model_or_spec: Any, config: StudyConfig) -> dict[str, float]:
         measures.append("latency")
     if any(o.metric == "peak_memory_mb" for o in config.objectives):
         measures.append("memory")
-    report = estimate_cost(model_or_spec, frames=config.train.data.frames, measure=measures, repeats=3)
+    report = estimate_cost(model_or_spec, frames=config.train.data.frames, measure=measures, repeats=3,
+                           device=train_config.device, amp=train_config.amp)
     out: dict[str, float] = {}
     if report.params is not None:
         out["params"] = float(report.params)
