@@ -98,3 +98,10 @@ def test_baseline_prints_conditions(tiny_data: Path, tmp_path: Path, capsys: pyt
 def test_baseline_rejects_bad_components(tiny_data: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["baseline", "--data", str(tiny_data), "--components", "0"]) == 2
     assert "--components must be >= 1" in capsys.readouterr().err
+
+
+def test_command_line_precision_choices_are_the_library_ones() -> None:
+    from workbench.cli._choices import AMP
+    from workbench.models import AMP_CHOICES
+
+    assert AMP == AMP_CHOICES

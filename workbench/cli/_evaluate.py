@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from workbench.cli._choices import AMP
+
 # Kept here rather than read from the registry so that ``--help`` does not import torch.
 _PROTOCOLS = ("casia-b", "oumvlp", "grew", "gait3d", "synthetic")
 _METRICS = ("euclidean", "cosine")
-_AMP = ("off", "bf16", "fp16")  # workbench.models.AMP_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="sequences per inference batch (default 8)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA if available)")
     p.add_argument("--frames", type=int, help="use only the first N frames of each sequence (default: all)")
-    p.add_argument("--amp", choices=_AMP, default="off",
+    p.add_argument("--amp", choices=AMP, default="off",
                    help="run the model under autocast: bf16 (CUDA, or a CPU with bf16 units) or fp16 (CUDA); "
                    "embeddings stay float32 (default off)")
     p.add_argument("--save-embeddings", action="store_true", help="also write embeddings.npz into --out")
