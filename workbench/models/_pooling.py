@@ -121,14 +121,17 @@ class _TimePools(torch.autograd.Function):
         saved = ctx.saved_tensors
         fmt = torch.channels_last_3d if ctx.channels_last else torch.contiguous_format
         reference = next(g for g in grads if g is not None)
+        # Half-precision gradients (autocast) add up in float32: CPU scatter_add_ is about 1.7x slower
+        # on bf16 than on float32, and the sum keeps its precision; one cast at the end.
+        accumulate = torch.float32 if reference.dtype in (torch.bfloat16, torch.float16) else reference.dtype
         # Zeroed in the input's layout directly: zeros then a layout change would copy the whole map.
-        grad_in = torch.empty(ctx.shape, dtype=reference.dtype, device=reference.device, memory_format=fmt).zero_()
+        grad_in = torch.empty(ctx.shape, dtype=accumulate, device=reference.device, memory_format=fmt).zero_()
         for window, offsets, grad in zip(ctx.windows, saved, grads, strict=False):
             if grad is not None:
-                _add_window_grads(grad_in, offsets, grad, window)
+                _add_window_grads(grad_in, offsets, grad.to(accumulate), window)
         if ctx.with_max and grads[-1] is not None:
-            grad_in.scatter_add_(2, saved[-1].unsqueeze(2), grads[-1].unsqueeze(2))
-        return grad_in, None, None
+            grad_in.scatter_add_(2, saved[-1].unsqueeze(2), grads[-1].to(accumulate).unsqueeze(2))
+        return grad_in.to(reference.dtype), None, None
 
 
 def time_pools(x: torch.Tensor, windows: Sequence[Window], with_max: bool = False) -> tuple[torch.Tensor, ...]:
