@@ -184,3 +184,20 @@ def test_two_frame_convolutions_under_cpu_bf16_give_finite_weight_gradients() ->
     with torch.no_grad():
         reference = F.conv3d(x, conv.conv3d.weight, padding=1)
         torch.testing.assert_close(conv(x), reference)
+
+
+def test_bf16_time_pool_gradients_add_up_in_float32_and_come_back_in_bf16() -> None:
+    torch.manual_seed(3)
+    base = torch.randn(2, 3, 12, 4, 5).to(torch.bfloat16).contiguous(memory_format=torch.channels_last_3d)
+    mine = base.clone().requires_grad_()
+    outputs = time_pools(mine, [(3, 3, 0), (5, 3, 1)], with_max=True)
+    weights = [torch.randn(t.shape).to(torch.bfloat16) for t in outputs]
+    sum((t * w).float().sum() for t, w in zip(outputs, weights, strict=True)).backward()
+    assert mine.grad is not None and mine.grad.dtype == torch.bfloat16
+    assert mine.grad.is_contiguous(memory_format=torch.channels_last_3d)
+    # The same pools and weights in float32: the bf16 gradient is their sum rounded once.
+    ref = base.float().requires_grad_()
+    expected = time_pools(ref, [(3, 3, 0), (5, 3, 1)], with_max=True)
+    sum((t * w.float()).sum() for t, w in zip(expected, weights, strict=True)).backward()
+    assert ref.grad is not None
+    torch.testing.assert_close(mine.grad, ref.grad.to(torch.bfloat16), atol=0.0, rtol=0.0)
