@@ -46,6 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.models import native_bf16
+
 pytestmark = pytest.mark.benchmark
 
 BATCH, FRAMES, HEIGHT, WIDTH = 8, 30, 64, 44
@@ -453,11 +455,7 @@ def amp_figures(variant: str, device: torch.device, amp: str, steps: int = GPU_S
     return {"train_seq_s": BATCH / train_s, "infer_seq_s": infer_batch / infer_s, "train_peak_mb": peak_mb}
 
 
-def _cpu_has_bf16_units() -> bool:
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-@pytest.mark.skipif(not _cpu_has_bf16_units(),
+@pytest.mark.skipif(not native_bf16("cpu"),
                     reason="the CPU has no bf16 units (AVX512-BF16 or AMX): bf16 autocast is emulated there and "
                            "slower than fp32, so fp32 stays the CPU choice")
 def test_cpu_bf16_autocast_step_is_faster_than_fp32_where_the_cpu_has_bf16_units() -> None:

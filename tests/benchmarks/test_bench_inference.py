@@ -27,7 +27,7 @@ import torch
 
 from workbench.data import ArraySource, SequenceRecord
 from workbench.evaluation import extract_embeddings
-from workbench.models import create_model
+from workbench.models import create_model, native_bf16
 
 pytestmark = pytest.mark.benchmark
 
@@ -95,13 +95,7 @@ def test_padded_batches_are_at_least_as_fast_as_one_at_a_time() -> None:
         assert frame_ratio >= 0.9
 
 
-def _has_bf16_units() -> bool:
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-
-
-@pytest.mark.skipif(not _has_bf16_units(), reason="no bf16 units (CUDA, AVX512-BF16 or AMX): bf16 autocast "
+@pytest.mark.skipif(not native_bf16("cuda" if torch.cuda.is_available() else "cpu"), reason="no bf16 units (CUDA, AVX512-BF16 or AMX): bf16 autocast "
                     "would be emulated, so fp32 stays the choice there")
 def test_bf16_autocast_inference_is_faster_with_the_same_embeddings() -> None:
     device, _, seconds, embeddings = alternate({"off": {"batch_size": BATCH, "amp": "off"},

@@ -39,7 +39,7 @@ from workbench.models._opengait_io import (
     spec_from_state_dict,
 )
 from workbench.models._output import ModelOutput
-from workbench.models._precision import AMP_CHOICES, autocast
+from workbench.models._precision import AMP_CHOICES, autocast, check_amp, native_bf16
 from workbench.models._presets import CASIA_B_SPEC, GAIT3D_SPEC, OUMVLP_SPEC, PRESET_SPECS, SMALL_SPEC
 from workbench.models._registry import create_model, get_model_factory, list_models, register_model
 from workbench.models._spec import HSTLSpec, SpecError, StageSpec
@@ -74,11 +74,13 @@ __all__ = [
     "autocast",
     "build_gaitgs",
     "build_model",
+    "check_amp",
     "create_model",
     "export_opengait",
     "get_model_factory",
     "list_models",
     "load_opengait_checkpoint",
+    "native_bf16",
     "opengait_model_cfg",
     "opengait_state_dict",
     "register_model",

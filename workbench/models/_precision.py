@@ -10,6 +10,22 @@ import torch
 AMP_CHOICES = ("off", "bf16", "fp16")
 
 
+def check_amp(amp: str) -> str:
+    """``amp`` if it names a precision, else a ``ValueError`` naming the choices."""
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"amp={amp!r}: choose one of {', '.join(AMP_CHOICES)}")
+    return amp
+
+
+def native_bf16(device: torch.device | str) -> bool:
+    """Whether bf16 runs on bf16 hardware on ``device``: CUDA with bf16 support, or a CPU with
+    AVX512-BF16 or AMX. Elsewhere bf16 autocast is emulated and slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def autocast(device: torch.device | str, amp: str) -> contextlib.AbstractContextManager[Any]:
     """``torch.autocast`` for ``amp`` on ``device`` (a null context for ``"off"``).
 
@@ -17,9 +33,7 @@ def autocast(device: torch.device | str, amp: str) -> contextlib.AbstractContext
     ``"fp16"`` needs CUDA. Anything else is a ``ValueError`` naming the choices.
     """
     device = torch.device(device)
-    if amp not in AMP_CHOICES:
-        raise ValueError(f"amp={amp!r}: choose one of {', '.join(AMP_CHOICES)}")
-    if amp == "off":
+    if check_amp(amp) == "off":
         return contextlib.nullcontext()
     if amp == "fp16" and device.type != "cuda":
         raise ValueError("amp='fp16' needs a CUDA device; on CPU use amp='bf16' (autocast) or amp='off'")

@@ -129,8 +129,8 @@ class TrainConfig:
     """One training run: data, model, optimizer, schedule, losses and the loop's own settings.
 
     ``amp``: ``"fp16"`` (CUDA only, with a gradient scaler), ``"bf16"`` (autocast on CUDA or CPU; on a
-    CPU only worth it with bf16 units, AVX512-BF16 or AMX, where it is 1.5-1.8x faster), or ``"off"``. ``eval_every`` / ``save_every``: iterations between evaluations / checkpoints (0 = only at
-    the end). ``nan_policy``: ``"stop"`` ends the run on a non-finite loss, ``"skip"`` drops that batch.
+    CPU only worth it with bf16 units, AVX512-BF16 or AMX, where it is 1.5-1.8x faster), or ``"off"``.
+    ``eval_every`` / ``save_every``: iterations between evaluations / checkpoints (0 = only at the end). ``nan_policy``: ``"stop"`` ends the run on a non-finite loss, ``"skip"`` drops that batch.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
