@@ -6,13 +6,15 @@ rebuilt from the gallery's seeds without keeping the gallery around.
 
 Targets: on 2,000 x 2,000 x 73 parts x 128 channels the chunked pass agrees with the naive one and
 is at least as fast while using a third of the memory or less; on 20,000 x 20,000 it finishes with a
-peak RSS under 2 GB.
+peak RSS under 2 GB. On a default-synthetic-sized test set (20 subjects x 10 types x 11 views) the
+1,000-resample subject bootstrap behind the summary's intervals adds at most 10 % to an evaluation.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -24,7 +26,7 @@ import numpy as np
 import pytest
 
 if TYPE_CHECKING:
-    from workbench.evaluation import GalleryIndex
+    from workbench.evaluation import EmbeddingSet, GalleryIndex
 
 pytestmark = pytest.mark.benchmark
 
@@ -166,6 +168,66 @@ def test_20000_by_20000_under_2gb(tmp_path: Path) -> None:
     assert report["peak_mb"] < PEAK_LIMIT_MB
     # Probe i is gallery i plus noise: every probe's own gallery sequence must rank first.
     assert report["metrics"]["rank1"] == 100.0
+
+
+def cpu_name() -> str:
+    """The CPU model (from /proc/cpuinfo where there is one) and the threads torch may use."""
+    import torch
+
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                  if line.startswith("model name")]
+        name = models[0] if models else name
+    return f"{name}, {torch.get_num_threads()} torch threads"
+
+
+def synthetic_test_set(subjects: int = 20, views: int = 11, channels: int = 32, parts: int = 41) -> EmbeddingSet:
+    """Subject centres plus noise, ``float32 [subjects * 10 types * views, channels, parts]``."""
+    from workbench.evaluation import EmbeddingSet
+
+    rng = np.random.default_rng(0)
+    types = [f"nm-0{i}" for i in range(1, 7)] + ["bg-01", "bg-02", "cl-01", "cl-02"]
+    rows = [(f"{s:03d}", t, f"{v * 18:03d}") for s in range(subjects) for t in types for v in range(views)]
+    centres = rng.standard_normal((subjects, channels, parts), dtype=np.float32)
+    noise = rng.standard_normal((len(rows), channels, parts), dtype=np.float32)
+    embeddings = centres[[int(r[0]) for r in rows]] + 4.0 * noise
+    return EmbeddingSet(embeddings, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
+
+
+def test_subject_bootstrap_adds_at_most_10_percent() -> None:
+    """``evaluate(...).summary()`` with ``resamples=1000`` vs ``resamples=0``, best of 12 each, interleaved
+    so that load from other processes hits both alike; the interval computation alone is printed too."""
+    import dataclasses
+
+    import torch
+
+    from workbench.evaluation import evaluate
+
+    torch.set_num_threads(2)
+    data = synthetic_test_set()
+    seconds: dict[str, list[float]] = {"plain": [], "bootstrap": [], "intervals": []}
+    summary: dict[str, float] = {}
+    for _ in range(12):
+        start = time.perf_counter()
+        result = evaluate(data, "synthetic", resamples=0)
+        assert "rank1_ci_low" not in result.summary()
+        seconds["plain"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        summary = evaluate(data, "synthetic", resamples=1000).summary()
+        seconds["bootstrap"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        assert dataclasses.replace(result, resamples=1000).summary() == summary  # what resamples=1000 adds
+        seconds["intervals"].append(time.perf_counter() - start)
+    plain, boot, intervals = (min(seconds[k]) for k in ("plain", "bootstrap", "intervals"))
+    ratio = boot / plain
+    print(f"\nsynthetic protocol, {len(data)} sequences x 32 ch x 41 parts ({cpu_name()}): evaluate + summary "
+          f"{plain * 1000:.1f} ms with resamples=0, {boot * 1000:.1f} ms with resamples=1000: ratio {ratio:.3f} "
+          f"(target <= 1.10); the intervals alone {intervals * 1000:.1f} ms ({intervals / plain:.1%}); rank-1 "
+          f"{summary['rank1']:.2f} [{summary['rank1_ci_low']:.2f}, {summary['rank1_ci_high']:.2f}] over "
+          f"{result.n_subjects} subjects")
+    assert ratio <= 1.10
 
 
 if __name__ == "__main__":

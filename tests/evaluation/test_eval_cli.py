@@ -51,7 +51,9 @@ def test_evaluate_writes_table_summary_and_heatmap(
     payload = json.loads((out / "summary.json").read_text())
     assert payload["protocol"] == "synthetic" and payload["model"] == "hstl-small"
     assert payload["sequences"] == 2 * 5 * 3  # two test subjects x 5 types x 3 views
-    assert set(payload["summary"]) == {"rank1", "rank1_nm", "rank1_bg", "rank1_cl", "rank1_mean"}
+    figures = {"rank1", "rank1_nm", "rank1_bg", "rank1_cl", "rank1_mean"}
+    assert set(payload["summary"]) == figures | {f"{k}_ci_{end}" for k in figures for end in ("low", "high")}
+    assert payload["n_subjects"] == 2 and "bootstrap over 2 test subjects" in printed
     assert all(0.0 <= v <= 100.0 for v in payload["summary"].values())
     assert (out / "rank1_views.png").stat().st_size > 1000
     assert (out / "embeddings.npz").is_file()

@@ -137,7 +137,9 @@ def test_evaluate_model_on_disk_gait3d_and_oumvlp(tmp_path: Path) -> None:
     result, embeddings = evaluate_model(model, tmp_path, "gait3d", batch_size=4, progress=False)
     assert isinstance(embeddings, EmbeddingSet) and len(embeddings) == 12  # test ids only
     assert embeddings.probe is not None and int(embeddings.probe.sum()) == 3
-    assert result.summary() == {"rank1": 100.0, "rank5": 100.0, "rank10": 100.0, "map": 100.0, "minp": 100.0}
+    # A perfect model on every subject: the intervals collapse onto the figures.
+    assert set(result.summary().values()) == {100.0}
+    assert {k for k in result.summary() if "_ci_" not in k} == {"rank1", "rank5", "rank10", "map", "minp"}
     result, _ = evaluate_model(model, tmp_path, "oumvlp", progress=False)
     assert result.summary()["rank1_nm"] == 100.0
     evaluator = make_evaluator(tmp_path, "oumvlp", batch_size=2)

@@ -22,8 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Extract inference embeddings of the protocol's test sequences (every frame, many "
         "sequences per batch) and score them. casia-b/synthetic/oumvlp: rank-1 per probe view x gallery "
         "view, identical views excluded; grew: rank-1/5/10/20 and a submission CSV of the top-20 gallery "
-        "ids per probe; gait3d: rank-1/5/10, mAP, mINP with PROBE_SET from the partition file. With --out, "
-        "writes summary.json, results.txt and the protocol's heat map (rank1_views.png) or CSV.",
+        "ids per probe; gait3d: rank-1/5/10, mAP, mINP with PROBE_SET from the partition file. Every figure "
+        "comes with a 95 % interval from a bootstrap over the test subjects (gallery fixed), printed next to "
+        "it and stored as <figure>_ci_low/<figure>_ci_high. With --out, writes summary.json, results.txt, "
+        "subject_scores.npz (per-subject statistics, read back by workbench.evaluation.load_result) and the "
+        "protocol's heat map (rank1_views.png) or CSV.",
     )
     p.add_argument("checkpoint", type=Path, help="checkpoint written by `workbench train`")
     p.add_argument("--data", type=Path, required=True, help="dataset root (OpenGait layout) or packed store")
@@ -56,7 +59,8 @@ def _common(parser: argparse.ArgumentParser, default_protocol: str) -> None:
     parser.add_argument("--metric", choices=_METRICS, default="euclidean",
                         help="per-part distance (default euclidean)")
     parser.add_argument("--partition", type=Path, help="partition JSON (default: DATA/partition.json)")
-    parser.add_argument("--out", type=Path, help="directory for summary.json, results.txt and figures/CSV")
+    parser.add_argument("--out", type=Path,
+                        help="directory for summary.json, results.txt, subject_scores.npz and figures/CSV")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 

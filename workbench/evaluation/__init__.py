@@ -20,6 +20,13 @@ Protocols (``list_protocols()``) and their ``summary()`` keys, all in percent; e
   its video id (the probe's view folder in OpenGait's GREW layout) and the ids of its 20 nearest
   gallery sequences, nearest first.
 - ``gait3d``: ``rank1``, ``rank5``, ``rank10``, ``map``, ``minp``.
+
+Each figure ``k`` comes with ``k_ci_low``/``k_ci_high``: a 95 % interval from a bootstrap over the
+test subjects whose sequences are probes (the gallery stays fixed; ``evaluate(..., resamples=0)``
+turns it off). ``result.resampled(subject_weights(result.n_subjects))`` gives the resampled figures;
+``paired_difference(a, b, protocol)`` compares two models' embeddings of one test set (paired
+bootstrap interval and a subject swap permutation p-value), ``paired_results`` two results, e.g.
+read back from evaluation folders with ``load_result(out_dir)``.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from workbench.evaluation._embeddings import EmbeddingSet
 from workbench.evaluation._engine import CrossViewCounts, RetrievalScores, cross_view_counts, retrieval_scores
 from workbench.evaluation._figures import plot_view_heatmap
 from workbench.evaluation._gei import GEIBaseline, gait_energy_images, gei_baseline
+from workbench.evaluation._load import load_result
 from workbench.evaluation._metrics import (
     ProbeScores,
     cmc,
@@ -61,9 +69,13 @@ from workbench.evaluation._protocols import (
     evaluate,
     get_protocol,
     list_protocols,
+    paired_difference,
     register_protocol,
 )
-from workbench.evaluation._results import CrossViewResult, EvaluationResult, RankResult
+from workbench.evaluation._rank_result import RankResult
+from workbench.evaluation._results import CrossViewResult, EvaluationResult
+from workbench.evaluation._uncertainty import paired_results, subject_weights
+from workbench.evaluation._validation import validation_protocol
 
 __all__ = [
     "METRICS",
@@ -91,12 +103,15 @@ __all__ = [
     "get_protocol",
     "iter_distances",
     "list_protocols",
+    "load_result",
     "make_evaluator",
     "mean_ap",
     "mean_inp",
     "nearest_neighbours",
     "nearest_per_group",
     "open_for_protocol",
+    "paired_difference",
+    "paired_results",
     "pairwise_distances",
     "plot_view_heatmap",
     "positive_ranks",
@@ -104,5 +119,7 @@ __all__ = [
     "probe_scores",
     "register_protocol",
     "retrieval_scores",
+    "subject_weights",
     "top_k_stable",
+    "validation_protocol",
 ]

@@ -30,11 +30,20 @@ def _check_lengths(count: int, **arrays: np.ndarray) -> None:
 
 @dataclass(frozen=True)
 class CrossViewCounts:
-    """``int64 [conditions, views, views]`` counts: correct matches, probes evaluated, probes with a match."""
+    """``int64 [conditions, views, views]`` counts: correct matches, probes evaluated, probes with a match.
+
+    ``subject_correct``/``subject_total``/``subject_valid`` (``int64 [subjects, conditions, views,
+    views]``) split them by the probe's subject, ``subjects`` (sorted) naming the ids that appear
+    among the probes; the plain counts are their sums over subjects.
+    """
 
     correct: np.ndarray
     total: np.ndarray
     valid: np.ndarray
+    subject_correct: np.ndarray
+    subject_total: np.ndarray
+    subject_valid: np.ndarray
+    subjects: tuple[str, ...]
 
 
 def cross_view_counts(
@@ -46,11 +55,12 @@ def cross_view_counts(
     metric: str,
     chunk_size: int | None = None,
 ) -> CrossViewCounts:
-    """Rank-1 counts per (condition, probe view, gallery view).
+    """Rank-1 counts per (condition, probe view, gallery view), summed and per probe subject.
 
     ``gallery: [G, c, p]`` with ``gallery_ids``/``gallery_views: [G]``; ``probes`` maps a condition to
     ``(embeddings [P, c, p], ids [P], views [P])``. A probe is compared with each gallery view
-    separately: only the gallery sequences of that view compete.
+    separately: only the gallery sequences of that view compete. The per-subject counts
+    (``[subjects, conditions, views, views]``) are what the subject bootstrap resamples.
     """
     index = as_index(gallery, metric)
     _check_lengths(index.size, gallery_ids=gallery_ids, gallery_views=gallery_views)
@@ -64,22 +74,31 @@ def cross_view_counts(
     # present[label, view]: the id has at least one gallery sequence in that view.
     present = np.zeros((len(id_vocabulary), len(views)), dtype=bool)
     present[g_labels.numpy(), g_views] = True
-    shape = (len(probes), len(views), len(views))
+    subjects = sorted(set().union(*(set(p[1].tolist()) for p in probes.values())))
+    # Counts per probe subject, so that the subjects can be resampled later (see _uncertainty).
+    shape = (len(subjects), len(probes), len(views), len(views))
     correct, total, valid = (np.zeros(shape, dtype=np.int64) for _ in range(3))
     chunk = chunk_size or index.default_chunk()
+    subject_present = present[_codes(np.asarray(subjects), id_vocabulary)]  # [subjects, views]
     for c, (embeddings, ids, probe_views) in enumerate(probes.values()):
         p_labels = _codes(ids, id_vocabulary)
+        p_subjects = _codes(ids, subjects)
         p_views = _codes(probe_views, views)
+        # Every probe counts against each gallery view there is, and is valid where its id is present.
+        n_probes = np.zeros((len(subjects), len(views)), dtype=np.int64)
+        np.add.at(n_probes, (p_subjects, p_views), 1)
+        total[:, c] = n_probes[:, :, None] * has_view.numpy()[None, None, :]
+        valid[:, c] = n_probes[:, :, None] * subject_present[:, None, :]
         for start in range(0, len(embeddings), chunk):
             stop = min(len(embeddings), start + chunk)
             nearest = nearest_per_group(index.distances(embeddings[start:stop]), groups)  # [b, V]
             labels = torch.from_numpy(p_labels[start:stop])
             hit = (nearest >= 0) & (g_labels[nearest.clamp(min=0)] == labels.reshape(-1, 1))
-            rows = p_views[start:stop]
-            np.add.at(correct[c], rows, hit.numpy().astype(np.int64))
-            np.add.at(total[c], rows, np.broadcast_to(has_view.numpy(), hit.shape).astype(np.int64))
-            np.add.at(valid[c], rows, present[p_labels[start:stop]].astype(np.int64))
-    return CrossViewCounts(correct, total, valid)
+            cells = (p_subjects[start:stop], p_views[start:stop])
+            np.add.at(correct[:, c], cells, hit.numpy().astype(np.int64))
+    return CrossViewCounts(
+        correct.sum(0), total.sum(0), valid.sum(0), correct, total, valid, tuple(str(s) for s in subjects)
+    )
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """Evaluation protocols by name: ``casia-b``, ``oumvlp``, ``grew``, ``gait3d`` and ``synthetic``.
 
 A protocol picks gallery and probes from an ``EmbeddingSet`` (by sequence type, or by the Gait3D
-``PROBE_SET`` flags), runs the chunked distance passes and returns a result with ``summary()``.
+``PROBE_SET`` flags), runs the chunked distance passes and returns a result with ``summary()``, each
+figure with a 95 % interval from a bootstrap over the probe subjects (``resamples``, ``seed``).
+``paired_difference`` evaluates two models' embeddings of one test set and compares them subject by
+subject.
 """
 
 from __future__ import annotations
@@ -19,15 +22,17 @@ import numpy as np
 from workbench.evaluation._distance import check_metric
 from workbench.evaluation._embeddings import EmbeddingSet
 from workbench.evaluation._engine import cross_view_counts, retrieval_scores
-from workbench.evaluation._metrics import cmc, mean_ap, mean_inp
-from workbench.evaluation._results import CrossViewResult, EvaluationResult, RankResult
+from workbench.evaluation._rank_result import RankResult
+from workbench.evaluation._results import CrossViewResult, EvaluationResult
+from workbench.evaluation._uncertainty import paired_results
 
 
 class Protocol(abc.ABC):
-    """Base of the protocols: ``evaluate(data, metric=..., chunk_size=...) -> EvaluationResult``.
+    """Base of the protocols: ``evaluate(data, metric=, chunk_size=, resamples=, seed=) -> EvaluationResult``.
 
     ``subset`` names the partition subset a protocol evaluates on; ``needs_probe_flags`` says whether
-    ``data.probe`` (Gait3D's ``PROBE_SET``) must be set.
+    ``data.probe`` (Gait3D's ``PROBE_SET``) must be set. ``resamples`` (0: none) and ``seed`` set the
+    subject bootstrap behind the summary's intervals.
     """
 
     name: str
@@ -37,7 +42,8 @@ class Protocol(abc.ABC):
 
     @abc.abstractmethod
     def evaluate(
-        self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None
+        self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None,
+        resamples: int = 1000, seed: int = 0,
     ) -> EvaluationResult:
         """Evaluate ``data`` under this protocol."""
 
@@ -46,8 +52,10 @@ def _mask(types: np.ndarray, wanted: Sequence[str]) -> np.ndarray:
     return np.isin(types, np.asarray(list(wanted), dtype=str))
 
 
-def _prepare(data: EmbeddingSet, metric: str) -> None:
+def _prepare(data: EmbeddingSet, metric: str, resamples: int) -> None:
     check_metric(metric)
+    if resamples < 0:
+        raise ValueError(f"resamples: {resamples}; give 0 (no intervals) or more")
     if len(data) == 0:
         raise ValueError("embeddings: the set is empty; nothing to evaluate")
     data.check_finite()
@@ -73,10 +81,11 @@ class CrossViewProtocol(Protocol):
     description: str = ""
 
     def evaluate(
-        self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None
+        self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None,
+        resamples: int = 1000, seed: int = 0,
     ) -> CrossViewResult:
-        """Rank-1 tables per condition; see ``CrossViewResult``."""
-        _prepare(data, metric)
+        """Rank-1 tables per condition, kept per probe subject; see ``CrossViewResult``."""
+        _prepare(data, metric, resamples)
         gallery = _mask(data.types, self.gallery_types)
         if not gallery.any():
             present = ", ".join(sorted(set(data.types.tolist()))[:12])
@@ -112,6 +121,12 @@ class CrossViewProtocol(Protocol):
             valid=counts.valid,
             exclude_identical=self.exclude_identical and len(views) > 1,
             report_excluded=self.report_excluded,
+            subject_correct=counts.subject_correct,
+            subject_total=counts.subject_total,
+            subject_valid=counts.subject_valid,
+            subjects=counts.subjects,
+            resamples=resamples,
+            seed=seed,
         )
 
 
@@ -148,11 +163,14 @@ class SyntheticProtocol(Protocol):
         return CrossViewProtocol(self.name, tuple(nm[:n_gallery]), conditions, description=self.description)
 
     def evaluate(
-        self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None
+        self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None,
+        resamples: int = 1000, seed: int = 0,
     ) -> CrossViewResult:
         """Rank-1 per condition present, averaged like CASIA-B."""
-        _prepare(data, metric)
-        return self.layout(data.types.tolist()).evaluate(data, metric=metric, chunk_size=chunk_size)
+        _prepare(data, metric, resamples)
+        return self.layout(data.types.tolist()).evaluate(
+            data, metric=metric, chunk_size=chunk_size, resamples=resamples, seed=seed
+        )
 
 
 @dataclass(frozen=True)
@@ -165,9 +183,12 @@ class GREWProtocol(Protocol):
     ranks: tuple[int, ...] = (1, 5, 10, 20)
     description: str = "GREW: gallery 01, probe 02, rank-1/5/10/20 and the top-20 submission CSV"
 
-    def evaluate(self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None) -> RankResult:
+    def evaluate(
+        self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None,
+        resamples: int = 1000, seed: int = 0,
+    ) -> RankResult:
         """Rank-k over every probe (a probe whose id is not in the gallery counts as a miss)."""
-        _prepare(data, metric)
+        _prepare(data, metric, resamples)
         gallery, probe = _mask(data.types, self.gallery_types), _mask(data.types, self.probe_types)
         for kind, mask, types in (("gallery", gallery, self.gallery_types), ("probe", probe, self.probe_types)):
             if not mask.any():
@@ -178,14 +199,9 @@ class GREWProtocol(Protocol):
             top_k=max(self.ranks), chunk_size=chunk_size,
         )
         assert out.top_rows is not None
-        return RankResult(
-            protocol=self.name,
-            metric=metric,
-            ranks=cmc(out.scores, self.ranks, valid_only=False),
-            n_probes=len(out.scores),
-            n_evaluated=len(out.scores),
-            top_ids=g_ids[out.top_rows],
-            probe_names=data.views[probe].tolist(),
+        return RankResult.from_scores(
+            self.name, metric, out.scores, data.ids[probe], self.ranks, valid_only=False, with_map=False,
+            top_ids=g_ids[out.top_rows], probe_names=data.views[probe].tolist(), resamples=resamples, seed=seed,
         )
 
 
@@ -198,9 +214,12 @@ class Gait3DProtocol(Protocol):
     needs_probe_flags: ClassVar[bool] = True
     description: str = "Gait3D: PROBE_SET vs the rest of the test set, rank-1/5/10, mAP, mINP"
 
-    def evaluate(self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None) -> RankResult:
+    def evaluate(
+        self, data: EmbeddingSet, *, metric: str = "euclidean", chunk_size: int | None = None,
+        resamples: int = 1000, seed: int = 0,
+    ) -> RankResult:
         """Rank-k, mAP and mINP over the probes that have a gallery sequence of their id."""
-        _prepare(data, metric)
+        _prepare(data, metric, resamples)
         if data.probe is None:
             raise ValueError(
                 f"{self.name}: the embeddings carry no PROBE_SET flags; open the test set with a partition "
@@ -216,14 +235,9 @@ class Gait3DProtocol(Protocol):
             data.embeddings[probe], data.ids[probe], data.embeddings[~probe], data.ids[~probe], metric,
             chunk_size=chunk_size,
         )
-        return RankResult(
-            protocol=self.name,
-            metric=metric,
-            ranks=cmc(out.scores, self.ranks, valid_only=True),
-            n_probes=len(out.scores),
-            n_evaluated=int(out.scores.valid.sum()),
-            map=mean_ap(out.scores),
-            minp=mean_inp(out.scores),
+        return RankResult.from_scores(
+            self.name, metric, out.scores, data.ids[probe], self.ranks, valid_only=True, with_map=True,
+            resamples=resamples, seed=seed,
         )
 
 
@@ -283,6 +297,58 @@ def evaluate(
     *,
     metric: str = "euclidean",
     chunk_size: int | None = None,
+    resamples: int = 1000,
+    seed: int = 0,
 ) -> EvaluationResult:
-    """Evaluate embeddings under a protocol by name; see ``list_protocols()``."""
-    return get_protocol(protocol).evaluate(data, metric=metric, chunk_size=chunk_size)
+    """Evaluate embeddings under a protocol by name; see ``list_protocols()``.
+
+    ``resamples`` subject-bootstrap resamples (0: no intervals) drawn with ``seed`` give each summary
+    figure its 95 % interval; the gallery stays fixed.
+    """
+    return get_protocol(protocol).evaluate(data, metric=metric, chunk_size=chunk_size, resamples=resamples, seed=seed)
+
+
+def _check_same_sequences(a: EmbeddingSet, b: EmbeddingSet) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"embedding sets: a has {len(a)} sequences, b {len(b)}; embed the same test set with both "
+                         "models")
+    order_a = np.lexsort((a.views, a.types, a.ids))
+    order_b = np.lexsort((b.views, b.types, b.ids))
+    for name in ("ids", "types", "views"):
+        values_a, values_b = getattr(a, name)[order_a], getattr(b, name)[order_b]
+        differ = np.flatnonzero(values_a != values_b)
+        if len(differ):
+            i = int(differ[0])
+            raise ValueError(
+                f"embedding sets: {name} differ ({len(differ)} sequences after sorting by id-type-view; first: "
+                f"{a.keys[order_a[i]]} in a, {b.keys[order_b[i]]} in b); embed the same test set with both models"
+            )
+    if (a.probe is None) != (b.probe is None) or (
+        a.probe is not None and b.probe is not None and not np.array_equal(a.probe[order_a], b.probe[order_b])
+    ):
+        raise ValueError("embedding sets: probe flags (PROBE_SET) differ; open both with the same partition file")
+
+
+def paired_difference(
+    a: EmbeddingSet,
+    b: EmbeddingSet,
+    protocol: str | Protocol,
+    *,
+    metric: str = "euclidean",
+    resamples: int = 1000,
+    seed: int = 0,
+    key: str | None = None,
+    chunk_size: int | None = None,
+) -> dict[str, float]:
+    """Compare two models' embeddings of the same test sequences under ``protocol``, subject by subject.
+
+    Returns ``delta`` (``evaluate(a)`` minus ``evaluate(b)`` on ``key``, default the protocol's
+    primary metric), its paired-bootstrap 95 % interval ``ci_low``/``ci_high``, the two-sided
+    ``p_value`` of a subject swap permutation test, ``n_subjects`` and ``resamples``; see
+    ``paired_results``. Raises ``ValueError`` naming what differs when the sets hold other sequences.
+    """
+    _check_same_sequences(a, b)
+    proto = get_protocol(protocol)
+    result_a = proto.evaluate(a, metric=metric, chunk_size=chunk_size, resamples=0)
+    result_b = proto.evaluate(b, metric=metric, chunk_size=chunk_size, resamples=0)
+    return paired_results(result_a, result_b, key=key, resamples=resamples, seed=seed)
