@@ -41,7 +41,7 @@ def test_paper_choice_rebuilds_the_public_model(study: str, tree: str, cuts: tup
     candidates = {c.name: c for c in load_candidates(config)}
     choice = TrialChoice(tree=tree, cuts=cuts, channels=config.space.channels[0], lr=config.space.lr[0],
                          frames=30, fta=True)
-    train = trial_train_config(config, choice, candidates, tmp_path, "unused")
+    train = trial_train_config(config, choice, candidates, tmp_path, "unused", "split.json")
     with torch.device("meta"):
         model = build_model(train.model, num_classes=classes)
     assert sum(p.numel() for p in model.parameters()) == params
@@ -54,7 +54,7 @@ def test_model_families_get_their_own_overrides_and_tree_parts(tmp_path: Path) -
     for family in ("hstl-small", "gaitgs-small"):
         choice = TrialChoice(tree="casia-b-paper", cuts=(2, 4), channels=(4, 8, 16), lr=1e-3, frames=21,
                              fta=True, model=family)
-        train = trial_train_config(config, choice, candidates, tmp_path, "unused")
+        train = trial_train_config(config, choice, candidates, tmp_path, "unused", "split.json")
         with torch.device("meta"):
             built[family] = (train, build_model(train.model, num_classes=10))
     hstl_train, hstl = built["hstl-small"]

@@ -61,7 +61,7 @@ def demo(args: argparse.Namespace) -> int:
     config = load_study_config(study_file, project_dir=project)
     study = open_study(config, summary.storage_url)
     report_dir = project / "reports" / config.study.name
-    report = build_report(study, [o.metric for o in config.objectives], report_dir)
+    report = build_report(study, [o.metric for o in config.objectives], report_dir, config=config)
     print()
     print(report.text())
     print()

@@ -1,9 +1,10 @@
-"""``workbench study run|report``: Optuna studies over hierarchies, tracked in MLflow."""
+"""``workbench study run|report|test``: Optuna studies over hierarchies, tracked in MLflow."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +28,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--storage", default=None, help="storage URL if not the default")
     report.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
     report.add_argument("--out", type=Path, default=None, help="figure folder (default: PROJECT/reports/NAME)")
+    report.add_argument("--reference", default=None,
+                        help="tree the others are paired with in the per-tree table (default: the uniform tree)")
     report.set_defaults(func=report_handler)
+
+    test = sub.add_parser("test", help="after selection on validation, score the chosen trials on the test subjects")
+    test.add_argument("file", type=Path, help="the study file the study was run from")
+    test.add_argument("--trials", type=int, nargs="+", default=None, metavar="N",
+                      help="trial numbers to test (default: the best trial, or the Pareto front)")
+    test.add_argument("--all", action="store_true", dest="every",
+                      help="test every complete trial (for a per-tree comparison on test)")
+    test.add_argument("--storage", default=None, help="storage URL if not the default")
+    test.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
+    test.set_defaults(func=test_handler)
 
 
 def _check_file(path: Path) -> None:
@@ -58,12 +71,12 @@ def run_handler(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_handler(args: argparse.Namespace) -> int:
-    """Handler of ``workbench study report``."""
+def _open(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """The study file's config, its Optuna study (which must exist) and the storage URL."""
     import optuna
 
     from workbench.cli import CLIError
-    from workbench.search import build_report, choose_storage_url, load_study_config, open_storage
+    from workbench.search import choose_storage_url, load_study_config, open_storage
 
     _check_file(args.file)
     config = load_study_config(args.file, project_dir=args.project_dir)
@@ -73,9 +86,33 @@ def report_handler(args: argparse.Namespace) -> int:
     except KeyError as exc:
         raise CLIError(f"study {config.study.name!r} not found in {url}; run `workbench study run {args.file}` "
                        "first, or pass --storage") from exc
+    return config, study, url
+
+
+def report_handler(args: argparse.Namespace) -> int:
+    """Handler of ``workbench study report``."""
+    from workbench.search import build_report
+
+    config, study, url = _open(args)
     out = args.out or config.project_dir / "reports" / config.study.name
-    report = build_report(study, [o.metric for o in config.objectives], out)
+    report = build_report(study, [o.metric for o in config.objectives], out, config=config, reference=args.reference)
     print(report.text())
     print(f"report: {out / 'report.json'}")
     print(f"dashboard: optuna-dashboard {url}")
+    return 0
+
+
+def test_handler(args: argparse.Namespace) -> int:
+    """Handler of ``workbench study test``."""
+    from workbench.cli import CLIError
+    from workbench.search import prepare_study, score_on_test
+
+    config, study, _ = _open(args)
+    try:
+        prepared = prepare_study(config, progress=False)
+        report = score_on_test(config, prepared, study, numbers=args.trials, every=args.every)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from exc
+    print(report.text())
+    print(f"test figures: {config.project_dir / 'reports' / config.study.name / 'test.json'}")
     return 0

@@ -36,6 +36,7 @@ from workbench.data._records import (
     source_labels,
 )
 from workbench.data._sampling import InferenceSampler, TripletSampler, sample_frame_indices
+from workbench.data._validation import ValidationSplit, split_validation
 
 __all__ = [
     "ArraySource",
@@ -53,6 +54,7 @@ __all__ = [
     "SequenceSource",
     "TripletSampler",
     "UnsafePickleError",
+    "ValidationSplit",
     "build_loader",
     "check_sequence",
     "collate",
@@ -78,4 +80,5 @@ __all__ = [
     "scan_records",
     "select_records",
     "source_labels",
+    "split_validation",
 ]

@@ -87,6 +87,7 @@ def discover_tree(
     standardize: bool = True,
     rows: int | None = None,
     subset: str | None = None,
+    partition: str | Path | None = None,
     max_sequences: int | None = None,
     seed: int = 0,
     name: str = "",
@@ -96,8 +97,9 @@ def discover_tree(
 ) -> DiscoveryResult:
     """Discover a contiguous partition tree from the sequences under ``data``, with its scores.
 
-    ``subset`` restricts an OpenGait dataset to its partition's ``train``/``test`` ids (discovery for a
-    study uses ``train`` so test subjects stay unseen); ``max_sequences`` caps the work. ``bootstrap``
+    ``subset`` restricts an OpenGait dataset to the ``train``/``test`` ids of ``partition`` (default:
+    the dataset's own partition file; a study passes its validation split and ``train``, so
+    validation and test subjects stay unseen); ``max_sequences`` caps the work. ``bootstrap``
     subject resamples (0: none; needs 2+ subjects) measure the stability of the cuts at ``ks``; when
     ``data`` holds a renderer's ``ground_truth.json`` the cut with as many regions as true parts is
     scored against it, beside the uniform tree. Every score is also recorded in the tree's provenance.
@@ -108,7 +110,7 @@ def discover_tree(
     estimator._check_params()
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be >= 0 subject resamples, got {bootstrap}")
-    table = select_sequences(open_sequences(data, subset=subset), max_sequences, seed)
+    table = select_sequences(open_sequences(data, subset=subset, partition=partition), max_sequences, seed)
     stats = accumulate(create_descriptor(descriptor, n_rows=rows), table, progress)
     # Block weights come from the descriptor, so the estimator (and every bootstrap clone) uses them.
     estimator.set_params(feature_groups=stats.feature_groups)
@@ -125,6 +127,7 @@ def discover_tree(
         **tree.provenance,
         "dataset": str(data),
         "subset": subset or "all",
+        **({"partition": str(partition)} if partition is not None else {}),
         "descriptor": descriptor,
         "n_sequences": stats.n_sequences,
         "n_subjects": stats.n_subjects,

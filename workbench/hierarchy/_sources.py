@@ -37,11 +37,12 @@ class SequenceTable:
         return (self.load(i) for i in range(len(self)))
 
 
-def open_sequences(path: str | Path, size: int = 64, subset: str | None = None) -> SequenceTable:
+def open_sequences(path: str | Path, size: int = 64, subset: str | None = None,
+                   partition: str | Path | None = None) -> SequenceTable:
     """Open ``path``: a packed store, an OpenGait pkl tree, a raw frame/GIF tree, or a folder of GIFs.
 
-    ``subset`` (``train``/``test``/``probe``) keeps the ids of the dataset's partition file; raw
-    inputs are pretreated to ``size`` x ``size`` as they are read.
+    ``subset`` (``train``/``test``/``probe``) keeps the ids of ``partition`` (default: the dataset's
+    own partition file); raw inputs are pretreated to ``size`` x ``size`` as they are read.
     """
     from workbench.data import (
         find_raw_sequences,
@@ -56,7 +57,7 @@ def open_sequences(path: str | Path, size: int = 64, subset: str | None = None) 
     if not root.exists():
         raise FileNotFoundError(f"{root}: data folder not found")
     if is_packed_store(root) or (root.is_dir() and next(root.rglob("*.pkl"), None) is not None):
-        source = open_source(root, subset=subset)
+        source = open_source(root, partition=partition, subset=subset)
         kind = "packed" if is_packed_store(root) else "opengait"
         return SequenceTable(str(root), kind, [r.id for r in source.records], source.load)
     if not root.is_dir():

@@ -18,6 +18,7 @@ from workbench.search._config import (
     load_study_config,
 )
 from workbench.search._heartbeat import Heartbeat, ReapResult, count_trials, is_stale, reap_stale_trials
+from workbench.search._heldout import HeldOutReport, HeldOutTrial, score_on_test, select_trials
 from workbench.search._objective import PruningCallback, TrialOutcome, headline, run_trial
 from workbench.search._prepare import SYNTHETIC_SETS, PreparedStudy, prepare_study, synthetic_data
 from workbench.search._report import StudyReport, build_report, trial_label
@@ -38,6 +39,8 @@ __all__ = [
     "Budget",
     "Candidate",
     "Heartbeat",
+    "HeldOutReport",
+    "HeldOutTrial",
     "HierarchyCandidates",
     "Objective",
     "PreparedStudy",
@@ -66,6 +69,8 @@ __all__ = [
     "reap_stale_trials",
     "run_study",
     "run_trial",
+    "score_on_test",
+    "select_trials",
     "suggest",
     "summarise",
     "synthetic_data",

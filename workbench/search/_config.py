@@ -34,6 +34,10 @@ class StudyData:
 
     ``eval_frames`` caps each evaluated sequence to its first frames (quick studies); unset, every
     frame is used, as the published protocols do.
+
+    ``validation`` holds subjects out of the partition's training subjects: a fraction (drawn with
+    ``validation_seed``) or an explicit id list. Trials train on the rest and are scored, pruned and
+    selected on these; the test subjects are read only by ``workbench study test``.
     """
 
     source: str = "synthetic"
@@ -42,6 +46,17 @@ class StudyData:
     partition: str | None = None
     eval_batch_size: int = 16
     eval_frames: int | None = None
+    validation: float | tuple[str, ...] = 0.2
+    validation_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.validation, float) and not 0.0 < self.validation < 1.0:
+            raise ValueError(
+                f"data.validation = {self.validation}: give a fraction strictly between 0 and 1 of the training "
+                "subjects (e.g. 0.2), or a list of training subject ids; selection needs held-out subjects"
+            )
+        if isinstance(self.validation, tuple) and not self.validation:
+            raise ValueError("data.validation: the id list is empty; list training subject ids or give a fraction")
 
     @property
     def is_synthetic(self) -> bool:
@@ -104,23 +119,31 @@ class Objective:
 
 @dataclass(frozen=True)
 class Budget:
-    """How much work: trials in total (across workers), an optional wall-clock limit, iterations per trial."""
+    """How much work: trials in total (across workers), an optional wall-clock limit, iterations per trial.
+
+    ``seeds`` trains every sampled configuration that many times, on the training seeds
+    ``train.seed``, ``train.seed + 1``, ...: the trial's objective is their mean, and configurations
+    share the seeds so that they can be compared seed by seed.
+    """
 
     trials: int = 8
     timeout_minutes: float | None = None
     iterations: int = 60
     eval_every: int = 30
+    seeds: int = 1
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.iterations < 1:
             raise ValueError("budget.trials and budget.iterations must be >= 1")
+        if self.seeds < 1:
+            raise ValueError(f"budget.seeds = {self.seeds}: train each configuration at least once")
 
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """Optuna sampler: ``tpe``, ``random``, ``nsga2`` or ``gp``; seeded."""
+    """Optuna sampler: ``tpe``, ``random``, ``nsga2``, ``gp`` or ``grid`` (every combination once); seeded."""
 
-    name: Literal["tpe", "random", "nsga2", "gp"] = "tpe"
+    name: Literal["tpe", "random", "nsga2", "gp", "grid"] = "tpe"
     seed: int = 0
     startup_trials: int = 4
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import traceback
 from collections.abc import Mapping
@@ -52,14 +53,18 @@ class PruningCallback(TrainingCallback):
 
 
 class _Evaluator:
-    """The trainer's evaluator that also keeps the last full result (for the view table)."""
+    """The trainer's evaluator on the validation subjects; keeps the last full result (for the view table).
 
-    def __init__(self, config: StudyConfig, data_path: Path, amp: str) -> None:
-        from workbench.evaluation import get_protocol, open_for_protocol
+    It opens the study's split, whose ``TEST_SET`` holds the validation subjects: the test subjects
+    are never read while trials are chosen.
+    """
 
-        self.protocol = get_protocol(config.data.protocol)
-        self.partition = config.data.partition
-        self.source = open_for_protocol(data_path, self.protocol, self.partition)
+    def __init__(self, config: StudyConfig, prepared: PreparedStudy, amp: str) -> None:
+        from workbench.evaluation import open_for_protocol
+
+        self.protocol = prepared.validation_protocol
+        self.partition = str(prepared.split_path)
+        self.source = open_for_protocol(prepared.data_path, self.protocol, self.partition)
         self.batch_size = config.data.eval_batch_size
         self.frames = config.data.eval_frames
         self.amp = amp  # evaluations run in the precision the trial trains in
@@ -115,7 +120,7 @@ def mark_lost_trials(config: StudyConfig, numbers: tuple[int, ...]) -> None:
 
 def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, trial: optuna.Trial) -> TrialOutcome:
     """Train and evaluate one trial; every way it can end is recorded in Optuna and MLflow."""
-    from workbench.tracking import MLflowTrainingCallback, hierarchy_params, log_hierarchy
+    from workbench.tracking import VALIDATION_METRIC_PREFIX, hierarchy_params, log_hierarchy
 
     candidates = prepared.candidate_map()
     choice = suggest(trial, config.space, prepared.candidates)
@@ -123,12 +128,14 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
                       config.project_dir / "trials" / config.study.name / f"trial-{trial.number:04d}")
     trial.set_user_attr("output_dir", str(output_dir))
     trial.set_user_attr("tree_source", candidates[choice.tree].source)
-    train_config = trial_train_config(config, choice, candidates, output_dir, str(prepared.data_path))
+    train_config = trial_train_config(config, choice, candidates, output_dir, str(prepared.data_path),
+                                      str(prepared.split_path))
     retry_of = trial.user_attrs.get(RETRY_OF_KEY)
     tracker = tracker_for(config)
     run = tracker.start_trial(trial.number, tags={"workbench.output_dir": str(output_dir)},
                               retry_of=int(retry_of) if retry_of is not None else None)
     candidate = candidates[choice.tree]
+    trial.set_user_attr("seeds", replicate_seeds(config))
     levels = list(choice.cuts) if is_gaitgs(choice.model) else [1, *choice.cuts]
     # The choices go in first so that a pruned or failed trial still shows its tree and cuts.
     choice_params = {**hierarchy_params(candidate.tree, [], levels), "channels": channels_key(choice.channels),
@@ -136,24 +143,20 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
                      "model": train_config.model.name}
     try:
         run.log_params(choice_params)
-        evaluator = _Evaluator(config, prepared.data_path, train_config.amp)
-        callbacks: list[TrainingCallback] = [MLflowTrainingCallback(run), _StartStep(trial)]
-        if not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
-            callbacks.append(PruningCallback(trial, config.objectives[0].metric))
-        trainer = Trainer(train_config, evaluator=evaluator, callbacks=callbacks, progress=False)
-        resume = latest_checkpoint(output_dir) is not None
-        result = trainer.fit(resume=resume)
-        spec = getattr(trainer.model, "spec", None)
+        replicates = train_replicates(config, prepared, trial, run, train_config, output_dir)
+        last = replicates[-1]
+        spec = getattr(last.model, "spec", None)
         splits = list(spec.split_lists().values()) if spec is not None else []
         params = {**choice_params, **hierarchy_params(candidate.tree, splits, levels)}
-        view_tables = _view_tables(evaluator.last, output_dir)
+        view_tables = [p for p in last.files if p.suffix in (".csv", ".png", ".json")]
         log_hierarchy(run, params, tree=_tree_file(candidate, output_dir),
-                      config_file=output_dir / "config.toml", view_tables=view_tables,
-                      checkpoint=result.checkpoint if config.tracking.log_checkpoint else None)
-        cost = _cost(spec if spec is not None else trainer.model, config, train_config)
-        metrics = {**(evaluator.last.summary() if evaluator.last is not None else {}), **cost,
-                   "train_seconds": result.seconds}
-        run.log_metrics(metrics)
+                      config_file=last.folder / "config.toml", view_tables=view_tables,
+                      checkpoint=last.checkpoint if config.tracking.log_checkpoint else None)
+        cost = _cost(spec if spec is not None else last.model, config, train_config)
+        scores = replicate_scores(replicates, config.objectives[0].metric)
+        metrics = {**scores, **cost}
+        run.log_metrics({**{f"{VALIDATION_METRIC_PREFIX}{k}": v for k, v in scores.items()}, **cost,
+                         "train_seconds": sum(r.seconds for r in replicates)})
         values = tuple(_objective_value(o.metric, metrics) for o in config.objectives)
         for obj, value in zip(config.objectives, values, strict=True):
             trial.set_user_attr(obj.metric, value)
@@ -205,8 +208,82 @@ def _tree_file(candidate: Any, output_dir: Path) -> Path:
     return path
 
 
-def _view_tables(result: Any, output_dir: Path) -> list[Path]:
-    """The final evaluation's files (summary, probe-view x gallery-view CSV and heat map)."""
-    if result is None:
-        return []
-    return [p for p in result.save(output_dir / "evaluation") if p.suffix in (".csv", ".png", ".json")]
+@dataclass
+class Replicate:
+    """One training seed of a trial: its folder, final validation result and model."""
+
+    seed: int
+    folder: Path
+    result: Any
+    model: Any
+    checkpoint: Path | None
+    seconds: float
+    files: list[Path]
+
+
+def replicate_seeds(config: StudyConfig) -> list[int]:
+    """The training seeds every trial uses: ``train.seed``, ``train.seed + 1``, ... (``budget.seeds`` of them).
+
+    Every configuration trains on the same list, so configurations are compared seed by seed.
+    """
+    return [config.train.seed + i for i in range(config.budget.seeds)]
+
+
+def replicate_folder(output_dir: Path, seed: int, n_seeds: int) -> Path:
+    """Where one seed of a trial trains: the trial's folder itself with one seed, ``seed-<s>/`` with several."""
+    return output_dir if n_seeds == 1 else output_dir / f"seed-{seed}"
+
+
+def train_replicates(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Trial, run: Any,
+                     train_config: TrainConfig, output_dir: Path) -> list[Replicate]:
+    """Train the trial's configuration once per seed; a seed already evaluated is read back, not retrained.
+
+    Only the first seed reports to the pruner (a pruned configuration stops there); every seed's
+    validation figures go to MLflow under ``val/seed<s>/`` when there are several. A seed whose
+    training was cut short resumes from its latest checkpoint.
+    """
+    from workbench.evaluation import load_result
+    from workbench.tracking import VALIDATION_METRIC_PREFIX, MLflowTrainingCallback
+    from workbench.training import load_for_inference
+
+    seeds = replicate_seeds(config)
+    out: list[Replicate] = []
+    for index, seed in enumerate(seeds):
+        folder = replicate_folder(output_dir, seed, len(seeds))
+        saved = folder / "evaluation"
+        checkpoint = latest_checkpoint(folder)
+        if len(seeds) > 1 and (saved / "subject_scores.npz").is_file() and checkpoint is not None:
+            model, _ = load_for_inference(checkpoint, "cpu")
+            out.append(Replicate(seed, folder, load_result(saved), model, checkpoint, 0.0, []))
+            continue
+        cfg = dataclasses.replace(train_config, seed=seed, output_dir=str(folder))
+        evaluator = _Evaluator(config, prepared, cfg.amp)
+        prefix = VALIDATION_METRIC_PREFIX if len(seeds) == 1 else f"{VALIDATION_METRIC_PREFIX}seed{seed}/"
+        callbacks: list[TrainingCallback] = [MLflowTrainingCallback(run, eval_prefix=prefix), _StartStep(trial)]
+        if index == 0 and not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
+            callbacks.append(PruningCallback(trial, config.objectives[0].metric))
+        trainer = Trainer(cfg, evaluator=evaluator, callbacks=callbacks, progress=False)
+        trained = trainer.fit(resume=checkpoint is not None)
+        if evaluator.last is None:  # stopped after its last checkpoint, before the final evaluation
+            evaluator(trainer.model, trained.step)
+        files = evaluator.last.save(saved)
+        out.append(Replicate(seed, folder, evaluator.last, trainer.model, trained.checkpoint, trained.seconds, files))
+    return out
+
+
+def replicate_scores(replicates: list[Replicate], metric: str) -> dict[str, float]:
+    """The trial's validation figures: one seed's summary, or the mean over seeds with a seed-and-subject interval."""
+    if len(replicates) == 1:
+        return replicates[0].result.summary()
+    from workbench.search._replicates import compare_configurations
+
+    summaries = [r.result.summary() for r in replicates]
+    keys = [k for k in summaries[0] if not k.endswith(("_ci_low", "_ci_high"))]
+    scores = {k: sum(s[k] for s in summaries) / len(summaries) for k in keys}
+    key = metric if metric in scores else f"{metric}_mean"
+    if key in scores:
+        row = compare_configurations({"trial": {r.seed: [r.result] for r in replicates}}, "trial", key=key)[0]
+        scores[f"{key}_ci_low"], scores[f"{key}_ci_high"] = row.estimate.low, row.estimate.high
+    for r, s in zip(replicates, summaries, strict=True):
+        scores.update({f"seed{r.seed}/{k}": v for k, v in s.items() if k in keys})
+    return scores

@@ -6,6 +6,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from workbench.search._config import StudyConfig
 from workbench.search._space import Candidate, check_candidates, load_candidates
@@ -13,15 +14,16 @@ from workbench.search._space import Candidate, check_candidates, load_candidates
 log = logging.getLogger(__name__)
 
 #: Synthetic data sets a study can ask for by name (``data.synthetic``), as SynthConfig overrides.
-#: ``quick`` is sized so that an 8-trial CPU study finishes in minutes: 16 subjects (10 train, 6 test),
-#: the types the synthetic protocol needs, five views, 24-32 frames.
+#: ``quick`` is sized so that the demo's studies finish in minutes on a CPU yet decide something: 60
+#: subjects (30 train, of which a study holds some out for validation, and 30 test), the types the
+#: synthetic protocol needs, five views, 24-32 frames.
 SYNTHETIC_SETS: dict[str, dict[str, object]] = {
     "tiny": {
         "subjects": 6, "views": (0, 90, 180), "frames": (16, 20),
         "types": ("nm-01", "nm-02", "nm-03", "nm-04", "nm-05", "bg-01", "cl-01"),
     },
     "quick": {
-        "subjects": 16, "views": (0, 45, 90, 135, 180), "frames": (24, 32),
+        "subjects": 60, "train_fraction": 0.5, "views": (0, 45, 90, 135, 180), "frames": (24, 32),
         "types": ("nm-01", "nm-02", "nm-03", "nm-04", "nm-05", "nm-06", "bg-01", "cl-01"),
     },
     "default": {},
@@ -32,11 +34,18 @@ _DONE_MARKER = ".complete"
 
 @dataclass(frozen=True)
 class PreparedStudy:
-    """Inputs every worker shares: the data path and the candidate trees."""
+    """Inputs every worker shares: the data path, the split, the validation protocol and the candidate trees.
+
+    ``split_path`` is the partition file trials use (``TRAIN_SET``: training subjects, ``TEST_SET``:
+    validation subjects); ``test_partition`` is the dataset's own partition, read only by the test step.
+    """
 
     data_path: Path
     candidates: tuple[Candidate, ...]
     discovered: tuple[Path, ...]
+    split_path: Path
+    test_partition: Path
+    validation_protocol: Any
 
     def candidate_map(self) -> dict[str, Candidate]:
         return {c.name: c for c in self.candidates}
@@ -63,8 +72,46 @@ def synthetic_data(project_dir: Path, name: str, seed: int = 0, progress: bool =
     return out
 
 
-def discover_candidates(config: StudyConfig, data_path: Path, progress: bool = True) -> list[Path]:
-    """Discover one tree per descriptor x linkage on the training subset; reuse files already written."""
+def dataset_partition(config: StudyConfig, data_path: Path) -> Path:
+    """The dataset's own partition file: ``data.partition``, else ``partition.json`` in the dataset."""
+    path = Path(config.data.partition).expanduser() if config.data.partition else data_path / "partition.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"data.partition: {path} does not exist; a study needs the dataset's TRAIN_SET/TEST_SET file "
+            "(set data.partition to its path)"
+        )
+    return path.resolve()
+
+
+def validation_split(config: StudyConfig, data_path: Path) -> tuple[Path, Any]:
+    """Write (or check) the study's validation split; return its path and the protocol that scores it.
+
+    The split file lives at ``project_dir/splits/<study>.json``; every worker and every resume derives
+    the same split and finds it already there.
+    """
+    from workbench.data import open_source, read_partition, split_validation
+    from workbench.evaluation import validation_protocol
+
+    partition = read_partition(dataset_partition(config, data_path))
+    records = open_source(data_path).records
+    train_ids = set(partition.train)
+    protocol = validation_protocol(config.data.protocol, {r.type for r in records if r.id in train_ids})
+    requested = config.data.validation
+    fraction, ids = (requested, None) if isinstance(requested, float) else (None, requested)
+    split = split_validation(partition, fraction=fraction, ids=ids, seed=config.data.validation_seed,
+                             records=records, probe_per_subject=protocol.needs_probe_flags)
+    path = split.save(config.project_dir / "splits" / f"{config.study.name}.json")
+    log.info("validation split %s: %d training, %d validation, %d test subjects (test unread until "
+             "`workbench study test`)", path, len(split.train), len(split.validation), len(split.test))
+    return path, protocol
+
+
+def discover_candidates(config: StudyConfig, data_path: Path, progress: bool = True,
+                        partition: Path | None = None) -> list[Path]:
+    """Discover one tree per descriptor x linkage on the training subjects; reuse files already written.
+
+    ``partition`` is the study's split, so discovery never reads validation or test subjects.
+    """
     from workbench.hierarchy import discover_tree
 
     settings = config.hierarchies.discover
@@ -76,8 +123,8 @@ def discover_candidates(config: StudyConfig, data_path: Path, progress: bool = T
             if not path.exists():
                 result = discover_tree(
                     data_path, descriptor=descriptor, linkage=linkage, metric=settings.metric,
-                    subset="train", max_sequences=settings.max_sequences, progress=progress,
-                    name=path.stem,
+                    subset="train", partition=partition, max_sequences=settings.max_sequences,
+                    progress=progress, name=path.stem,
                 )
                 result.tree.save(path)
                 log.info("discovered %s: cuts %s", path.name, result.tree.cuts([2, 4]))
@@ -95,9 +142,13 @@ def prepare_study(config: StudyConfig, progress: bool = True) -> PreparedStudy:
         data_path = Path(config.data.source).expanduser().resolve()
         if not data_path.exists():
             raise FileNotFoundError(f"data.source {config.data.source}: no such dataset directory")
-    discovered = discover_candidates(config, data_path, progress) if config.hierarchies.discover.descriptors else []
+    split_path, protocol = validation_split(config, data_path)
+    discovered = (discover_candidates(config, data_path, progress, split_path)
+                  if config.hierarchies.discover.descriptors else [])
     candidates = load_candidates(config, discovered)
     problems = check_candidates(candidates, config.space)
     if problems:
         raise ValueError("the search space cannot be built:\n  " + "\n  ".join(problems))
-    return PreparedStudy(data_path=data_path, candidates=tuple(candidates), discovered=tuple(discovered))
+    return PreparedStudy(data_path=data_path, candidates=tuple(candidates), discovered=tuple(discovered),
+                         split_path=split_path, test_partition=dataset_partition(config, data_path),
+                         validation_protocol=protocol)

@@ -27,6 +27,7 @@ class StudyReport:
     best: list[dict[str, Any]]
     importances: dict[str, float]
     figures: list[Path] = field(default_factory=list)
+    trees: list[Any] = field(default_factory=list)
 
     def text(self) -> str:
         """A readable summary."""
@@ -44,6 +45,13 @@ class StudyReport:
             lines.append("parameter importances (first objective):")
             for name, value in self.importances.items():
                 lines.append(f"  {name:<14} {value:.3f}")
+        for comparison in self.trees:
+            lines.append("")
+            lines.append(comparison.text())
+        if self.best and self.trees:
+            lines.append("")
+            lines.append("the best trial is the best of many noisy figures on validation: confirm it with "
+                         "`workbench study test` (test subjects) before reporting it")
         for path in self.figures:
             lines.append(f"figure: {path}")
         return "\n".join(lines)
@@ -53,6 +61,8 @@ class StudyReport:
             "study": self.study_name, "directions": self.directions, "metrics": self.metrics,
             "counts": self.counts, "best": self.best, "importances": self.importances,
             "figures": [str(p) for p in self.figures],
+            **{("trees" if c.split == "validation" else f"trees_{c.split}"): c.to_json() for c in self.trees},
+            **{("verdict" if c.split == "validation" else f"verdict_{c.split}"): c.verdict for c in self.trees},
         }
 
 
@@ -78,8 +88,14 @@ def _splits(trial: FrozenTrial) -> list[list[int]]:
         return []
 
 
-def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None = None) -> StudyReport:
-    """Summarise ``study``; with ``out_dir``, also draw the history and (multi-objective) Pareto figures."""
+def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None = None,
+                 config: Any = None, reference: str | None = None) -> StudyReport:
+    """Summarise ``study``; with ``out_dir``, also draw the history and (multi-objective) Pareto figures.
+
+    With the study's ``config`` the report adds the per-tree comparison (validation, and test once
+    ``workbench study test --all`` has scored the trials) against ``reference`` (default: the uniform
+    tree), with a forest plot per split.
+    """
     counts = {state.name.lower(): n for state, n in count_trials(study).items()}
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     multi = len(study.directions) > 1
@@ -102,8 +118,18 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
         figures.append(_history_figure(study, complete, metrics, out_dir / "history.png"))
         if multi and len(metrics) >= 2:
             figures.append(_pareto_figure(complete, best_trials, metrics, study.directions, out_dir / "pareto.png"))
+    trees = []
+    if config is not None and complete:
+        from workbench.search._tree_report import compare_trees, forest_figure
+
+        for split in ("validation", "test"):
+            comparison = compare_trees(config, study, split, reference)
+            if comparison is not None:
+                trees.append(comparison)
+                if out_dir is not None:
+                    figures.append(forest_figure(comparison, out_dir / f"trees-{split}.png"))
     directions = [d.name.lower() for d in study.directions]
-    report = StudyReport(study.study_name, directions, metrics, counts, best, importances, figures)
+    report = StudyReport(study.study_name, directions, metrics, counts, best, importances, figures, trees)
     if out_dir is not None:
         (out_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str))
     return report

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -51,10 +52,55 @@ def choose_storage_url(config: StudyConfig, project_dir: Path, cli_url: str | No
     return default_storage_url(project_dir)
 
 
-def create_sampler(config: StudyConfig, worker_index: int = 0) -> optuna.samplers.BaseSampler:
-    """The study's sampler; each worker gets its own seed so workers do not propose the same points."""
+def grid_space(config: StudyConfig, candidates: Sequence[str]) -> dict[str, list[Any]]:
+    """Every choice of the search space as Optuna's ``GridSampler`` takes it (the learning rate must be fixed)."""
+    from workbench.search._space import channels_key
+
+    space = config.space
+    if space.lr[0] != space.lr[1]:
+        raise ValueError(f"sampler.name = 'grid' needs one learning rate; space.lr is a range {list(space.lr)}")
+    grid: dict[str, list[Any]] = {"tree": list(candidates)}
+    if space.models:
+        grid["model"] = list(space.models)
+    for i, ks in enumerate(space.stage_cuts):
+        grid[f"cut_stage{i + 2}"] = list(ks)
+    grid["channels"] = [channels_key(c) for c in space.channels]
+    grid["frames"] = list(space.frames)
+    grid["fta"] = list(space.fta)
+    return grid
+
+
+class _BudgetedGridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler in an ask-and-tell loop: the trial budget ends the study, not ``study.stop()``
+    (which Optuna only allows inside ``optimize``)."""
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: TrialState,
+                    values: Sequence[float] | None) -> None:
+        return None
+
+
+def check_grid_budget(config: StudyConfig, candidates: Sequence[str], budget: int) -> None:
+    """A grid study's budget must not exceed its grid (extra trials would repeat combinations)."""
+    if config.sampler.name != "grid":
+        return
+    size = 1
+    for values in grid_space(config, candidates).values():
+        size *= len(values)
+    if budget > size:
+        raise ValueError(f"budget.trials = {budget} but the grid has {size} combinations; set budget.trials = "
+                         f"{size} (replicate configurations with budget.seeds instead)")
+
+
+def create_sampler(config: StudyConfig, worker_index: int = 0,
+                   candidates: Sequence[str] = ()) -> optuna.samplers.BaseSampler:
+    """The study's sampler; each worker gets its own seed so workers do not propose the same points.
+
+    ``grid`` runs every combination of ``candidates`` (tree names) and the space once, in a seeded order.
+    """
     s = config.sampler
     seed = s.seed + worker_index
+    if s.name == "grid":
+        return _BudgetedGridSampler(grid_space(config, candidates), seed=seed)
     if s.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if s.name == "nsga2":
@@ -77,13 +123,15 @@ def create_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_steps)
 
 
-def open_study(config: StudyConfig, storage_url: str, worker_index: int = 0) -> optuna.Study:
+def open_study(config: StudyConfig, storage_url: str, worker_index: int = 0,
+               prepared: PreparedStudy | None = None) -> optuna.Study:
     """Create the study or load it when the name already exists (so a run resumes where it stopped)."""
+    names = [c.name for c in prepared.candidates] if prepared is not None else []
     return optuna.create_study(
         study_name=config.study.name,
         storage=open_storage(storage_url),
         directions=config.directions,
-        sampler=create_sampler(config, worker_index),
+        sampler=create_sampler(config, worker_index, names),
         pruner=create_pruner(config),
         load_if_exists=True,
     )
@@ -102,7 +150,7 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
     """Ask-train-tell until the budget is reached, the deadline passes or no work is left; returns trials run."""
     from workbench.search._objective import TrialOutcome, mark_lost_trials, run_trial
 
-    study = open_study(config, storage_url, worker_index)
+    study = open_study(config, storage_url, worker_index, prepared)
     ran = 0
     while True:
         mark_lost_trials(config, reap_stale_trials(study, grace=config.storage.grace_seconds).failed)
@@ -148,9 +196,10 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
     url = choose_storage_url(config, project, storage_url, workers)
     budget = n_trials or config.budget.trials
     prepared = prepare_study(config, progress=True)
+    check_grid_budget(config, [c.name for c in prepared.candidates], budget)
     if on_prepared is not None:
         on_prepared(prepared)
-    study = open_study(config, url)
+    study = open_study(config, url, prepared=prepared)
     study.set_user_attr("study_file", str(Path(study_file).resolve()))
     from workbench.search._objective import tracker_for
 
@@ -190,7 +239,7 @@ def log_study_to_tracking(config: StudyConfig, study: optuna.Study, summary: Run
 
     metrics = [o.metric for o in config.objectives]
     out = config.project_dir / "reports" / config.study.name
-    report = build_report(study, metrics, out)
+    report = build_report(study, metrics, out, config=config)
     tracker = tracker_for(config)
     best: dict[str, float] = {}
     if report.best:

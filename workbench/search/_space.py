@@ -85,8 +85,11 @@ def suggest(trial: optuna.Trial, space: SearchSpace, candidates: Sequence[Candid
 
 
 def trial_train_config(config: StudyConfig, choice: TrialChoice, candidates: Mapping[str, Candidate],
-                       output_dir: Path, data_path: str) -> TrainConfig:
-    """The study's base training config with this trial's choices applied."""
+                       output_dir: Path, data_path: str, partition: str) -> TrainConfig:
+    """The study's base training config with this trial's choices applied.
+
+    ``partition`` is the study's validation split: trials learn on its ``TRAIN_SET`` only.
+    """
     base = config.train_for(choice.model) if choice.model else config.train
     cand = candidates[choice.tree]
     name = choice.model or base.model.name
@@ -100,7 +103,7 @@ def trial_train_config(config: StudyConfig, choice: TrialChoice, candidates: Map
         model = dataclasses.replace(
             base.model, name=name, tree=cand.source, cuts=choice.cuts, channels=choice.channels, fta=choice.fta
         )
-    data = dataclasses.replace(base.data, path=data_path, frames=choice.frames)
+    data = dataclasses.replace(base.data, path=data_path, frames=choice.frames, partition=partition, subset="train")
     optimizer = dataclasses.replace(base.optimizer, lr=choice.lr)
     return dataclasses.replace(
         base,

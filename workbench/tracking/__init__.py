@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from workbench.tracking._callback import TAG_CHECKPOINT, TAG_CHECKPOINT_STEP, MLflowTrainingCallback
 from workbench.tracking._compare import (
+    TEST_METRIC_PREFIX,
+    VALIDATION_METRIC_PREFIX,
     comparison_table,
     experiment_names,
     load_trials,
@@ -68,6 +70,8 @@ __all__ = [
     "TAG_STATE",
     "TAG_STUDY",
     "TAG_TRIAL",
+    "TEST_METRIC_PREFIX",
+    "VALIDATION_METRIC_PREFIX",
     "MLflowTrainingCallback",
     "StudyTracker",
     "TrackingError",

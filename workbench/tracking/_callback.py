@@ -21,7 +21,8 @@ class MLflowTrainingCallback(TrainingCallback):
 
     Step metrics (loss, lr, throughput) are sampled every ``log_every`` steps under
     ``step_prefix`` and sent in one ``log_batch`` per ``flush_every`` sampled steps; evaluation
-    metrics (rank-1 ...) go out at once, unprefixed, so pruning decisions and the MLflow UI agree.
+    metrics (rank-1 ...) go out at once under ``eval_prefix`` (a study's trials use ``val/``: they
+    are scored on validation subjects), so pruning decisions and the MLflow UI agree.
     Checkpoint paths become tags; the buffer is flushed at evaluations, checkpoints, the end of
     training and when the trial run finishes (so a pruned trial keeps its last losses).
 
@@ -31,10 +32,11 @@ class MLflowTrainingCallback(TrainingCallback):
         flush_every: sampled steps per ``log_batch`` call.
         step_prefix: prefix of step metric names (``train/loss``).
         log_config: log ``info.config`` flattened as ``config.*`` params at the start.
+        eval_prefix: prefix of evaluation metric names (empty: ``rank1``; ``"val/"``: ``val/rank1``).
     """
 
     def __init__(self, trial_run: TrialRun, log_every: int = 10, flush_every: int = 20,
-                 step_prefix: str = "train/", log_config: bool = True) -> None:
+                 step_prefix: str = "train/", log_config: bool = True, eval_prefix: str = "") -> None:
         if log_every < 1 or flush_every < 1:
             raise ValueError(f"log_every and flush_every must be >= 1, got {log_every} and {flush_every}")
         self.run = trial_run
@@ -42,6 +44,7 @@ class MLflowTrainingCallback(TrainingCallback):
         self.flush_every = flush_every
         self.step_prefix = step_prefix
         self.log_config = log_config
+        self.eval_prefix = eval_prefix
         self._pending: list[tuple[str, float, int]] = []
         self._pending_steps = 0
         self._last_logged_step = -1
@@ -92,9 +95,9 @@ class MLflowTrainingCallback(TrainingCallback):
             self.flush()
 
     def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
-        """Log evaluation metrics (rank-1, mAP ...) at ``step``, unprefixed."""
+        """Log evaluation metrics (rank-1, mAP ...) at ``step`` under ``eval_prefix``."""
         self.flush()
-        self.run.log_metrics(numeric_items(metrics), step=step)
+        self.run.log_metrics({f"{self.eval_prefix}{k}": v for k, v in numeric_items(metrics).items()}, step=step)
 
     def on_checkpoint(self, step: int, path: Path) -> None:
         """Tag the run with the latest checkpoint path and step."""

@@ -28,6 +28,9 @@ BASE_COLUMNS = ("run_id", "run_name", "study", "trial", "retry_of", "state", "st
                 "start_time", "end_time", "duration_s")
 # Step metrics from the training callback; a comparison shows results, not training curves.
 TRAIN_METRIC_PREFIX = "train/"
+#: Study trials log their validation figures as ``val/rank1`` ... and test figures as ``test/rank1``.
+VALIDATION_METRIC_PREFIX = "val/"
+TEST_METRIC_PREFIX = "test/"
 
 
 def _int_or_none(text: str | None) -> int | None:
@@ -115,8 +118,9 @@ def experiment_names(tracking_uri: str) -> list[str]:
 
 
 def resolve_column(df: pd.DataFrame, name: str) -> str:
-    """The column ``name`` refers to: itself, else ``metrics.<name>``, else ``params.<name>``."""
-    for candidate in (name, f"metrics.{name}", f"params.{name}"):
+    """The column ``name`` refers to: itself, else ``metrics.<name>``, else the validation figure
+    ``metrics.val/<name>`` (what a study's trials are selected on), else ``params.<name>``."""
+    for candidate in (name, f"metrics.{name}", f"metrics.{VALIDATION_METRIC_PREFIX}{name}", f"params.{name}"):
         if candidate in df.columns:
             return candidate
     metrics = sorted(c.removeprefix("metrics.") for c in df.columns if c.startswith("metrics."))

@@ -1,0 +1,112 @@
+"""Seed-and-subject intervals and paired tree differences, checked on simulated studies with a known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from workbench.search._replicates import combine, compare_configurations, holm, verdict
+
+SUBJECTS = 20
+PROBES = 30
+
+
+class SimulatedResult:
+    """Stands in for an evaluation: per-subject hits out of ``PROBES`` probes, rank-1 = pooled hit rate."""
+
+    primary_metric = "rank1"
+
+    def __init__(self, hits: np.ndarray) -> None:
+        self.hits = hits.astype(np.float64)
+        self.subjects = tuple(f"{i:03d}" for i in range(len(hits)))
+
+    def summary(self) -> dict[str, float]:
+        return {"rank1": 100.0 * self.hits.sum() / (PROBES * len(self.hits))}
+
+    def resampled(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        return {"rank1": 100.0 * (weights @ self.hits) / (weights.sum(1) * PROBES)}
+
+
+def _simulate(rng: np.random.Generator, means: dict[str, float], seeds: int, seed_sd: float = 0.03,
+              shared_sd: float = 0.03) -> dict[str, dict[int, list[SimulatedResult]]]:
+    """Each subject has an ability; each seed shifts every configuration (shared) and each alone."""
+    ability = rng.normal(0.0, 0.08, size=SUBJECTS)
+    shared = rng.normal(0.0, shared_sd, size=seeds)
+    groups: dict[str, dict[int, list[SimulatedResult]]] = {}
+    for name, mean in means.items():
+        for s in range(seeds):
+            p = np.clip(mean + ability + shared[s] + rng.normal(0.0, seed_sd), 0.01, 0.99)
+            groups.setdefault(name, {})[s] = [SimulatedResult(rng.binomial(PROBES, p))]
+    return groups
+
+
+def _truth(mean: float, rng: np.random.Generator) -> float:
+    # The population rank-1: over new subjects and new seeds (clipping makes it differ slightly from `mean`).
+    ability = rng.normal(0.0, 0.08, size=200_000)
+    noise = rng.normal(0.0, np.hypot(0.03, 0.03), size=200_000)
+    return float(100.0 * np.clip(mean + ability + noise, 0.01, 0.99).mean())
+
+
+def test_the_interval_of_a_configuration_covers_its_population_rank1() -> None:
+    rng = np.random.default_rng(0)
+    truth = _truth(0.85, rng)
+    covered = 0
+    for i in range(200):
+        groups = _simulate(rng, {"a": 0.85}, seeds=3)
+        row = compare_configurations(groups, "a", resamples=200, seed=i)[0]
+        covered += row.estimate.low <= truth <= row.estimate.high
+    assert 0.90 <= covered / 200 <= 0.995, covered
+
+
+def test_equal_configurations_give_uniform_p_values_and_a_real_difference_is_found() -> None:
+    rng = np.random.default_rng(1)
+    null_p, found = [], 0
+    for i in range(200):
+        rows = compare_configurations(_simulate(rng, {"ref": 0.85, "same": 0.85}, seeds=3), "ref",
+                                      resamples=200, seed=i)
+        null_p.append(next(r.p_holm for r in rows if r.name == "same"))
+        rows = compare_configurations(_simulate(rng, {"ref": 0.80, "better": 0.90}, seeds=5), "ref",
+                                      resamples=200, seed=i)
+        better = next(r for r in rows if r.name == "better")
+        found += better.p_holm < 0.05 and better.delta.mean > 0
+    rejected = np.mean(np.array(null_p) < 0.05)
+    assert 0.0 <= rejected <= 0.10, rejected
+    assert 0.25 <= np.mean(np.array(null_p) < 0.5) <= 0.75  # spread over (0, 1), not piled at 1
+    assert found >= 150
+
+
+def test_identical_configurations_differ_by_exactly_zero() -> None:
+    groups = _simulate(np.random.default_rng(2), {"ref": 0.85}, seeds=2)
+    rows = compare_configurations({"ref": groups["ref"], "copy": groups["ref"]}, "ref", resamples=100)
+    copy = next(r for r in rows if r.name == "copy")
+    assert copy.delta.mean == 0.0 and copy.delta.low == 0.0 and copy.delta.high == 0.0 and copy.p_holm == 1.0
+    assert "No tree differs from ref" in verdict(rows, "ref")
+
+
+def test_intervals_shrink_with_more_seeds() -> None:
+    rng = np.random.default_rng(3)
+    width = {n: np.mean([(lambda e: e.high - e.low)(compare_configurations(_simulate(rng, {"a": 0.85}, seeds=n),
+                                                                            "a", resamples=100)[0].estimate)
+                         for _ in range(40)]) for n in (3, 10)}
+    assert width[10] < 0.6 * width[3]
+
+
+def test_one_seed_keeps_the_subject_part_and_says_seed_noise_is_missing() -> None:
+    estimate = combine(np.array([80.0]), np.array([[78.0], [82.0], [80.0]]))
+    assert estimate.df == float("inf") and estimate.low < 80.0 < estimate.high
+    groups = _simulate(np.random.default_rng(4), {"ref": 0.8, "b": 0.8}, seeds=1)
+    assert "set [budget] seeds >= 2" in verdict(compare_configurations(groups, "ref", resamples=50), "ref")
+
+
+def test_holm_adjusts_step_down_and_stays_monotone() -> None:
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5] and holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+
+
+def test_results_on_other_subjects_and_a_missing_reference_are_refused() -> None:
+    groups = _simulate(np.random.default_rng(5), {"ref": 0.8}, seeds=2)
+    other = {0: [SimulatedResult(np.ones(SUBJECTS + 1, dtype=int))]}
+    with pytest.raises(ValueError, match="other subjects"):
+        compare_configurations({**groups, "b": other}, "ref")
+    with pytest.raises(ValueError, match="reference 'uniform' has no runs"):
+        compare_configurations(groups, "uniform")

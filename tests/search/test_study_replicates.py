@@ -1,0 +1,85 @@
+"""`[budget] seeds = N`: every configuration trains on the same N seeds; the objective is their mean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from workbench.search import _objective as objective
+from workbench.search import load_study_config, open_storage, prepare_study, run_study
+from workbench.tracking import load_trials
+
+pytestmark = pytest.mark.slow
+
+
+def test_replicates_train_every_seed_log_each_and_resume_without_retraining(write_study, monkeypatch) -> None:
+    path = write_study(name="seeds", trials=1, iterations=4)
+    path.write_text(path.read_text().replace("eval_every = 2", "eval_every = 2\nseeds = 2")
+                    .replace("fta = [true, false]", "fta = [true]"))
+    summary = run_study(path)
+    assert (summary.complete, summary.failed) == (1, 0)
+    config = load_study_config(path)
+    study = optuna.load_study(study_name="seeds", storage=open_storage(f"sqlite:///{config.project_dir / 'optuna.db'}"))
+    trial = study.trials[0]
+    folder = Path(trial.user_attrs["output_dir"])
+    assert trial.user_attrs["seeds"] == [0, 1]
+    for seed in (0, 1):
+        assert (folder / f"seed-{seed}" / "evaluation" / "subject_scores.npz").is_file()
+
+    row = load_trials(config.tracking.uri, config.experiment_name).iloc[0]
+    per_seed = [row[f"metrics.val/seed{s}/rank1"] for s in (0, 1)]
+    assert row["metrics.val/rank1"] == pytest.approx(sum(per_seed) / 2)
+    assert trial.value == pytest.approx(row["metrics.val/rank1"])
+    assert row["metrics.val/rank1_ci_low"] <= row["metrics.val/rank1"] <= row["metrics.val/rank1_ci_high"]
+
+    # A retried trial finds both seeds evaluated and reads them back instead of training again.
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a seed that was already evaluated was trained again")
+
+    monkeypatch.setattr(objective, "Trainer", no_training)
+    prepared = prepare_study(config, progress=False)
+    again = objective.train_replicates(config, prepared, trial, None, config.train, folder)  # type: ignore[arg-type]
+    assert [r.seed for r in again] == [0, 1]
+    assert [r.result.summary()["rank1"] for r in again] == pytest.approx(per_seed)
+    assert objective.replicate_scores(again, "rank1")["rank1"] == pytest.approx(row["metrics.val/rank1"])
+
+
+def test_a_grid_study_compares_trees_on_shared_seeds_then_on_test(write_study, capsys) -> None:
+    import json
+
+    from workbench.cli import main
+
+    path = write_study(name="grid", trials=2, iterations=4)
+    path.write_text(path.read_text().replace("eval_every = 2", "eval_every = 2\nseeds = 2")
+                    .replace("fta = [true, false]", "fta = [true]")
+                    .replace('name = "random"', 'name = "grid"'))
+    summary = run_study(path)
+    assert (summary.complete, summary.failed) == (2, 0)
+    config = load_study_config(path)
+    study = optuna.load_study(study_name="grid", storage=open_storage(f"sqlite:///{config.project_dir / 'optuna.db'}"))
+    assert sorted(t.params["tree"] for t in study.trials) == ["casia-b-paper", "uniform-64"]  # each tree once
+
+    capsys.readouterr()
+    assert main(["study", "report", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "per-tree comparison on validation subjects" in out and "verdict: " in out
+    report_dir = config.project_dir / "reports" / "grid"
+    report = json.loads((report_dir / "report.json").read_text())
+    rows = {row["name"]: row for row in report["trees"]}
+    assert set(rows) == {"casia-b-paper 2/4", "uniform-64 2/4"}
+    paper, uniform = rows["casia-b-paper 2/4"], rows["uniform-64 2/4"]
+    assert uniform["delta_vs_reference"] is None  # the uniform tree is the default reference
+    assert paper["n"] == 2 and paper["seeds"] == [0, 1]
+    assert paper["delta_vs_reference"] == pytest.approx(paper["rank1_mean"] - uniform["rank1_mean"])
+    low, high = paper["delta_ci95"]
+    assert low <= paper["delta_vs_reference"] <= high and 0.0 <= paper["p_value"] <= 1.0
+    assert (report_dir / "trees-validation.png").stat().st_size > 0
+    assert "trees_test" not in report  # nothing was read from the test subjects yet
+
+    assert main(["study", "test", str(path), "--all"]) == 0
+    assert main(["study", "report", str(path)]) == 0
+    report = json.loads((report_dir / "report.json").read_text())
+    assert {row["name"] for row in report["trees_test"]} == set(rows)
+    assert "verdict_test" in report

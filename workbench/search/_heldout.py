@@ -1,0 +1,243 @@
+"""The test step: after selection on validation subjects, score the chosen trials on the test subjects.
+
+Nothing here writes to the Optuna study, so no test figure can reach the sampler or the pruner; the
+figures go to each trial's folder (``test/``), to its MLflow run under ``test/`` and to the study's
+report folder (``test.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from workbench.search._config import StudyConfig
+from workbench.search._prepare import PreparedStudy
+
+log = logging.getLogger(__name__)
+
+TEST_DIR = "test"
+VALIDATION_DIR = "evaluation"
+
+
+@dataclass(frozen=True)
+class HeldOutTrial:
+    """One trial's figures on validation (where it was selected) and on test (where it is reported)."""
+
+    number: int
+    tree: str
+    cuts: list[int]
+    validation: dict[str, float]
+    test: dict[str, float]
+    folder: Path
+
+    def to_json(self) -> dict[str, Any]:
+        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in self.test.items()}
+        return {"number": self.number, "tree": self.tree, "cuts": self.cuts, "validation": self.validation,
+                "test": clean, "folder": str(self.folder)}
+
+
+@dataclass(frozen=True)
+class HeldOutReport:
+    """What ``workbench study test`` prints and writes."""
+
+    study_name: str
+    metric: str
+    n_test_subjects: int
+    trials: list[HeldOutTrial] = field(default_factory=list)
+
+    def text(self) -> str:
+        """Validation and test figures side by side, with their 95 % subject-bootstrap intervals."""
+        m = self.metric
+        lines = [f"study {self.study_name}: {len(self.trials)} selected trial(s) scored on the held-out test "
+                 f"subjects ({self.n_test_subjects}); selection used validation only",
+                 f"{'trial':>5}  {'tree':<28} {'cuts':<10} {'validation ' + m:<26} {'test ' + m:<26}"]
+        for t in self.trials:
+            lines.append(f"{t.number:>5}  {t.tree[:28]:<28} {'/'.join(map(str, t.cuts)):<10} "
+                         f"{format_interval(t.validation, m):<26} {format_interval(t.test, m):<26}")
+        lines.append("intervals: 95 % bootstrap over subjects (gallery fixed); a validation figure is the best of "
+                     "many and biased upward, the test figure is not")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"study": self.study_name, "metric": self.metric, "n_test_subjects": self.n_test_subjects,
+                "trials": [t.to_json() for t in self.trials]}
+
+
+def format_interval(summary: Mapping[str, float], key: str) -> str:
+    """``91.82 [88.10, 94.95]``, or the value alone when the summary has no interval, or ``-``."""
+    value = summary.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    low, high = summary.get(f"{key}_ci_low"), summary.get(f"{key}_ci_high")
+    if low is None or high is None:
+        return f"{value:.2f}"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def select_trials(study: optuna.Study, numbers: Sequence[int] | None = None, every: bool = False) -> list[FrozenTrial]:
+    """The trials the report presents: the best trial (or the Pareto front), the listed ones, or all complete.
+
+    Raises ``ValueError`` naming a listed trial that does not exist or did not complete.
+    """
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise ValueError(f"study {study.study_name}: no complete trial yet; run the study first")
+    if numbers:
+        by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+        chosen = []
+        for n in numbers:
+            trial = by_number.get(n)
+            if trial is None or trial.state != TrialState.COMPLETE:
+                state = "does not exist" if trial is None else f"is {trial.state.name.lower()}"
+                raise ValueError(f"trial {n} {state}; only complete trials have a final model to test")
+            chosen.append(trial)
+        return chosen
+    if every:
+        return sorted(complete, key=lambda t: t.number)
+    best = study.best_trials if len(study.directions) > 1 else [study.best_trial]
+    return sorted(best, key=lambda t: t.number)
+
+
+def unreadable_test_files(data_path: Path, partition: Path) -> list[str]:
+    """``path: reason`` for every test-subject file that does not load as a sequence."""
+    from workbench.data import DataError, open_source
+
+    source = open_source(data_path, partition=partition, subset="test")
+    problems = []
+    for index, record in enumerate(source.records):
+        try:
+            source.load(index)
+        except (DataError, OSError, ValueError) as exc:
+            problems.append(f"{record.paths[0] if record.paths else record.key}: {exc}")
+    return problems
+
+
+def _saved_summary(folder: Path) -> dict[str, float]:
+    path = folder / "summary.json"
+    if not path.is_file():
+        return {}
+    payload = json.loads(path.read_text())
+    return {k: (math.nan if v is None else float(v)) for k, v in payload.get("summary", {}).items()}
+
+
+def _trial_folder(trial: FrozenTrial, config: StudyConfig) -> Path:
+    folder = trial.user_attrs.get("output_dir")
+    return Path(folder) if folder else config.project_dir / "trials" / config.study.name / f"trial-{trial.number:04d}"
+
+
+def _evaluate_folder(config: StudyConfig, prepared: PreparedStudy, folder: Path, number: int) -> Any:
+    """The test result of the final model in one replicate folder (computed once, then read back)."""
+    from workbench.evaluation import evaluate_model, load_result
+    from workbench.training import latest_checkpoint, load_for_inference, resolve_device
+
+    out = folder / TEST_DIR
+    if (out / "subject_scores.npz").is_file():
+        return load_result(out)
+    checkpoint = latest_checkpoint(folder)
+    if checkpoint is None:
+        raise FileNotFoundError(f"trial {number}: no checkpoint in {folder}; its model cannot be tested")
+    model, train_config = load_for_inference(checkpoint, "cpu")
+    device = resolve_device(train_config.device)
+    model.to(device)
+    result, _ = evaluate_model(model, prepared.data_path, config.data.protocol, partition=prepared.test_partition,
+                               batch_size=config.data.eval_batch_size, device=device,
+                               frames=config.data.eval_frames, progress=False, amp=train_config.amp)
+    result.save(out)
+    return result
+
+
+def evaluate_on_test(config: StudyConfig, prepared: PreparedStudy, trial: FrozenTrial) -> dict[str, float]:
+    """The test figures of one complete trial: every seed's final model, aggregated like its validation figures."""
+    from workbench.search._objective import Replicate, replicate_folder, replicate_scores
+
+    folder = _trial_folder(trial, config)
+    seeds = [int(s) for s in trial.user_attrs.get("seeds") or [config.train.seed]]
+    replicates = []
+    for seed in seeds:
+        seed_folder = replicate_folder(folder, seed, len(seeds))
+        result = _evaluate_folder(config, prepared, seed_folder, trial.number)
+        replicates.append(Replicate(seed, seed_folder, result, None, None, 0.0, []))
+    return replicate_scores(replicates, config.objectives[0].metric)
+
+
+def _validation_scores(config: StudyConfig, trial: FrozenTrial) -> dict[str, float]:
+    folder = _trial_folder(trial, config)
+    seeds = [int(s) for s in trial.user_attrs.get("seeds") or [config.train.seed]]
+    if len(seeds) == 1:
+        return _saved_summary(folder / VALIDATION_DIR)
+    from workbench.evaluation import load_result
+    from workbench.search._objective import Replicate, replicate_folder, replicate_scores
+
+    replicates = []
+    for seed in seeds:
+        path = replicate_folder(folder, seed, len(seeds)) / VALIDATION_DIR
+        if not (path / "subject_scores.npz").is_file():
+            return {}
+        replicates.append(Replicate(seed, path, load_result(path), None, None, 0.0, []))
+    return replicate_scores(replicates, config.objectives[0].metric)
+
+
+def score_on_test(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, *,
+               numbers: Sequence[int] | None = None, every: bool = False) -> HeldOutReport:
+    """Score the selected trials on the test subjects, log ``test/*`` to their MLflow runs, write ``test.json``.
+
+    Every test file is loaded once first, so an unreadable file is reported by name before any model
+    is evaluated (``ValueError`` listing them).
+    """
+    from workbench.data import read_partition
+    from workbench.search._objective import tracker_for
+    from workbench.search._report import _cuts
+    from workbench.tracking import TEST_METRIC_PREFIX
+
+    trials = select_trials(study, numbers, every)
+    problems = unreadable_test_files(prepared.data_path, prepared.test_partition)
+    if problems:
+        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise ValueError(f"{len(problems)} test file(s) of {prepared.data_path} cannot be read; the chosen trials "
+                         f"were not tested:\n  {shown}")
+    metric = config.objectives[0].metric
+    tracker = tracker_for(config)
+    runs = _complete_runs(tracker)
+    tested = []
+    for trial in trials:
+        scores = evaluate_on_test(config, prepared, trial)
+        run_id = runs.get(trial.number)
+        if run_id is not None:
+            tracker.client.log_batch(run_id, metrics=_metric_entries(scores, TEST_METRIC_PREFIX))
+        folder = _trial_folder(trial, config)
+        tested.append(HeldOutTrial(trial.number, str(trial.params.get("tree", "?")), _cuts(trial),
+                                  _validation_scores(config, trial), scores, folder))
+    n_test = len(read_partition(prepared.test_partition).test)
+    report = HeldOutReport(config.study.name, metric, n_test, tested)
+    out = config.project_dir / "reports" / config.study.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "test.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return report
+
+
+def _complete_runs(tracker: Any) -> dict[int, str]:
+    from workbench.tracking import TAG_STATE, TAG_TRIAL
+
+    runs: dict[int, str] = {}
+    for run in tracker.trial_runs():  # sorted by trial, then start time: a retry's run wins
+        if run.data.tags.get(TAG_STATE) == "complete":
+            runs[int(run.data.tags.get(TAG_TRIAL, -1))] = run.info.run_id
+    return runs
+
+
+def _metric_entries(scores: Mapping[str, float], prefix: str) -> list[Any]:
+    import time
+
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(f"{prefix}{k}", float(v), now, 0) for k, v in scores.items()
+            if isinstance(v, int | float) and not math.isnan(float(v))]

@@ -1,0 +1,231 @@
+"""Configurations compared over training seeds and subjects: per-configuration intervals, paired deltas, a verdict.
+
+Two sources of noise separate a figure from the truth: the training seed (initialisation and data
+order) and the evaluated subjects. Each configuration is trained on the same list of seeds and
+scored on the same subjects, so differences are taken seed by seed (common random numbers). For a
+mean over ``n`` seeds the variance is the seed part, ``s^2 / n`` from the spread of the seeds'
+figures, plus the subject part, the variance of that mean over a bootstrap of the subjects in which
+every seed and every configuration shares the same resampled subjects. The interval is
+``mean +- t(0.975, df) * sqrt(seed part + subject part)``, ``df`` from Welch-Satterthwaite (the seed
+part has ``n - 1`` degrees of freedom, the subject part many), and the p-value is the matching t test;
+with one seed the seed part is unknown, the interval holds the subject part only and says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Family-wise error rate the verdict holds the comparisons to (Holm's step-down correction).
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over seeds with its 95 % interval, standard error and degrees of freedom."""
+
+    mean: float
+    low: float
+    high: float
+    se: float
+    df: float
+    n_seeds: int
+
+    @property
+    def p_value(self) -> float:
+        """Two-sided p-value of "the true mean is 0" (meaningful for differences)."""
+        from scipy import stats
+
+        if self.se <= 0 or math.isnan(self.se):
+            return 1.0 if self.mean == 0 else 0.0
+        return float(2 * stats.t.sf(abs(self.mean) / self.se, self.df))
+
+
+@dataclass(frozen=True)
+class ConfigurationRow:
+    """One configuration (a tree and its cuts) in the per-tree table."""
+
+    name: str
+    cuts: list[int]
+    splits: list[list[int]]
+    runs: int
+    seeds: list[int]
+    values: list[float]
+    estimate: Estimate
+    delta: Estimate | None = None
+    p_holm: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        e, d = self.estimate, self.delta
+        return {
+            "name": self.name, "cuts": self.cuts, "splits": self.splits, "n": self.estimate.n_seeds,
+            "runs": self.runs, "seeds": self.seeds, "values": self.values,
+            "rank1_mean": e.mean, "rank1_ci95": [e.low, e.high],
+            "delta_vs_reference": None if d is None else d.mean,
+            "delta_ci95": None if d is None else [d.low, d.high],
+            "p_value": None if d is None else self.p_holm,
+            "p_value_unadjusted": None if d is None else d.p_value,
+            **self.extra,
+        }
+
+
+def combine(per_seed: np.ndarray, resampled: np.ndarray) -> Estimate:
+    """The mean of ``per_seed [n]`` with an interval from seed spread plus a subject bootstrap.
+
+    ``resampled [resamples, n]`` holds each seed's figure under shared subject resamples.
+    """
+    from scipy import stats
+
+    n = len(per_seed)
+    mean = float(np.mean(per_seed))
+    subject_var = float(np.nanvar(np.nanmean(resampled, axis=1), ddof=1)) if resampled.shape[0] > 1 else 0.0
+    seed_var = float(np.var(per_seed, ddof=1)) / n if n >= 2 else 0.0
+    se = math.sqrt(seed_var + subject_var)
+    # Welch-Satterthwaite: only the seed part is estimated from few values (n - 1 degrees of freedom);
+    # the subject part rests on many resamples and counts as known.
+    df = (seed_var + subject_var) ** 2 * (n - 1) / seed_var**2 if n >= 2 and seed_var > 0 else math.inf
+    half = float(stats.t.ppf(0.975, df)) * se
+    return Estimate(mean, mean - half, mean + half, se, df, n)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order."""
+    order = np.argsort(p_values, kind="stable")
+    m = len(p_values)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * float(p_values[index])))
+        adjusted[index] = running
+    return adjusted.tolist()
+
+
+def compare_configurations(
+    groups: Mapping[str, Mapping[int, Sequence[Any]]],
+    reference: str,
+    *,
+    key: str = "rank1",
+    resamples: int = 1000,
+    seed: int = 0,
+    cuts: Mapping[str, list[int]] | None = None,
+    splits: Mapping[str, list[list[int]]] | None = None,
+) -> list[ConfigurationRow]:
+    """Per-configuration estimates and paired differences to ``reference``, Holm-corrected.
+
+    Args:
+        groups: configuration name -> training seed -> evaluation results of that seed (several when
+            trials with other parameters share the configuration: their figures are averaged per seed).
+            Every result must cover the same subjects.
+        reference: the configuration the others are compared with (its row has no delta).
+        key: the summary figure compared.
+        resamples: subject bootstrap resamples; seed: their seed.
+    """
+    from workbench.evaluation import subject_weights
+
+    if reference not in groups:
+        raise ValueError(f"reference {reference!r} has no runs; configurations with runs: {sorted(groups)}")
+    subjects = _common_subjects(groups)
+    weights = subject_weights(len(subjects), resamples, seed)
+    figures = {name: _per_seed(by_seed, key, weights) for name, by_seed in groups.items()}
+    rows = []
+    ref_values, ref_boot = figures[reference]
+    for name, (values, boot) in figures.items():
+        estimate = combine(np.array(list(values.values())), np.stack(list(boot.values()), axis=1))
+        delta = None
+        if name != reference:
+            shared = sorted(set(values) & set(ref_values))
+            if shared:
+                diffs = np.array([values[s] - ref_values[s] for s in shared])
+                diff_boot = np.stack([boot[s] - ref_boot[s] for s in shared], axis=1)
+                delta = combine(diffs, diff_boot)
+        runs = max(len(v) for v in groups[name].values())
+        rows.append(ConfigurationRow(name, list((cuts or {}).get(name, [])), list((splits or {}).get(name, [])),
+                                     runs, sorted(values), [values[s] for s in sorted(values)], estimate, delta))
+    compared = [i for i, r in enumerate(rows) if r.delta is not None]
+    adjusted = holm([rows[i].delta.p_value for i in compared])  # type: ignore[union-attr]
+    for i, p in zip(compared, adjusted, strict=True):
+        rows[i] = _with_holm(rows[i], p)
+    return sorted(rows, key=lambda r: (r.name != reference, -r.estimate.mean))
+
+
+def _with_holm(row: ConfigurationRow, p: float) -> ConfigurationRow:
+    from dataclasses import replace
+
+    return replace(row, p_holm=p)
+
+
+def _common_subjects(groups: Mapping[str, Mapping[int, Sequence[Any]]]) -> tuple[str, ...]:
+    first: tuple[str, ...] | None = None
+    for name, by_seed in groups.items():
+        for seed_key, results in by_seed.items():
+            for result in results:
+                subjects = result.subjects
+                if subjects is None:
+                    raise ValueError(f"{name}, seed {seed_key}: the result keeps no per-subject statistics")
+                if first is None:
+                    first = subjects
+                elif subjects != first:
+                    raise ValueError(f"{name}, seed {seed_key}: evaluated on other subjects than the rest; "
+                                     "configurations are compared on the same subjects only")
+    if first is None:
+        raise ValueError("no results to compare")
+    return first
+
+
+def _per_seed(by_seed: Mapping[int, Sequence[Any]], key: str,
+              weights: np.ndarray) -> tuple[dict[int, float], dict[int, np.ndarray]]:
+    values: dict[int, float] = {}
+    boot: dict[int, np.ndarray] = {}
+    for seed_key, results in sorted(by_seed.items()):
+        if not results:
+            continue
+        values[seed_key] = float(np.mean([r.summary()[key] for r in results]))
+        boot[seed_key] = np.mean([r.resampled(weights)[key] for r in results], axis=0)
+    return values, boot
+
+
+def verdict(rows: Sequence[ConfigurationRow], reference: str, *, what: str = "tree") -> str:
+    """The per-tree answer in plain words, e.g. "no tree differs from uniform-64 by more than the noise ..."."""
+    compared = [r for r in rows if r.delta is not None]
+    if not compared:
+        return f"only {reference} has runs: nothing to compare"
+    n_seeds = min(r.delta.n_seeds for r in compared if r.delta is not None)
+    caveat = ("" if n_seeds >= 2 else
+              " With one seed per configuration the intervals leave the training-seed noise out (up to several "
+              "points at short training): set [budget] seeds >= 2 before trusting them.")
+    winners = [r for r in compared if r.p_holm is not None and r.p_holm < ALPHA]
+    if not winners:
+        best = max(compared, key=lambda r: abs(r.delta.mean))  # type: ignore[union-attr]
+        d = best.delta
+        assert d is not None
+        return (f"No {what} differs from {reference} by more than the noise (largest difference {best.name} "
+                f"{d.mean:+.2f} points, 95 % interval {d.low:+.2f} to {d.high:+.2f}, Holm p = {best.p_holm:.2f}, "
+                f"{n_seeds} seed(s)).{caveat}")
+    parts = []
+    for r in winners:
+        d = r.delta
+        assert d is not None
+        direction = "beats" if d.mean > 0 else "trails"
+        parts.append(f"{r.name} {direction} {reference} by {abs(d.mean):.2f} points (95 % interval {d.low:+.2f} "
+                     f"to {d.high:+.2f}, Holm p = {r.p_holm:.3f})")
+    rest = len(compared) - len(winners)
+    tail = f"; the other {rest} cannot be told apart from it" if rest else ""
+    return "; ".join(parts) + tail + "." + caveat
+
+
+def format_rows(rows: Sequence[ConfigurationRow], key: str = "rank1") -> str:
+    """The per-tree table as text."""
+    lines = [f"{'tree':<34} {'cuts':<8} {'n':>2} {key + ' mean [95 % CI]':<24} {'delta vs reference [95 % CI]':<30} "
+             f"{'Holm p':>7}"]
+    for r in rows:
+        e, d = r.estimate, r.delta
+        delta = "reference" if d is None else f"{d.mean:+6.2f} [{d.low:+.2f}, {d.high:+.2f}]"
+        p = "" if r.p_holm is None else f"{r.p_holm:.3f}"
+        lines.append(f"{r.name[:34]:<34} {'/'.join(map(str, r.cuts)):<8} {e.n_seeds:>2} "
+                     f"{e.mean:6.2f} [{e.low:.2f}, {e.high:.2f}]{'':<3} {delta:<30} {p:>7}")
+    return "\n".join(lines)

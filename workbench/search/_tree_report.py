@@ -1,0 +1,165 @@
+"""The per-tree answer of a study: every tree and cut over the shared seeds, paired with a reference tree.
+
+Figures come from the evaluation folders trials leave behind (``evaluation/`` on validation
+subjects, ``test/`` once ``workbench study test --all`` has run), so the statistics need the saved
+per-subject scores, never the Optuna values alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from workbench.search._config import StudyConfig
+from workbench.search._replicates import ConfigurationRow, compare_configurations, format_rows, verdict
+
+log = logging.getLogger(__name__)
+
+#: Folder of a replicate's evaluation on each split.
+SPLIT_FOLDERS = {"validation": "evaluation", "test": "test"}
+
+
+@dataclass(frozen=True)
+class TreeComparison:
+    """Per-tree rows on one split, the reference they are paired with, the verdict and caveats."""
+
+    split: str
+    key: str
+    reference: str
+    rows: list[ConfigurationRow]
+    verdict: str
+    notes: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        head = (f"per-tree comparison on {self.split} subjects ({self.key}; n = seeds; interval over seeds and a "
+                f"subject bootstrap; delta paired seed by seed against {self.reference}, Holm-corrected p):")
+        return "\n".join([head, format_rows(self.rows, self.key), *[f"note: {n}" for n in self.notes],
+                          f"verdict: {self.verdict}"])
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [r.to_json() for r in self.rows]
+
+
+def _cuts(trial: FrozenTrial) -> list[int]:
+    return [int(v) for k, v in sorted(trial.params.items()) if k.startswith("cut_stage")]
+
+
+def _label(trial: FrozenTrial) -> str:
+    return f"{trial.params.get('tree', '?')} {'/'.join(map(str, _cuts(trial)))}"
+
+
+def _replicate_results(trial: FrozenTrial, config: StudyConfig, split: str) -> dict[int, Any]:
+    from workbench.evaluation import load_result
+    from workbench.search._objective import replicate_folder
+
+    seeds = list(trial.user_attrs.get("seeds") or [config.train.seed])
+    folder = Path(trial.user_attrs.get("output_dir", ""))
+    out = {}
+    for seed in seeds:
+        path = replicate_folder(folder, int(seed), len(seeds)) / SPLIT_FOLDERS[split]
+        if (path / "subject_scores.npz").is_file():
+            out[int(seed)] = load_result(path)
+    return out
+
+
+def default_reference(labels: Sequence[str]) -> str:
+    """The uniform tree when the study has one (the baseline a hierarchy must beat), else the first label."""
+    uniform = [label for label in labels if label.startswith("uniform")]
+    return (uniform or list(labels))[0]
+
+
+def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "validation",
+                  reference: str | None = None) -> TreeComparison | None:
+    """The per-tree table of the study's complete trials on ``split``, or ``None`` when nothing is saved."""
+    key = config.objectives[0].metric
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    groups: dict[str, dict[int, list[Any]]] = {}
+    cuts: dict[str, list[int]] = {}
+    for trial in trials:
+        results = _replicate_results(trial, config, split)
+        if not results:
+            continue
+        label = _label(trial)
+        cuts[label] = _cuts(trial)
+        for seed, result in results.items():
+            groups.setdefault(label, {}).setdefault(seed, []).append(result)
+    if not groups:
+        return None
+    if reference is not None and reference not in groups:
+        matches = [g for g in groups if g.split(" ")[0] == reference]
+        if not matches:
+            raise ValueError(f"reference {reference!r}: no complete trial of it on {split}; trees: {sorted(groups)}")
+        reference = matches[0]
+    reference = reference or default_reference(sorted(groups))
+    probe = next(iter(next(iter(groups.values())).values()))[0]
+    if key not in probe.summary():
+        key = f"{key}_mean" if f"{key}_mean" in probe.summary() else probe.primary_metric
+    rows = compare_configurations(groups, reference, key=key, cuts=cuts)
+    notes = _notes(trials)
+    return TreeComparison(split, key, reference, rows, verdict(rows, reference), notes)
+
+
+def _notes(trials: Sequence[FrozenTrial]) -> list[str]:
+    varying = sorted({k for t in trials for k in t.params if k != "tree" and not k.startswith("cut_stage")
+                      and len({repr(u.params.get(k)) for u in trials}) > 1})
+    notes = []
+    if varying:
+        notes.append(f"trials differ in {', '.join(varying)}: each tree's figure pools its trials seed by seed, "
+                     "so tree and these choices are confounded; a tree comparison fixes them "
+                     "(see studies/tree-comparison-synthetic.toml)")
+    fidelity = pruning_fidelity(trials)
+    if fidelity is not None:
+        rho, step, n = fidelity
+        warn = " (below 0.5: early figures rank trials poorly; prune later or not at all)" if rho < 0.5 else ""
+        notes.append(f"rank correlation of step-{step} figures with final figures over {n} complete trials: "
+                     f"Spearman {rho:.2f}{warn}")
+    return notes
+
+
+def pruning_fidelity(trials: Sequence[FrozenTrial]) -> tuple[float, int, int] | None:
+    """Spearman correlation between the first intermediate value and the final value, over complete trials."""
+    from scipy import stats
+
+    pairs = []
+    steps = sorted({min(t.intermediate_values) for t in trials if t.intermediate_values})
+    if not steps:
+        return None
+    step = steps[0]
+    for t in trials:
+        if step in t.intermediate_values and t.values:
+            pairs.append((t.intermediate_values[step], t.values[0]))
+    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
+        return None
+    rho = stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic
+    return float(rho), int(step), len(pairs)
+
+
+def forest_figure(comparison: TreeComparison, path: Path) -> Path:
+    """Mean and 95 % interval per tree (left) and the paired delta to the reference (right)."""
+    from matplotlib.figure import Figure
+
+    rows = comparison.rows
+    fig = Figure(figsize=(9, 0.5 * len(rows) + 1.6), layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True)
+    ys = list(range(len(rows)))[::-1]
+    for y, r in zip(ys, rows, strict=True):
+        e = r.estimate
+        left.errorbar([e.mean], [y], xerr=[[e.mean - e.low], [e.high - e.mean]], fmt="o", color="tab:blue", capsize=3)
+        if r.delta is not None:
+            d = r.delta
+            colour = "tab:red" if r.p_holm is not None and r.p_holm < 0.05 else "0.4"
+            right.errorbar([d.mean], [y], xerr=[[d.mean - d.low], [d.high - d.mean]], fmt="o", color=colour,
+                           capsize=3)
+    right.axvline(0.0, color="0.6", lw=1, ls="--")
+    left.set_yticks(ys, [f"{r.name} (n={r.estimate.n_seeds})" for r in rows])
+    left.set_xlabel(f"{comparison.key} on {comparison.split} (%), 95 % interval")
+    right.set_xlabel(f"difference to {comparison.reference} (points)")
+    fig.suptitle(f"trees compared on {comparison.split} subjects")
+    fig.savefig(path, dpi=120)
+    return path
