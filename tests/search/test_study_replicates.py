@@ -34,6 +34,14 @@ def test_replicates_train_every_seed_log_each_and_resume_without_retraining(writ
     assert trial.value == pytest.approx(row["metrics.val/rank1"])
     assert row["metrics.val/rank1_ci_low"] <= row["metrics.val/rank1"] <= row["metrics.val/rank1_ci_high"]
 
+    # Confirmation trains fresh seeds (2, never used by the search) beside the trial's own.
+    from workbench.cli import main
+
+    assert main(["study", "replicate", str(path), "--top", "1", "--seeds", "1"]) == 0
+    assert (folder / "confirm" / "seed-2" / "evaluation" / "subject_scores.npz").is_file()
+    row = load_trials(config.tracking.uri, config.experiment_name).iloc[0]
+    assert "metrics.confirm/rank1" in row.index and row["metrics.confirm/rank1"] >= 0
+
     # A retried trial finds both seeds evaluated and reads them back instead of training again.
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("a seed that was already evaluated was trained again")
@@ -44,6 +52,7 @@ def test_replicates_train_every_seed_log_each_and_resume_without_retraining(writ
     assert [r.seed for r in again] == [0, 1]
     assert [r.result.summary()["rank1"] for r in again] == pytest.approx(per_seed)
     assert objective.replicate_scores(again, "rank1")["rank1"] == pytest.approx(row["metrics.val/rank1"])
+    assert main(["study", "replicate", str(path), "--seeds", "1"]) == 0  # read back, not retrained
 
 
 def test_a_grid_study_compares_trees_on_shared_seeds_then_on_test(write_study, capsys) -> None:
@@ -78,8 +87,17 @@ def test_a_grid_study_compares_trees_on_shared_seeds_then_on_test(write_study, c
     assert (report_dir / "trees-validation.png").stat().st_size > 0
     assert "trees_test" not in report  # nothing was read from the test subjects yet
 
+    compare = ["compare", "--tracking-uri", config.tracking.uri, "--experiment", config.experiment_name, "--by", "tree"]
+    capsys.readouterr()
+    assert main(compare) == 0
+    out = capsys.readouterr().out
+    assert "casia-b-paper [1, 2, 4]" in out and "uniform-64 [1, 2, 4]" in out and "reference" in out
+    assert report["verdict"] in out.replace("\n", " ") or "verdict: " in out
+    assert main([*compare, "--split", "test"]) == 2  # nothing scored on test yet
+
     assert main(["study", "test", str(path), "--all"]) == 0
     assert main(["study", "report", str(path)]) == 0
     report = json.loads((report_dir / "report.json").read_text())
     assert {row["name"] for row in report["trees_test"]} == set(rows)
     assert "verdict_test" in report
+    assert main([*compare, "--split", "test"]) == 0

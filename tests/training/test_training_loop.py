@@ -214,3 +214,18 @@ def test_progress_bar_shows_loss_and_evaluation(tmp_path: Path) -> None:
     _fit(config, evaluator=lambda m, s: {"rank1": 0.75}, callbacks=[ProgressBar(file=stream, disable=False)])
     text = stream.getvalue()
     assert "3/3" in text and "loss=" in text and "seq/s" in text and "rank1=0.75" in text
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_bf16_units(tmp_path: Path, monkeypatch) -> None:
+    from workbench.models import _precision, resolve_amp
+
+    for native, expected in ((True, "bf16"), (False, "off")):
+        monkeypatch.setattr(_precision, "native_bf16", lambda device, native=native: native)
+        assert resolve_amp("auto", "cpu") == expected
+        assert resolve_amp("bf16", "cpu") == "bf16" and resolve_amp("off", "cpu") == "off"
+        seen: list[torch.dtype] = []
+        model = toy_model()
+        model.conv.register_forward_hook(lambda m, i, o, seen=seen: seen.append(o.dtype))
+        _, result = _fit(toy_config(tmp_path / f"auto-{native}", iterations=1, amp="auto"), model=model)
+        assert result.status == "completed" and seen
+        assert set(seen) == {torch.bfloat16 if native else torch.float32}

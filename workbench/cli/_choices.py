@@ -3,4 +3,4 @@
 from __future__ import annotations
 
 # The same names as workbench.models.AMP_CHOICES (a test keeps them equal).
-AMP = ("off", "bf16", "fp16")
+AMP = ("off", "bf16", "fp16", "auto")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from workbench.cli import CLIError
 
@@ -31,6 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--all-states", action="store_true",
                         help="let pruned, failed and running trials onto the Pareto front (default: complete only)")
     parser.add_argument("--out", type=Path, default=Path("compare"), help="directory for trials.csv and pareto.png")
+    parser.add_argument("--by", choices=["trial", "tree"], default="trial",
+                        help="'tree': one row per tree and cuts over the shared seeds, with intervals and the "
+                        "paired difference to --reference (read from the trials' saved evaluations)")
+    parser.add_argument("--reference", default=None,
+                        help="with --by tree: the tree the others are paired with (default: the uniform tree)")
+    parser.add_argument("--split", choices=["validation", "test"], default="validation",
+                        help="with --by tree: compare on validation (default) or, after `study test --all`, test")
     parser.set_defaults(func=run_compare)
 
 
@@ -72,6 +80,8 @@ def run_compare(args: argparse.Namespace) -> int:
     if trials.empty:
         where = f" matching {args.filter_string!r}" if args.filter_string else ""
         raise CLIError(f"no trial runs{where} in experiment {experiment!r} at {redact_uri(uri)}")
+    if args.by == "tree":
+        return _compare_trees(trials, args, experiment)
     sort_by = args.sort or next(iter(objectives))
     try:
         for name in [*objectives, sort_by]:
@@ -104,4 +114,22 @@ def run_compare(args: argparse.Namespace) -> int:
         print(f"no Pareto figure: {exc}", file=sys.stderr)
         return 0
     print(f"pareto figure: {png}")
+    return 0
+
+
+def _compare_trees(trials: Any, args: argparse.Namespace, experiment: str) -> int:
+    """``--by tree``: the per-tree table and verdict; nothing is written."""
+    from workbench.evaluation._replicates import format_rows
+    from workbench.tracking import compare_logged_trees
+
+    objective = next(iter(args.objectives)).split(":")[0]
+    try:
+        rows, reference, verdict = compare_logged_trees(trials, split=args.split,
+                                                        reference=args.reference, key=objective)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    print(f"experiment {experiment!r}, {args.split} subjects: each tree and cut over its seeds (95 % interval over "
+          f"seeds and a subject bootstrap), paired seed by seed with {reference} (Holm-corrected p)")
+    print(format_rows(rows, objective))
+    print(f"verdict: {verdict}")
     return 0

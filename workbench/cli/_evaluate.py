@@ -91,7 +91,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from workbench.cli import CLIError
     from workbench.data import DataError
     from workbench.evaluation import evaluate_model
-    from workbench.models import autocast
+    from workbench.models import autocast, resolve_amp
     from workbench.training import CheckpointError, load_for_inference
 
     if args.batch_size < 1:
@@ -122,7 +122,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from exc
     print(result.table())
     extra = {"checkpoint": str(args.checkpoint), "data": str(args.data), "model": config.model.name,
-             "sequences": len(embeddings), "amp": args.amp}
+             "sequences": len(embeddings), "amp": resolve_amp(args.amp, device)}
     _save(result, args.out, extra)
     if args.save_embeddings:
         if args.out is None:

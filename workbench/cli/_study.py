@@ -42,6 +42,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     test.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
     test.set_defaults(func=test_handler)
 
+    replicate = sub.add_parser("replicate", help="retrain the best configurations on fresh seeds: confirm, not select")
+    replicate.add_argument("file", type=Path, help="the study file the study was run from")
+    replicate.add_argument("--top", type=int, default=1, help="how many of the best configurations (default 1)")
+    replicate.add_argument("--seeds", type=int, default=3, help="fresh training seeds per configuration (default 3)")
+    replicate.add_argument("--storage", default=None, help="storage URL if not the default")
+    replicate.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
+    replicate.set_defaults(func=replicate_handler)
+
 
 def _check_file(path: Path) -> None:
     from workbench.cli import CLIError
@@ -115,4 +123,21 @@ def test_handler(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from exc
     print(report.text())
     print(f"test figures: {config.project_dir / 'reports' / config.study.name / 'test.json'}")
+    return 0
+
+
+def replicate_handler(args: argparse.Namespace) -> int:
+    """Handler of ``workbench study replicate``."""
+    from workbench.cli import CLIError
+    from workbench.search import confirm_trials, prepare_study
+
+    if args.top < 1 or args.seeds < 1:
+        raise CLIError(f"--top {args.top} --seeds {args.seeds}: give at least one configuration and one seed")
+    config, study, _ = _open(args)
+    try:
+        report = confirm_trials(config, prepare_study(config, progress=False), study, top=args.top, seeds=args.seeds)
+    except (ValueError, FileNotFoundError) as exc:
+        raise CLIError(str(exc)) from exc
+    print(report.text())
+    print(f"figures: {config.project_dir / 'reports' / config.study.name / 'confirm.json'}")
     return 0

@@ -16,7 +16,7 @@ from workbench.cost._memory import measure_peak_memory
 from workbench.cost._params import count_parameters
 from workbench.cost._source import as_recipe, source_label
 from workbench.cost._step import check_mode, check_shape, resolve_device
-from workbench.models import autocast, check_amp
+from workbench.models import autocast, check_amp, resolve_amp
 
 MEASURES: tuple[str, ...] = ("params", "flops", "latency", "memory")
 
@@ -133,7 +133,7 @@ def estimate_cost(
     shape = check_shape(input_shape if input_shape is not None else (batch, frames, height, width))
     timed = bool({"latency", "memory"} & set(wanted))
     target = resolve_device(device) if timed else torch.device("cpu")
-    check_amp(amp)
+    amp = resolve_amp(check_amp(amp), target)
     if timed:
         autocast(target, amp)  # fp16 without CUDA fails before any figure is measured
     label = source_label(spec_or_name)

@@ -73,16 +73,19 @@ from workbench.evaluation._protocols import (
     register_protocol,
 )
 from workbench.evaluation._rank_result import RankResult
+from workbench.evaluation._replicates import ConfigurationRow, Estimate, compare_configurations, holm, verdict
 from workbench.evaluation._results import CrossViewResult, EvaluationResult
 from workbench.evaluation._uncertainty import paired_results, subject_weights
 from workbench.evaluation._validation import validation_protocol
 
 __all__ = [
     "METRICS",
+    "ConfigurationRow",
     "CrossViewCounts",
     "CrossViewProtocol",
     "CrossViewResult",
     "EmbeddingSet",
+    "Estimate",
     "EvaluationResult",
     "GEIBaseline",
     "GREWProtocol",
@@ -94,6 +97,7 @@ __all__ = [
     "RetrievalScores",
     "SyntheticProtocol",
     "cmc",
+    "compare_configurations",
     "cross_view_counts",
     "evaluate",
     "evaluate_model",
@@ -101,6 +105,7 @@ __all__ = [
     "gait_energy_images",
     "gei_baseline",
     "get_protocol",
+    "holm",
     "iter_distances",
     "list_protocols",
     "load_result",
@@ -122,4 +127,5 @@ __all__ = [
     "subject_weights",
     "top_k_stable",
     "validation_protocol",
+    "verdict",
 ]

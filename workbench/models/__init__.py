@@ -39,7 +39,7 @@ from workbench.models._opengait_io import (
     spec_from_state_dict,
 )
 from workbench.models._output import ModelOutput
-from workbench.models._precision import AMP_CHOICES, autocast, check_amp, native_bf16
+from workbench.models._precision import AMP_CHOICES, autocast, check_amp, native_bf16, resolve_amp
 from workbench.models._presets import CASIA_B_SPEC, GAIT3D_SPEC, OUMVLP_SPEC, PRESET_SPECS, SMALL_SPEC
 from workbench.models._registry import create_model, get_model_factory, list_models, register_model
 from workbench.models._spec import HSTLSpec, SpecError, StageSpec
@@ -84,6 +84,7 @@ __all__ = [
     "opengait_model_cfg",
     "opengait_state_dict",
     "register_model",
+    "resolve_amp",
     "spec_from_model_cfg",
     "spec_from_state_dict",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-AMP_CHOICES = ("off", "bf16", "fp16")
+AMP_CHOICES = ("off", "bf16", "fp16", "auto")
 
 
 def check_amp(amp: str) -> str:
@@ -26,14 +26,24 @@ def native_bf16(device: torch.device | str) -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
+def resolve_amp(amp: str, device: torch.device | str) -> str:
+    """The precision ``amp`` means on ``device``: ``"auto"`` is ``"bf16"`` where the device has bf16
+    hardware (``native_bf16``) and ``"off"`` elsewhere; the other choices stand as they are."""
+    if check_amp(amp) != "auto":
+        return amp
+    return "bf16" if native_bf16(device) else "off"
+
+
 def autocast(device: torch.device | str, amp: str) -> contextlib.AbstractContextManager[Any]:
     """``torch.autocast`` for ``amp`` on ``device`` (a null context for ``"off"``).
 
     ``"bf16"`` works on CUDA and CPU (on a CPU it pays only with bf16 units, AVX512-BF16 or AMX);
-    ``"fp16"`` needs CUDA. Anything else is a ``ValueError`` naming the choices.
+    ``"fp16"`` needs CUDA; ``"auto"`` picks bf16 where it runs on bf16 hardware (see ``resolve_amp``).
+    Anything else is a ``ValueError`` naming the choices.
     """
     device = torch.device(device)
-    if check_amp(amp) == "off":
+    amp = resolve_amp(amp, device)
+    if amp == "off":
         return contextlib.nullcontext()
     if amp == "fp16" and device.type != "cuda":
         raise ValueError("amp='fp16' needs a CUDA device; on CPU use amp='bf16' (autocast) or amp='off'")

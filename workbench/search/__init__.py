@@ -17,6 +17,7 @@ from workbench.search._config import (
     StudyConfig,
     load_study_config,
 )
+from workbench.search._confirm import Confirmation, ConfirmationReport, confirm_trials
 from workbench.search._heartbeat import Heartbeat, ReapResult, count_trials, is_stale, reap_stale_trials
 from workbench.search._heldout import HeldOutReport, HeldOutTrial, score_on_test, select_trials
 from workbench.search._objective import PruningCallback, TrialOutcome, headline, run_trial
@@ -38,6 +39,8 @@ __all__ = [
     "SYNTHETIC_SETS",
     "Budget",
     "Candidate",
+    "Confirmation",
+    "ConfirmationReport",
     "Heartbeat",
     "HeldOutReport",
     "HeldOutTrial",
@@ -56,6 +59,7 @@ __all__ = [
     "build_report",
     "check_candidates",
     "choose_storage_url",
+    "confirm_trials",
     "count_trials",
     "default_storage_url",
     "headline",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,7 +140,7 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
     # The choices go in first so that a pruned or failed trial still shows its tree and cuts.
     choice_params = {**hierarchy_params(candidate.tree, [], levels), "channels": channels_key(choice.channels),
                      "lr": choice.lr, "frames": choice.frames, "fta": choice.fta, "tree": choice.tree,
-                     "model": train_config.model.name}
+                     "model": train_config.model.name, "seeds": replicate_seeds(config)}
     try:
         run.log_params(choice_params)
         replicates = train_replicates(config, prepared, trial, run, train_config, output_dir)
@@ -234,34 +234,42 @@ def replicate_folder(output_dir: Path, seed: int, n_seeds: int) -> Path:
     return output_dir if n_seeds == 1 else output_dir / f"seed-{seed}"
 
 
-def train_replicates(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Trial, run: Any,
-                     train_config: TrainConfig, output_dir: Path) -> list[Replicate]:
+def train_replicates(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Trial | None, run: Any,
+                     train_config: TrainConfig, output_dir: Path, *, seeds: list[int] | None = None,
+                     folders: Callable[[int], Path] | None = None) -> list[Replicate]:
     """Train the trial's configuration once per seed; a seed already evaluated is read back, not retrained.
 
     Only the first seed reports to the pruner (a pruned configuration stops there); every seed's
     validation figures go to MLflow under ``val/seed<s>/`` when there are several. A seed whose
-    training was cut short resumes from its latest checkpoint.
+    training was cut short resumes from its latest checkpoint. ``seeds`` and ``folders`` (seed ->
+    folder) train other seeds elsewhere, e.g. the fresh seeds that confirm a winner; without a
+    ``trial`` nothing reports to Optuna, without a ``run`` nothing to MLflow.
     """
     from workbench.evaluation import load_result
     from workbench.tracking import VALIDATION_METRIC_PREFIX, MLflowTrainingCallback
     from workbench.training import load_for_inference
 
-    seeds = replicate_seeds(config)
+    seeds = seeds or replicate_seeds(config)
     out: list[Replicate] = []
     for index, seed in enumerate(seeds):
-        folder = replicate_folder(output_dir, seed, len(seeds))
+        folder = folders(seed) if folders is not None else replicate_folder(output_dir, seed, len(seeds))
         saved = folder / "evaluation"
         checkpoint = latest_checkpoint(folder)
-        if len(seeds) > 1 and (saved / "subject_scores.npz").is_file() and checkpoint is not None:
+        own_folder = len(seeds) > 1 or folders is not None
+        if own_folder and (saved / "subject_scores.npz").is_file() and checkpoint is not None:
             model, _ = load_for_inference(checkpoint, "cpu")
             out.append(Replicate(seed, folder, load_result(saved), model, checkpoint, 0.0, []))
             continue
         cfg = dataclasses.replace(train_config, seed=seed, output_dir=str(folder))
         evaluator = _Evaluator(config, prepared, cfg.amp)
         prefix = VALIDATION_METRIC_PREFIX if len(seeds) == 1 else f"{VALIDATION_METRIC_PREFIX}seed{seed}/"
-        callbacks: list[TrainingCallback] = [MLflowTrainingCallback(run, eval_prefix=prefix), _StartStep(trial)]
-        if index == 0 and not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
-            callbacks.append(PruningCallback(trial, config.objectives[0].metric))
+        callbacks: list[TrainingCallback] = []
+        if run is not None:
+            callbacks.append(MLflowTrainingCallback(run, eval_prefix=prefix))
+        if trial is not None:
+            callbacks.append(_StartStep(trial))
+            if index == 0 and not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
+                callbacks.append(PruningCallback(trial, config.objectives[0].metric))
         trainer = Trainer(cfg, evaluator=evaluator, callbacks=callbacks, progress=False)
         trained = trainer.fit(resume=checkpoint is not None)
         if evaluator.last is None:  # stopped after its last checkpoint, before the final evaluation
@@ -275,7 +283,7 @@ def replicate_scores(replicates: list[Replicate], metric: str) -> dict[str, floa
     """The trial's validation figures: one seed's summary, or the mean over seeds with a seed-and-subject interval."""
     if len(replicates) == 1:
         return replicates[0].result.summary()
-    from workbench.search._replicates import compare_configurations
+    from workbench.evaluation._replicates import compare_configurations
 
     summaries = [r.result.summary() for r in replicates]
     keys = [k for k in summaries[0] if not k.endswith(("_ci_low", "_ci_high"))]

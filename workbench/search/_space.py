@@ -66,7 +66,7 @@ def check_candidates(candidates: Sequence[Candidate], space: SearchSpace) -> lis
     return problems
 
 
-def suggest(trial: optuna.Trial, space: SearchSpace, candidates: Sequence[Candidate]) -> TrialChoice:
+def suggest(trial: optuna.trial.BaseTrial, space: SearchSpace, candidates: Sequence[Candidate]) -> TrialChoice:
     """Draw one trial's choices; single-valued entries are fixed and still recorded as params."""
     model = trial.suggest_categorical("model", list(space.models)) if space.models else ""
     tree = trial.suggest_categorical("tree", [c.name for c in candidates])

@@ -16,8 +16,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from workbench.evaluation._replicates import ConfigurationRow, compare_configurations, format_rows, verdict
 from workbench.search._config import StudyConfig
-from workbench.search._replicates import ConfigurationRow, compare_configurations, format_rows, verdict
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,15 @@ def _notes(trials: Sequence[FrozenTrial]) -> list[str]:
 
 
 def pruning_fidelity(trials: Sequence[FrozenTrial]) -> tuple[float, int, int] | None:
-    """Spearman correlation between the first intermediate value and the final value, over complete trials."""
+    """Spearman correlation between the first intermediate value and the final value, over complete trials.
+
+    ``None`` when trials report no value before their last step (nothing was pruned on early figures).
+    """
     from scipy import stats
 
     pairs = []
-    steps = sorted({min(t.intermediate_values) for t in trials if t.intermediate_values})
+    steps = sorted({min(t.intermediate_values) for t in trials
+                    if len(t.intermediate_values) >= 2})
     if not steps:
         return None
     step = steps[0]

@@ -57,6 +57,7 @@ from workbench.tracking._store import (
     redact_uri,
     resolve_tracking_uri,
 )
+from workbench.tracking._trees import compare_logged_trees, run_evaluations, tree_groups
 from workbench.tracking._values import format_value, sanitize_key
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "TrialOutcome",
     "TrialRun",
     "check_tracking_uri",
+    "compare_logged_trees",
     "comparison_table",
     "default_artifact_location",
     "experiment_names",
@@ -94,8 +96,10 @@ __all__ = [
     "redact_uri",
     "resolve_column",
     "resolve_tracking_uri",
+    "run_evaluations",
     "sanitize_key",
     "search_all_runs",
+    "tree_groups",
     "tree_label",
     "trial_label",
 ]

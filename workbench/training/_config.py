@@ -129,7 +129,8 @@ class TrainConfig:
     """One training run: data, model, optimizer, schedule, losses and the loop's own settings.
 
     ``amp``: ``"fp16"`` (CUDA only, with a gradient scaler), ``"bf16"`` (autocast on CUDA or CPU; on a
-    CPU only worth it with bf16 units, AVX512-BF16 or AMX, where it is 1.5-1.8x faster), or ``"off"``.
+    CPU only worth it with bf16 units, AVX512-BF16 or AMX, where it is 1.5-1.8x faster), ``"auto"``
+    (bf16 where the device has bf16 hardware, else off) or ``"off"``.
     ``eval_every`` / ``save_every``: iterations between evaluations / checkpoints (0 = only at the end). ``nan_policy``: ``"stop"`` ends the run on a non-finite loss, ``"skip"`` drops that batch.
     """
 
@@ -143,7 +144,7 @@ class TrainConfig:
     save_every: int = 500
     keep_last: int = 3
     log_every: int = 10
-    amp: Literal["off", "fp16", "bf16"] = "off"
+    amp: Literal["off", "fp16", "bf16", "auto"] = "off"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     output_dir: str = "runs/train"

@@ -125,7 +125,7 @@ def compare_configurations(
         key: the summary figure compared.
         resamples: subject bootstrap resamples; seed: their seed.
     """
-    from workbench.evaluation import subject_weights
+    from workbench.evaluation._uncertainty import subject_weights
 
     if reference not in groups:
         raise ValueError(f"reference {reference!r} has no runs; configurations with runs: {sorted(groups)}")
@@ -220,12 +220,13 @@ def verdict(rows: Sequence[ConfigurationRow], reference: str, *, what: str = "tr
 
 def format_rows(rows: Sequence[ConfigurationRow], key: str = "rank1") -> str:
     """The per-tree table as text."""
-    lines = [f"{'tree':<34} {'cuts':<8} {'n':>2} {key + ' mean [95 % CI]':<24} {'delta vs reference [95 % CI]':<30} "
-             f"{'Holm p':>7}"]
+    width = max([len("tree"), *(len(r.name) for r in rows)])
+    lines = [f"{'tree':<{width}} {'cuts':<8} {'n':>2} {key + ' mean [95 % CI]':<24} "
+             f"{'delta vs reference [95 % CI]':<30} {'Holm p':>7}"]
     for r in rows:
         e, d = r.estimate, r.delta
         delta = "reference" if d is None else f"{d.mean:+6.2f} [{d.low:+.2f}, {d.high:+.2f}]"
         p = "" if r.p_holm is None else f"{r.p_holm:.3f}"
-        lines.append(f"{r.name[:34]:<34} {'/'.join(map(str, r.cuts)):<8} {e.n_seeds:>2} "
+        lines.append(f"{r.name:<{width}} {'/'.join(map(str, r.cuts)):<8} {e.n_seeds:>2} "
                      f"{e.mean:6.2f} [{e.low:.2f}, {e.high:.2f}]{'':<3} {delta:<30} {p:>7}")
     return "\n".join(lines)

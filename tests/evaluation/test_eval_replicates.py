@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.search._replicates import combine, compare_configurations, holm, verdict
+from workbench.evaluation._replicates import combine, compare_configurations, holm, verdict
 
 SUBJECTS = 20
 PROBES = 30

@@ -1,0 +1,129 @@
+"""Confirm winners: retrain the best configurations on fresh seeds, so a winner is confirmed, not selected.
+
+The best of many noisy trials is biased upward: its figure was picked for being high. Training the
+same configuration again on seeds the search never saw and scoring it on the same validation
+subjects measures what it is worth; the gap between the two is the selection bias. Nothing here
+writes to the Optuna study.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from workbench.search._config import StudyConfig
+from workbench.search._heldout import _complete_runs, _metric_entries, format_interval
+from workbench.search._prepare import PreparedStudy
+
+CONFIRM_PREFIX = "confirm/"
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """One configuration: its figure at selection, and on fresh seeds with a seed-and-subject interval."""
+
+    number: int
+    label: str
+    selected: float
+    seeds: list[int]
+    confirmed: dict[str, float]
+    key: str
+
+    @property
+    def gap(self) -> float:
+        """Selection figure minus the fresh seeds' mean: the optimism of having picked it."""
+        return self.selected - self.confirmed.get(self.key, math.nan)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"number": self.number, "label": self.label, "selected": self.selected, "seeds": self.seeds,
+                "confirmed": self.confirmed, "gap": self.gap}
+
+
+@dataclass(frozen=True)
+class ConfirmationReport:
+    """What ``workbench study replicate`` prints and writes."""
+
+    study_name: str
+    key: str
+    rows: list[Confirmation] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [f"study {self.study_name}: the {len(self.rows)} best configuration(s) retrained on fresh seeds, "
+                 f"scored on the validation subjects ({self.key})",
+                 f"{'trial':>5}  {'configuration':<34} {'at selection':>12}  {'fresh seeds [95 % CI]':<26} {'gap':>6}"]
+        for r in self.rows:
+            lines.append(f"{r.number:>5}  {r.label[:34]:<34} {r.selected:>12.2f}  "
+                         f"{format_interval(r.confirmed, r.key):<26} {r.gap:>+6.2f}")
+        lines.append("gap = figure at selection minus the fresh seeds' mean: how much picking the best flattered it")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"study": self.study_name, "key": self.key, "rows": [r.to_json() for r in self.rows]}
+
+
+@dataclass(frozen=True)
+class _ConfirmFolders:
+    """Seed -> ``<trial>/confirm/seed-<s>``: fresh seeds train beside, never over, the trial's own."""
+
+    root: Path
+
+    def __call__(self, seed: int) -> Path:
+        return self.root / f"seed-{seed}"
+
+
+def top_trials(study: optuna.Study, k: int, direction: str = "maximize") -> list[FrozenTrial]:
+    """The ``k`` best complete trials by the first objective."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    if not complete:
+        raise ValueError(f"study {study.study_name}: no complete trial yet; run the study first")
+    ordered = sorted(complete, key=lambda t: t.values[0], reverse=direction == "maximize")
+    return ordered[:k]
+
+
+def fresh_seeds(config: StudyConfig, n: int) -> list[int]:
+    """``n`` seeds the study's trials never trained on: after ``train.seed + budget.seeds - 1``."""
+    start = config.train.seed + config.budget.seeds
+    return list(range(start, start + n))
+
+
+def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, *, top: int = 1,
+                   seeds: int = 3) -> ConfirmationReport:
+    """Retrain the ``top`` best configurations on ``seeds`` fresh seeds each (resumable: seeds already
+    trained are read back); log ``confirm/...`` to each trial's MLflow run; write ``confirm.json``."""
+    from workbench.search._objective import replicate_scores, tracker_for, train_replicates
+    from workbench.search._space import suggest, trial_train_config
+
+    if top < 1 or seeds < 1:
+        raise ValueError(f"--top {top} --seeds {seeds}: give at least one configuration and one seed")
+    objective = config.objectives[0]
+    candidates = prepared.candidate_map()
+    tracker = tracker_for(config)
+    runs = _complete_runs(tracker)
+    rows = []
+    new_seeds = fresh_seeds(config, seeds)
+    for trial in top_trials(study, top, objective.direction):
+        choice = suggest(optuna.trial.FixedTrial(trial.params), config.space, prepared.candidates)
+        folder = Path(trial.user_attrs["output_dir"])
+        train_config = trial_train_config(config, choice, candidates, folder, str(prepared.data_path),
+                                          str(prepared.split_path))
+        replicates = train_replicates(config, prepared, None, None, train_config, folder, seeds=new_seeds,
+                                      folders=_ConfirmFolders(folder / "confirm"))
+        scores = replicate_scores(replicates, objective.metric)
+        key = objective.metric if objective.metric in scores else f"{objective.metric}_mean"
+        run_id = runs.get(trial.number)
+        if run_id is not None:
+            tracker.client.log_batch(run_id, metrics=_metric_entries(scores, CONFIRM_PREFIX))
+        label = f"{trial.params.get('tree', '?')} " + "/".join(
+            str(v) for k, v in sorted(trial.params.items()) if k.startswith("cut_stage"))
+        rows.append(Confirmation(trial.number, label, float(trial.values[0]), new_seeds, scores, key))
+    report = ConfirmationReport(config.study.name, rows[0].key if rows else objective.metric, rows)
+    out = config.project_dir / "reports" / config.study.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "confirm.json").write_text(json.dumps(report.to_json(), indent=2, default=float) + "\n")
+    return report

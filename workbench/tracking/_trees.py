@@ -1,0 +1,97 @@
+"""Per-tree comparison of logged trials: each trial's saved evaluations, grouped by tree and cuts.
+
+A trial run records where it trained (tag ``workbench.output_dir``) and on which seeds (param
+``seeds``); its evaluations lie there (``evaluation/`` on validation subjects, ``test/`` after the
+test step; ``seed-<s>/`` per seed when there are several). The statistics are
+``workbench.evaluation.compare_configurations``: intervals over seeds and subjects, paired deltas.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workbench.tracking._compare import tree_label
+
+#: Evaluation folder of each split inside a replicate's folder.
+SPLIT_FOLDERS = {"validation": "evaluation", "test": "test"}
+
+
+def _seeds(row: Any) -> list[int] | None:
+    text = row.get("params.seeds") if hasattr(row, "get") else None
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        return [int(s) for s in json.loads(text)]
+    except (ValueError, TypeError):
+        return None
+
+
+def run_evaluations(row: Any, split: str = "validation") -> dict[int, Path]:
+    """Seed -> evaluation folder (with ``subject_scores.npz``) of one trial run; empty when none is saved."""
+    folder_text = row.get("tags.workbench.output_dir") if hasattr(row, "get") else None
+    if not isinstance(folder_text, str) or not folder_text:
+        return {}
+    folder, name = Path(folder_text), SPLIT_FOLDERS[split]
+    seeds = _seeds(row) or [0]
+    found = {}
+    for seed in seeds:
+        path = (folder if len(seeds) == 1 else folder / f"seed-{seed}") / name
+        if (path / "subject_scores.npz").is_file():
+            found[seed] = path
+    return found
+
+
+def tree_groups(trials: pd.DataFrame, split: str = "validation") -> tuple[dict[str, dict[int, list[Any]]], dict[str, list[int]]]:
+    """Complete trials grouped by ``"<tree> <cuts>"``: seed -> loaded results, and each group's cuts."""
+    from workbench.evaluation import load_result
+
+    groups: dict[str, dict[int, list[Any]]] = {}
+    cuts: dict[str, list[int]] = {}
+    complete = trials[trials["state"] == "complete"] if "state" in trials.columns else trials
+    for _, row in complete.iterrows():
+        folders = run_evaluations(row, split)
+        if not folders:
+            continue
+        levels = row.get("params.cuts", "")
+        label = f"{row.get('params.tree') or tree_label(row)} {levels}".strip()
+        try:
+            cuts[label] = [int(v) for v in json.loads(levels)] if levels else []
+        except (ValueError, TypeError):
+            cuts[label] = []
+        for seed, path in folders.items():
+            groups.setdefault(label, {}).setdefault(seed, []).append(load_result(path))
+    return groups, cuts
+
+
+def compare_logged_trees(trials: pd.DataFrame, *, split: str = "validation", reference: str | None = None,
+                         key: str = "rank1") -> tuple[list[Any], str, str]:
+    """``(rows, reference, verdict)`` of the per-tree comparison of logged trials on ``split``.
+
+    ``reference`` names a tree (its first group) or a group label; by default the uniform tree.
+    Raises ``ValueError`` when no complete trial has saved evaluations on that split.
+    """
+    from workbench.evaluation import compare_configurations, verdict
+
+    groups, cuts = tree_groups(trials, split)
+    if not groups:
+        raise ValueError(f"no complete trial has saved {split} evaluations (subject_scores.npz) in its folder; "
+                         "trials of studies run with this version save them"
+                         + (", and `workbench study test FILE --all` writes the test ones" if split == "test" else ""))
+    labels = sorted(groups)
+    if reference is None:
+        reference = next((g for g in labels if g.startswith("uniform")), labels[0])
+    elif reference not in groups:
+        matches = [g for g in labels if g.split(" ")[0] == reference]
+        if not matches:
+            raise ValueError(f"reference {reference!r}: no complete trial of it; trees: {', '.join(labels)}")
+        reference = matches[0]
+    probe = next(iter(next(iter(groups.values())).values()))[0]
+    summary = probe.summary()
+    if key not in summary:
+        key = f"{key}_mean" if f"{key}_mean" in summary else probe.primary_metric
+    rows = compare_configurations(groups, reference, key=key, cuts=cuts)
+    return rows, reference, verdict(rows, reference)
