@@ -110,3 +110,22 @@ def test_results_on_other_subjects_and_a_missing_reference_are_refused() -> None
         compare_configurations({**groups, "b": other}, "ref")
     with pytest.raises(ValueError, match="reference 'uniform' has no runs"):
         compare_configurations(groups, "uniform")
+
+
+def test_pooled_seed_variance_keeps_coverage_and_error_rate_with_two_seeds() -> None:
+    rng = np.random.default_rng(6)
+    means = {"ref": 0.85, "b": 0.85, "c": 0.85, "d": 0.85}
+    truth = _truth(0.85, rng)
+    covered, rejected, widths = 0, 0, []
+    for i in range(200):
+        rows = {r.name: r for r in compare_configurations(_simulate(rng, means, seeds=2), "ref", resamples=200, seed=i)}
+        covered += rows["ref"].estimate.low <= truth <= rows["ref"].estimate.high
+        rejected += rows["b"].delta.p_value < 0.05
+        widths.append(rows["b"].delta.high - rows["b"].delta.low)
+    assert 0.90 <= covered / 200 <= 0.995, covered
+    assert rejected / 200 <= 0.10, rejected
+    unpooled = [compare_configurations(_simulate(rng, means, seeds=2), "ref", resamples=200, pool_seeds=False)
+                for _ in range(40)]
+    unpooled_width = np.mean([next(r for r in rows if r.name == "b").delta.high
+                              - next(r for r in rows if r.name == "b").delta.low for rows in unpooled])
+    assert np.mean(widths) < 0.6 * unpooled_width  # one degree of freedom per row made them far wider

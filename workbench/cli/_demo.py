@@ -97,7 +97,8 @@ def demo(args: argparse.Namespace) -> int:
           f"{summary.pruned} pruned, {summary.failed} failed trials")
     print(f"dendrograms:   {', '.join(str(p) for p in figures) or '(none discovered)'}")
     print(f"reports:       {trees_dir / 'report.json'}, {report_dir / 'report.json'}")
-    print(f"Optuna stores: {trees.storage_url}, {summary.storage_url}   (optuna-dashboard URL)")
+    for url in dict.fromkeys([trees.storage_url, summary.storage_url]):
+        print(f"Optuna store:  {url}   (optuna-dashboard {url})")
     print(f"MLflow store:  sqlite:///{mlflow_db}")
     print(f"open the UI:   mlflow ui --backend-store-uri sqlite:///{mlflow_db} --port 5000")
     print(f"compare:       workbench compare --tracking-uri sqlite:///{mlflow_db} --experiment "

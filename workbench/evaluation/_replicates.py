@@ -74,23 +74,38 @@ class ConfigurationRow:
         }
 
 
-def combine(per_seed: np.ndarray, resampled: np.ndarray) -> Estimate:
+def combine(per_seed: np.ndarray, resampled: np.ndarray, pooled: tuple[float, int] | None = None) -> Estimate:
     """The mean of ``per_seed [n]`` with an interval from seed spread plus a subject bootstrap.
 
-    ``resampled [resamples, n]`` holds each seed's figure under shared subject resamples.
+    ``resampled [resamples, n]`` holds each seed's figure under shared subject resamples. ``pooled``
+    (``(variance, degrees of freedom)``) replaces this row's own seed variance by one pooled over
+    several rows, which assumes seeds scatter every configuration alike.
     """
     from scipy import stats
 
     n = len(per_seed)
     mean = float(np.mean(per_seed))
     subject_var = float(np.nanvar(np.nanmean(resampled, axis=1), ddof=1)) if resampled.shape[0] > 1 else 0.0
-    seed_var = float(np.var(per_seed, ddof=1)) / n if n >= 2 else 0.0
+    spread, seed_df = pooled if pooled is not None else (_spread(per_seed), n - 1)
+    seed_var = spread / n if seed_df >= 1 else 0.0
     se = math.sqrt(seed_var + subject_var)
-    # Welch-Satterthwaite: only the seed part is estimated from few values (n - 1 degrees of freedom);
+    # Welch-Satterthwaite: only the seed part is estimated from few values (seed_df degrees of freedom);
     # the subject part rests on many resamples and counts as known.
-    df = (seed_var + subject_var) ** 2 * (n - 1) / seed_var**2 if n >= 2 and seed_var > 0 else math.inf
+    df = (seed_var + subject_var) ** 2 * seed_df / seed_var**2 if seed_df >= 1 and seed_var > 0 else math.inf
     half = float(stats.t.ppf(0.975, df)) * se
     return Estimate(mean, mean - half, mean + half, se, df, n)
+
+
+def _spread(values: np.ndarray) -> float:
+    return float(np.var(values, ddof=1)) if len(values) >= 2 else 0.0
+
+
+def pooled_spread(samples: Sequence[np.ndarray]) -> tuple[float, int]:
+    """The seed variance pooled over rows, ``sum((n_i - 1) s_i^2) / sum(n_i - 1)``, and its degrees of freedom."""
+    df = sum(len(v) - 1 for v in samples if len(v) >= 2)
+    if df == 0:
+        return 0.0, 0
+    return sum((len(v) - 1) * _spread(v) for v in samples if len(v) >= 2) / df, df
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -114,8 +129,13 @@ def compare_configurations(
     seed: int = 0,
     cuts: Mapping[str, list[int]] | None = None,
     splits: Mapping[str, list[list[int]]] | None = None,
+    pool_seeds: bool = True,
 ) -> list[ConfigurationRow]:
     """Per-configuration estimates and paired differences to ``reference``, Holm-corrected.
+
+    With ``pool_seeds`` the seed variance is pooled over the configurations (and, for the differences,
+    over the comparisons): with two or three seeds a row's own spread has one or two degrees of
+    freedom, and pooling assumes only that seeds scatter every configuration alike.
 
     Args:
         groups: configuration name -> training seed -> evaluation results of that seed (several when
@@ -134,15 +154,19 @@ def compare_configurations(
     figures = {name: _per_seed(by_seed, key, weights) for name, by_seed in groups.items()}
     rows = []
     ref_values, ref_boot = figures[reference]
+    differences = {}
     for name, (values, boot) in figures.items():
-        estimate = combine(np.array(list(values.values())), np.stack(list(boot.values()), axis=1))
+        shared = sorted(set(values) & set(ref_values))
+        if name != reference and shared:
+            differences[name] = (np.array([values[s] - ref_values[s] for s in shared]),
+                                 np.stack([boot[s] - ref_boot[s] for s in shared], axis=1))
+    pooled_values = pooled_spread([np.array(list(v.values())) for v, _ in figures.values()]) if pool_seeds else None
+    pooled_deltas = pooled_spread([d for d, _ in differences.values()]) if pool_seeds else None
+    for name, (values, boot) in figures.items():
+        estimate = combine(np.array(list(values.values())), np.stack(list(boot.values()), axis=1), pooled_values)
         delta = None
-        if name != reference:
-            shared = sorted(set(values) & set(ref_values))
-            if shared:
-                diffs = np.array([values[s] - ref_values[s] for s in shared])
-                diff_boot = np.stack([boot[s] - ref_boot[s] for s in shared], axis=1)
-                delta = combine(diffs, diff_boot)
+        if name in differences:
+            delta = combine(*differences[name], pooled_deltas)
         runs = max(len(v) for v in groups[name].values())
         rows.append(ConfigurationRow(name, list((cuts or {}).get(name, [])), list((splits or {}).get(name, [])),
                                      runs, sorted(values), [values[s] for s in sorted(values)], estimate, delta))
@@ -204,14 +228,14 @@ def verdict(rows: Sequence[ConfigurationRow], reference: str, *, what: str = "tr
         d = best.delta
         assert d is not None
         return (f"No {what} differs from {reference} by more than the noise (largest difference {best.name} "
-                f"{d.mean:+.2f} points, 95 % interval {d.low:+.2f} to {d.high:+.2f}, Holm p = {best.p_holm:.2f}, "
+                f"{d.mean:+.2f} points, unadjusted 95 % interval {d.low:+.2f} to {d.high:+.2f}, Holm p = {best.p_holm:.2f}, "
                 f"{n_seeds} seed(s)).{caveat}")
     parts = []
     for r in winners:
         d = r.delta
         assert d is not None
         direction = "beats" if d.mean > 0 else "trails"
-        parts.append(f"{r.name} {direction} {reference} by {abs(d.mean):.2f} points (95 % interval {d.low:+.2f} "
+        parts.append(f"{r.name} {direction} {reference} by {abs(d.mean):.2f} points (unadjusted 95 % interval {d.low:+.2f} "
                      f"to {d.high:+.2f}, Holm p = {r.p_holm:.3f})")
     rest = len(compared) - len(winners)
     tail = f"; the other {rest} cannot be told apart from it" if rest else ""

@@ -52,6 +52,7 @@ class HeldOutReport:
     metric: str
     n_test_subjects: int
     trials: list[HeldOutTrial] = field(default_factory=list)
+    n_validation_subjects: int = 0
 
     def text(self) -> str:
         """Validation and test figures side by side, with their 95 % subject-bootstrap intervals."""
@@ -64,11 +65,14 @@ class HeldOutReport:
                          f"{format_interval(t.validation, m):<26} {format_interval(t.test, m):<26}")
         lines.append("intervals: 95 % bootstrap over subjects (gallery fixed); a validation figure is the best of "
                      "many and biased upward, the test figure is not")
+        if self.n_validation_subjects:
+            lines.append(f"the galleries differ ({self.n_validation_subjects} validation against {self.n_test_subjects} "
+                         "test subjects) and rank-1 falls as a gallery grows: compare configurations within a column")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
         return {"study": self.study_name, "metric": self.metric, "n_test_subjects": self.n_test_subjects,
-                "trials": [t.to_json() for t in self.trials]}
+                "n_validation_subjects": self.n_validation_subjects, "trials": [t.to_json() for t in self.trials]}
 
 
 def format_interval(summary: Mapping[str, float], key: str) -> str:
@@ -216,7 +220,8 @@ def score_on_test(config: StudyConfig, prepared: PreparedStudy, study: optuna.St
         tested.append(HeldOutTrial(trial.number, str(trial.params.get("tree", "?")), _cuts(trial),
                                   _validation_scores(config, trial), scores, folder))
     n_test = len(read_partition(prepared.test_partition).test)
-    report = HeldOutReport(config.study.name, metric, n_test, tested)
+    n_validation = len(read_partition(prepared.split_path).test)
+    report = HeldOutReport(config.study.name, metric, n_test, tested, n_validation)
     out = config.project_dir / "reports" / config.study.name
     out.mkdir(parents=True, exist_ok=True)
     (out / "test.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")

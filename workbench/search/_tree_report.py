@@ -37,8 +37,8 @@ class TreeComparison:
     notes: list[str] = field(default_factory=list)
 
     def text(self) -> str:
-        head = (f"per-tree comparison on {self.split} subjects ({self.key}; n = seeds; interval over seeds and a "
-                f"subject bootstrap; delta paired seed by seed against {self.reference}, Holm-corrected p):")
+        head = (f"per-tree comparison on {self.split} subjects ({self.key}; n = seeds; 95 % intervals over seeds "
+                f"and a subject bootstrap; delta paired seed by seed against {self.reference}; p Holm-corrected):")
         return "\n".join([head, format_rows(self.rows, self.key), *[f"note: {n}" for n in self.notes],
                           f"verdict: {self.verdict}"])
 
@@ -76,7 +76,8 @@ def default_reference(labels: Sequence[str]) -> str:
 
 def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "validation",
                   reference: str | None = None) -> TreeComparison | None:
-    """The per-tree table of the study's complete trials on ``split``, or ``None`` when nothing is saved."""
+    """The per-tree table of the study's complete trials on ``split``, or ``None`` when fewer than two
+    configurations have saved evaluations there."""
     key = config.objectives[0].metric
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     groups: dict[str, dict[int, list[Any]]] = {}
@@ -89,8 +90,8 @@ def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "valida
         cuts[label] = _cuts(trial)
         for seed, result in results.items():
             groups.setdefault(label, {}).setdefault(seed, []).append(result)
-    if not groups:
-        return None
+    if len(groups) < 2:
+        return None  # one configuration (or none) on this split: nothing to compare
     if reference is not None and reference not in groups:
         matches = [g for g in groups if g.split(" ")[0] == reference]
         if not matches:
