@@ -128,3 +128,14 @@ def test_compare_needs_an_experiment_name_when_several_exist(
     assert main(["compare", "--tracking-uri", store, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "--experiment NAME" in err and "hstl, second" in err
+
+
+def test_a_pruned_trials_validation_figure_is_never_ranked_among_final_ones(tracking_uri, log_fake_study) -> None:
+    log_fake_study(tracking_uri, "val-figures", "s", [
+        {"metrics": {"val/rank1": 0.70}},
+        {"metrics": {"val/rank1": 0.99}, "state": "pruned"},
+        {"metrics": {"val/rank1": 0.80}},
+    ])
+    table = comparison_table(load_trials(tracking_uri, "val-figures"), "rank1")
+    assert list(table["trial"]) == [2, 0, 1]
+    assert list(table["state"]) == ["complete", "complete", "pruned"]

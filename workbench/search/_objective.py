@@ -143,16 +143,19 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
                      "model": train_config.model.name, "seeds": replicate_seeds(config)}
     try:
         run.log_params(choice_params)
+        # Cost first, from the model as built, so that pruned and failed trials show it too.
+        spec, cost = _model_cost(config, prepared, train_config)
+        splits = list(spec.split_lists().values()) if spec is not None else []
+        run.log_metrics(cost)
+        trial.set_user_attr("cost", cost)
+        trial.set_user_attr("splits", splits)
         replicates = train_replicates(config, prepared, trial, run, train_config, output_dir)
         last = replicates[-1]
-        spec = getattr(last.model, "spec", None)
-        splits = list(spec.split_lists().values()) if spec is not None else []
         params = {**choice_params, **hierarchy_params(candidate.tree, splits, levels)}
         view_tables = [p for p in last.files if p.suffix in (".csv", ".png", ".json")]
         log_hierarchy(run, params, tree=_tree_file(candidate, output_dir),
                       config_file=last.folder / "config.toml", view_tables=view_tables,
                       checkpoint=last.checkpoint if config.tracking.log_checkpoint else None)
-        cost = _cost(spec if spec is not None else last.model, config, train_config)
         scores = replicate_scores(replicates, config.objectives[0].metric)
         metrics = {**scores, **cost}
         run.log_metrics({**{f"{VALIDATION_METRIC_PREFIX}{k}": v for k, v in scores.items()}, **cost,
@@ -177,6 +180,23 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
 
 def _objective_value(metric: str, metrics: Mapping[str, float]) -> float:
     return headline(metrics, metric)
+
+
+def _model_cost(config: StudyConfig, prepared: PreparedStudy, train_config: TrainConfig) -> tuple[Any, dict[str, float]]:
+    """The trial model's spec (``None`` for a model without one) and its cost, before any training.
+
+    The model is built for as many classes as the split has training subjects, as the trainer builds it.
+    """
+    import torch
+
+    from workbench.data import read_partition
+    from workbench.training import build_model
+
+    classes = len(read_partition(prepared.split_path).train)
+    with torch.device("meta"):
+        spec = getattr(build_model(train_config.model, classes), "spec", None)
+    model = spec if spec is not None else build_model(train_config.model, classes)
+    return spec, _cost(model, config, train_config)
 
 
 def _cost(model_or_spec: Any, config: StudyConfig, train_config: TrainConfig) -> dict[str, float]:

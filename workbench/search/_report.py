@@ -28,6 +28,7 @@ class StudyReport:
     importances: dict[str, float]
     figures: list[Path] = field(default_factory=list)
     trees: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def text(self) -> str:
         """A readable summary."""
@@ -41,6 +42,8 @@ class StudyReport:
             lines.append(f"    tree {row['params'].get('tree')} cuts {row['cuts']} splits {row['splits']}")
             other = {k: v for k, v in row["params"].items() if k != "tree" and not k.startswith("cut_")}
             lines.append(f"    {other}")
+        for note in self.notes:
+            lines.append(f"note: {note}")
         if self.importances:
             lines.append("parameter importances (first objective):")
             for name, value in self.importances.items():
@@ -60,7 +63,7 @@ class StudyReport:
         return {
             "study": self.study_name, "directions": self.directions, "metrics": self.metrics,
             "counts": self.counts, "best": self.best, "importances": self.importances,
-            "figures": [str(p) for p in self.figures],
+            "figures": [str(p) for p in self.figures], "notes": self.notes,
             **{("trees" if c.split == "validation" else f"trees_{c.split}"): c.to_json() for c in self.trees},
             **{("verdict" if c.split == "validation" else f"verdict_{c.split}"): c.verdict for c in self.trees},
         }
@@ -129,10 +132,36 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
                 if out_dir is not None:
                     figures.append(forest_figure(comparison, out_dir / f"trees-{split}.png"))
     directions = [d.name.lower() for d in study.directions]
-    report = StudyReport(study.study_name, directions, metrics, counts, best, importances, figures, trees)
+    notes = [n for i, m in enumerate(metrics) if (n := tree_cost_note(complete, i, m))]
+    report = StudyReport(study.study_name, directions, metrics, counts, best, importances, figures, trees, notes)
     if out_dir is not None:
         (out_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2, default=str))
     return report
+
+
+#: Objectives that measure cost rather than accuracy (the tree barely moves them).
+_COST_OBJECTIVES = ("gflops", "params_m", "latency_ms", "peak_memory_mb")
+
+
+def tree_cost_note(trials: list[FrozenTrial], index: int, metric: str) -> str:
+    """How much the tree alone moves a cost objective: trials that differ only in their tree are compared.
+
+    Regions of one stage share their convolution work, so trees of equal cuts cost nearly the same;
+    a front drawn across trees then ranks noise in the last digits. Empty when no such pair exists.
+    """
+    if metric not in _COST_OBJECTIVES:
+        return ""
+    groups: dict[str, list[float]] = {}
+    for t in trials:
+        rest = repr(sorted((k, v) for k, v in t.params.items() if k != "tree"))
+        groups.setdefault(rest, []).append(float(t.values[index]))
+    spreads = [(max(v) - min(v)) / (sum(v) / len(v)) for v in groups.values()
+               if len(v) >= 2 and sum(v) > 0]
+    if not spreads:
+        return ""
+    return (f"{metric}: trials that differ only in their tree differ by at most {100 * max(spreads):.2g} % "
+            f"({len(spreads)} such group(s)); cost is set by the cuts, channels and frames, so along the front the "
+            "trees trade accuracy only")
 
 
 def _history_figure(study: optuna.Study, trials: list[FrozenTrial], metrics: list[str], path: Path) -> Path:

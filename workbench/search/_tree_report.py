@@ -82,12 +82,17 @@ def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "valida
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     groups: dict[str, dict[int, list[Any]]] = {}
     cuts: dict[str, list[int]] = {}
+    splits: dict[str, list[list[int]]] = {}
+    costs: dict[str, dict[str, Any]] = {}
     for trial in trials:
         results = _replicate_results(trial, config, split)
         if not results:
             continue
         label = _label(trial)
         cuts[label] = _cuts(trial)
+        splits[label] = list(trial.user_attrs.get("splits") or [])
+        cost = trial.user_attrs.get("cost") or {}
+        costs[label] = {k: cost[k] for k in ("params", "gflops") if k in cost}
         for seed, result in results.items():
             groups.setdefault(label, {}).setdefault(seed, []).append(result)
     if len(groups) < 2:
@@ -101,7 +106,7 @@ def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "valida
     probe = next(iter(next(iter(groups.values())).values()))[0]
     if key not in probe.summary():
         key = f"{key}_mean" if f"{key}_mean" in probe.summary() else probe.primary_metric
-    rows = compare_configurations(groups, reference, key=key, cuts=cuts)
+    rows = compare_configurations(groups, reference, key=key, cuts=cuts, splits=splits, extra=costs)
     notes = _notes(trials)
     return TreeComparison(split, key, reference, rows, verdict(rows, reference), notes)
 

@@ -164,7 +164,8 @@ def comparison_table(df: pd.DataFrame, sort_by: str | None = None, ascending: bo
 
     Metrics are the results and costs (``rank1``, ``gflops``, ``params`` ...), ``sort_by`` first;
     training curves under ``train/`` and per-module breakdowns (``gflops.arme3`` beside ``gflops``)
-    are left out. Rows are sorted by ``sort_by`` (NaN last); the
+    are left out. Rows are sorted by ``sort_by`` (NaN last; by a ``val/`` or ``test/`` figure, complete
+    trials first, since a pruned trial's figure comes from an earlier step); the
     ``run_id`` column comes last. ``pareto`` (a mask aligned with ``df``, see ``pareto_mask``) adds
     a ``pareto`` column.
     """
@@ -206,5 +207,11 @@ def comparison_table(df: pd.DataFrame, sort_by: str | None = None, ascending: bo
             # A text column (a param such as tree_name) sorts alphabetically instead.
             key = df[sort_column].astype(str)
         order = key.sort_values(ascending=ascending, na_position="last", kind="stable").index
+        figure = sort_column.removeprefix("metrics.").startswith((VALIDATION_METRIC_PREFIX, TEST_METRIC_PREFIX))
+        if figure and "state" in df.columns:
+            # A pruned trial's evaluation figure is from an earlier step: it is listed after every
+            # complete trial, never ranked among final figures (costs rank every trial alike).
+            final = df.loc[order, "state"] == "complete"
+            order = order[final.to_numpy()].append(order[~final.to_numpy()])
         table = table.loc[order]
     return table.reset_index(drop=True)

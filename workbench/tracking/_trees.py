@@ -45,12 +45,15 @@ def run_evaluations(row: Any, split: str = "validation") -> dict[int, Path]:
     return found
 
 
-def tree_groups(trials: pd.DataFrame, split: str = "validation") -> tuple[dict[str, dict[int, list[Any]]], dict[str, list[int]]]:
-    """Complete trials grouped by ``"<tree> <cuts>"``: seed -> loaded results, and each group's cuts."""
+def tree_groups(
+    trials: pd.DataFrame, split: str = "validation"
+) -> tuple[dict[str, dict[int, list[Any]]], dict[str, list[int]], dict[str, dict[str, float]]]:
+    """Complete trials grouped by ``"<tree> <cuts>"``: seed -> loaded results, each group's cuts and cost."""
     from workbench.evaluation import load_result
 
     groups: dict[str, dict[int, list[Any]]] = {}
     cuts: dict[str, list[int]] = {}
+    costs: dict[str, dict[str, float]] = {}
     complete = trials[trials["state"] == "complete"] if "state" in trials.columns else trials
     for _, row in complete.iterrows():
         folders = run_evaluations(row, split)
@@ -62,9 +65,11 @@ def tree_groups(trials: pd.DataFrame, split: str = "validation") -> tuple[dict[s
             cuts[label] = [int(v) for v in json.loads(levels)] if levels else []
         except (ValueError, TypeError):
             cuts[label] = []
+        costs[label] = {k: float(row[f"metrics.{k}"]) for k in ("params", "gflops")
+                        if f"metrics.{k}" in row.index and pd.notna(row[f"metrics.{k}"])}
         for seed, path in folders.items():
             groups.setdefault(label, {}).setdefault(seed, []).append(load_result(path))
-    return groups, cuts
+    return groups, cuts, costs
 
 
 def compare_logged_trees(trials: pd.DataFrame, *, split: str = "validation", reference: str | None = None,
@@ -76,7 +81,7 @@ def compare_logged_trees(trials: pd.DataFrame, *, split: str = "validation", ref
     """
     from workbench.evaluation import compare_configurations, verdict
 
-    groups, cuts = tree_groups(trials, split)
+    groups, cuts, costs = tree_groups(trials, split)
     if not groups:
         raise ValueError(f"no complete trial has saved {split} evaluations (subject_scores.npz) in its folder; "
                          "trials of studies run with this version save them"
@@ -93,5 +98,5 @@ def compare_logged_trees(trials: pd.DataFrame, *, split: str = "validation", ref
     summary = probe.summary()
     if key not in summary:
         key = f"{key}_mean" if f"{key}_mean" in summary else probe.primary_metric
-    rows = compare_configurations(groups, reference, key=key, cuts=cuts)
+    rows = compare_configurations(groups, reference, key=key, cuts=cuts, extra=costs)
     return rows, reference, verdict(rows, reference)
