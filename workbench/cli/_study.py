@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,9 @@ def run_handler(args: argparse.Namespace) -> int:
           f"{summary.pruned} pruned, {summary.failed} failed, {summary.running} running, {summary.waiting} waiting")
     for row in summary.best:
         print(f"  best trial {row['number']}: values {row['values']} params {row['params']}")
+    if summary.stopped:
+        print(f"workbench: study stopped before its budget: {summary.stopped}", file=sys.stderr)
+        return 1
     return 0
 
 

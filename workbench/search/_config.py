@@ -123,7 +123,8 @@ class Budget:
 
     ``seeds`` trains every sampled configuration that many times, on the training seeds
     ``train.seed``, ``train.seed + 1``, ...: the trial's objective is their mean, and configurations
-    share the seeds so that they can be compared seed by seed.
+    share the seeds so that they can be compared seed by seed. ``max_failed`` stops the study (non-zero
+    exit) once that many trials have failed (0: never); the same error twice in a row stops it at once.
     """
 
     trials: int = 8
@@ -131,12 +132,15 @@ class Budget:
     iterations: int = 60
     eval_every: int = 30
     seeds: int = 1
+    max_failed: int = 5
 
     def __post_init__(self) -> None:
         if self.trials < 1 or self.iterations < 1:
             raise ValueError("budget.trials and budget.iterations must be >= 1")
         if self.seeds < 1:
             raise ValueError(f"budget.seeds = {self.seeds}: train each configuration at least once")
+        if self.max_failed < 0:
+            raise ValueError(f"budget.max_failed = {self.max_failed}: give 0 (never stop) or a positive count")
 
 
 @dataclass(frozen=True)

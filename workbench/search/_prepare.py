@@ -100,6 +100,11 @@ def validation_split(config: StudyConfig, data_path: Path) -> tuple[Path, Any]:
     fraction, ids = (requested, None) if isinstance(requested, float) else (None, requested)
     split = split_validation(partition, fraction=fraction, ids=ids, seed=config.data.validation_seed,
                              records=records, probe_per_subject=protocol.needs_probe_flags)
+    from workbench.search._checks import check_objectives, raise_problems
+
+    held_out = set(split.validation)
+    raise_problems(check_objectives(config, protocol, [r for r in records if r.id in held_out], split.probe),
+                   config.study.name)
     path = split.save(config.project_dir / "splits" / f"{config.study.name}.json")
     log.info("validation split %s: %d training, %d validation, %d test subjects (test unread until "
              "`workbench study test`)", path, len(split.train), len(split.validation), len(split.test))
@@ -133,7 +138,14 @@ def discover_candidates(config: StudyConfig, data_path: Path, progress: bool = T
 
 
 def prepare_study(config: StudyConfig, progress: bool = True) -> PreparedStudy:
-    """Data path, discovered trees and the checked list of candidates."""
+    """Data path, discovered trees and the checked list of candidates.
+
+    Every name the study file uses is checked first, before any data is rendered; the objectives are
+    checked against the validation protocol's figures before any tree is discovered.
+    """
+    from workbench.search._checks import check_names, raise_problems
+
+    raise_problems(check_names(config), config.study.name)
     project = config.project_dir
     project.mkdir(parents=True, exist_ok=True)
     if config.data.is_synthetic:

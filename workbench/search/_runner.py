@@ -33,6 +33,7 @@ class RunSummary:
     running: int
     waiting: int
     best: list[dict[str, object]]
+    stopped: str = ""
 
 
 def choose_storage_url(config: StudyConfig, project_dir: Path, cli_url: str | None, workers: int) -> str:
@@ -145,8 +146,30 @@ def _should_start(study: optuna.Study, budget: int) -> bool:
     return done + counts[TrialState.RUNNING] < budget
 
 
+def failure_stop(study: optuna.Study, max_failed: int, since: int = 0) -> str:
+    """Why the study must stop for its failures, or ``""``.
+
+    Among the trials numbered ``since`` or later (this run's): ``max_failed`` failed, or the last two
+    failures ended with the same error (a mistake every trial will repeat). Trials failed for a lost
+    worker are retried, not counted; a retry that fails counts once. Failures of an earlier run are
+    not held against a resumed study: fixing the cause and running again continues it.
+    """
+    failed = sorted((t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                     if "error" in t.user_attrs and t.number >= since), key=lambda t: t.number)
+    if not failed:
+        return ""
+    last = failed[-1].user_attrs["error"]
+    if max_failed and len(failed) >= max_failed:
+        return (f"{len(failed)} trials failed (budget.max_failed = {max_failed}); the last one: {last}. "
+                "Fix the cause and run the same command again to continue")
+    if len(failed) >= 2 and failed[-2].user_attrs["error"] == last:
+        return (f"trials {failed[-2].number} and {failed[-1].number} failed with the same error: {last}. "
+                "Fix the cause and run the same command again to continue")
+    return ""
+
+
 def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, n_trials: int,
-                worker_index: int = 0, deadline: float | None = None) -> int:
+                worker_index: int = 0, deadline: float | None = None, since: int = 0) -> int:
     """Ask-train-tell until the budget is reached, the deadline passes or no work is left; returns trials run."""
     from workbench.search._objective import TrialOutcome, mark_lost_trials, run_trial
 
@@ -158,6 +181,10 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
             log.info("worker %d: time budget reached", worker_index)
             break
         if not _should_start(study, n_trials):
+            break
+        reason = failure_stop(study, config.budget.max_failed, since)
+        if reason:
+            log.error("worker %d: study stopped: %s", worker_index, reason)
             break
         trial = study.ask()
         started = time.time()
@@ -180,11 +207,11 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
 
 
 def _worker_main(study_file: str, storage_url: str, n_trials: int, worker_index: int,
-                 deadline: float | None, project_dir: str) -> None:
+                 deadline: float | None, project_dir: str, since: int = 0) -> None:
     logging.basicConfig(level=logging.INFO, format=f"worker {worker_index} %(levelname)s %(name)s: %(message)s")
     config = load_study_config(study_file, project_dir=project_dir)
     prepared = prepare_study(config, progress=False)
-    worker_loop(config, prepared, storage_url, n_trials, worker_index, deadline)
+    worker_loop(config, prepared, storage_url, n_trials, worker_index, deadline, since)
 
 
 def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trials: int | None = None,
@@ -195,12 +222,14 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
     project = config.project_dir
     url = choose_storage_url(config, project, storage_url, workers)
     budget = n_trials or config.budget.trials
+    open_storage(url)  # a dead or wrong storage fails here, before any data is rendered
     prepared = prepare_study(config, progress=True)
     check_grid_budget(config, [c.name for c in prepared.candidates], budget)
     if on_prepared is not None:
         on_prepared(prepared)
     study = open_study(config, url, prepared=prepared)
     study.set_user_attr("study_file", str(Path(study_file).resolve()))
+    since = len(study.get_trials(deepcopy=False))  # failures of earlier runs are not held against this one
     from workbench.search._objective import tracker_for
 
     tracker_for(config)  # creates the MLflow store and the study's parent run before any worker starts
@@ -208,12 +237,12 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
     if config.budget.timeout_minutes:
         deadline = time.time() + 60.0 * config.budget.timeout_minutes
     if workers <= 1:
-        worker_loop(config, prepared, url, budget, 0, deadline)
+        worker_loop(config, prepared, url, budget, 0, deadline, since)
     else:
         ctx = mp.get_context("spawn")
         procs = [
             ctx.Process(target=_worker_main, name=f"study-worker-{i}",
-                        args=(str(study_file), url, budget, i, deadline, str(project)))
+                        args=(str(study_file), url, budget, i, deadline, str(project), since))
             for i in range(workers)
         ]
         for proc in procs:
@@ -226,8 +255,8 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
                 proc.terminate()
             raise
         # A worker that died mid-trial leaves a RUNNING trial: reap it and finish the budget here.
-        worker_loop(config, prepared, url, budget, workers, deadline)
-    summary = summarise(config, url)
+        worker_loop(config, prepared, url, budget, workers, deadline, since)
+    summary = summarise(config, url, since)
     log_study_to_tracking(config, study, summary)
     return summary
 
@@ -252,7 +281,7 @@ def log_study_to_tracking(config: StudyConfig, study: optuna.Study, summary: Run
     return out
 
 
-def summarise(config: StudyConfig, storage_url: str) -> RunSummary:
+def summarise(config: StudyConfig, storage_url: str, since: int = 0) -> RunSummary:
     """Trial counts and the best trials (or the Pareto front) of a study."""
     study = optuna.load_study(study_name=config.study.name, storage=open_storage(storage_url))
     counts = count_trials(study)
@@ -261,6 +290,7 @@ def summarise(config: StudyConfig, storage_url: str) -> RunSummary:
         for t in study.best_trials if config.multi_objective else [study.best_trial]:
             best.append({"number": t.number, "values": t.values, "params": t.params})
     return RunSummary(
+        stopped=failure_stop(study, config.budget.max_failed, since),
         study_name=config.study.name,
         storage_url=storage_url,
         complete=counts[TrialState.COMPLETE],

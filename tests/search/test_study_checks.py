@@ -1,0 +1,86 @@
+"""A study file's mistakes stop it before any work, and failing trials stop it instead of repeating forever."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import optuna
+import pytest
+
+from workbench.cli import main
+from workbench.search import _objective as objective
+from workbench.search import load_study_config, open_storage, run_study
+
+
+def _edit(path: Path, old: str, new: str) -> Path:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def test_misspelt_names_are_all_reported_before_anything_is_rendered(write_study, tmp_path: Path, capsys) -> None:
+    path = write_study(name="typos", models='["hstl-smal"]')
+    _edit(path, "[data]\n", '[data]\nprotocol = "casia_b"\n')
+    _edit(path, "[hierarchies]\n", '[hierarchies.discover]\ndescriptors = ["row-artic"]\nlinkages = ["wards"]\n'
+                                    "[hierarchies]\n")
+    capsys.readouterr()
+    assert main(["study", "run", str(path)]) != 0
+    err = capsys.readouterr().err
+    for field, bad, valid in (("data.protocol", "casia_b", "casia-b"), ("space.models", "hstl-smal", "hstl-small"),
+                              ("descriptors", "row-artic", "row-articulation"), ("linkages", "wards", "ward")):
+        assert field in err and repr(bad) in err and valid in err, (field, err)
+    home = tmp_path / "home"
+    assert not (home / "data").exists() and not (home / "splits").exists() and not (home / "trials").exists()
+
+
+def test_an_objective_no_evaluation_produces_is_refused_before_any_trial(write_study, capsys) -> None:
+    path = write_study(name="metric", objectives='[[objectives]]\nmetric = "rank_1"\ndirection = "maximize"\n')
+    capsys.readouterr()
+    assert main(["study", "run", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert "'rank_1' is not produced" in err and "rank1_nm" in err and "gflops" in err
+    config = load_study_config(path)
+    assert not (config.project_dir / "trials").exists()
+
+
+class _Failing:
+    """Stands in for the trainer: every trial fails, with the messages it is given in turn."""
+
+    messages: itertools.cycle[str]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError(next(self.messages))
+
+
+def _failed_trials(path: Path) -> int:
+    config = load_study_config(path)
+    study = optuna.load_study(study_name=config.study.name,
+                              storage=open_storage(f"sqlite:///{config.project_dir / 'optuna.db'}"))
+    return sum(t.state == optuna.trial.TrialState.FAIL for t in study.trials)
+
+
+@pytest.mark.slow
+def test_the_same_error_twice_stops_the_study_with_a_summary(write_study, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(_Failing, "messages", itertools.cycle(["CUDA out of memory"]), raising=False)
+    monkeypatch.setattr(objective, "Trainer", _Failing)
+    path = write_study(name="same-error", trials=6)
+    summary = run_study(path)
+    assert summary.failed == 2 and "failed with the same error: RuntimeError: CUDA out of memory" in summary.stopped
+    assert _failed_trials(path) == 2
+
+
+@pytest.mark.slow
+def test_different_failures_stop_at_max_failed_and_the_cli_exits_non_zero(write_study, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(_Failing, "messages", (f"error {i}" for i in itertools.count()), raising=False)
+    monkeypatch.setattr(objective, "Trainer", _Failing)
+    path = write_study(name="cap", trials=8, extra="")
+    _edit(path, "eval_every = 2\n", "eval_every = 2\nmax_failed = 3\n")
+    capsys.readouterr()
+    assert main(["study", "run", str(path)]) == 1
+    assert "3 trials failed (budget.max_failed = 3)" in capsys.readouterr().err
+    assert _failed_trials(path) == 3
+    # Fixed and run again: the earlier failures are not held against it.
+    monkeypatch.undo()
+    assert main(["study", "run", str(path), "--n-trials", "1"]) == 0
