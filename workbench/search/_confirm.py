@@ -97,6 +97,7 @@ def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.S
     """Retrain the ``top`` best configurations on ``seeds`` fresh seeds each (resumable: seeds already
     trained are read back); log ``confirm/...`` to each trial's MLflow run; write ``confirm.json``."""
     from workbench.search._objective import replicate_scores, tracker_for, train_replicates
+    from workbench.search._report import trial_label
     from workbench.search._space import suggest, trial_train_config
 
     if top < 1 or seeds < 1:
@@ -119,9 +120,7 @@ def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.S
         run_id = runs.get(trial.number)
         if run_id is not None:
             tracker.client.log_batch(run_id, metrics=_metric_entries(scores, CONFIRM_PREFIX))
-        label = f"{trial.params.get('tree', '?')} " + "/".join(
-            str(v) for k, v in sorted(trial.params.items()) if k.startswith("cut_stage"))
-        rows.append(Confirmation(trial.number, label, float(trial.values[0]), new_seeds, scores, key))
+        rows.append(Confirmation(trial.number, trial_label(trial), float(trial.values[0]), new_seeds, scores, key))
     report = ConfirmationReport(config.study.name, rows[0].key if rows else objective.metric, rows)
     out = config.project_dir / "reports" / config.study.name
     out.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from workbench.evaluation._replicates import ConfigurationRow, compare_configurations, format_rows, verdict
 from workbench.search._config import StudyConfig
+from workbench.search._report import _cuts, trial_label
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,6 @@ class TreeComparison:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [r.to_json() for r in self.rows]
-
-
-def _cuts(trial: FrozenTrial) -> list[int]:
-    return [int(v) for k, v in sorted(trial.params.items()) if k.startswith("cut_stage")]
-
-
-def _label(trial: FrozenTrial) -> str:
-    return f"{trial.params.get('tree', '?')} {'/'.join(map(str, _cuts(trial)))}"
 
 
 def _replicate_results(trial: FrozenTrial, config: StudyConfig, split: str) -> dict[int, Any]:
@@ -88,7 +81,7 @@ def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "valida
         results = _replicate_results(trial, config, split)
         if not results:
             continue
-        label = _label(trial)
+        label = trial_label(trial)
         cuts[label] = _cuts(trial)
         splits[label] = list(trial.user_attrs.get("splits") or [])
         cost = trial.user_attrs.get("cost") or {}
