@@ -1,7 +1,7 @@
 """Developer sessions: tests, lint, typecheck, bench, demo.
 
-Every session installs the package with ``-c constraints.txt`` so that torch resolves to the CPU
-build and MLflow to the tested release.
+Every session installs the package with ``-c constraints.txt`` so that torch resolves to the pinned
+release (the CUDA build on a GPU machine, a local CPU wheel where one lies) and MLflow to the tested one.
 """
 
 from __future__ import annotations
