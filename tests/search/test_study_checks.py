@@ -84,3 +84,12 @@ def test_different_failures_stop_at_max_failed_and_the_cli_exits_non_zero(write_
     # Fixed and run again: the earlier failures are not held against it.
     monkeypatch.undo()
     assert main(["study", "run", str(path), "--n-trials", "1"]) == 0
+
+
+def test_reading_a_study_that_never_ran_creates_nothing(write_study, tmp_path: Path, capsys) -> None:
+    path = write_study(name="never-ran")
+    for command in (["study", "report", str(path)], ["study", "test", str(path)],
+                    ["study", "replicate", str(path)]):
+        assert main(command) == 2
+        assert "no study store at" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()

@@ -139,3 +139,19 @@ def test_a_pruned_trials_validation_figure_is_never_ranked_among_final_ones(trac
     table = comparison_table(load_trials(tracking_uri, "val-figures"), "rank1")
     assert list(table["trial"]) == [2, 0, 1]
     assert list(table["state"]) == ["complete", "complete", "pruned"]
+
+
+def test_compare_reads_only_stores_that_exist_and_finds_the_projects_one(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["compare", "--out", "c"]) == 2
+    assert "no MLflow store here" in capsys.readouterr().err
+    assert main(["compare", "--tracking-uri", f"sqlite:///{here / 'missing.db'}", "--out", "c"]) == 2
+    assert "missing.db does not exist" in capsys.readouterr().err
+    assert list(here.iterdir()) == []  # nothing created by a read-only command
+    (here / "workbench-home").mkdir()
+    (here / "workbench-home" / "mlflow.db").write_bytes(Path(store[len("sqlite:///"):]).read_bytes())
+    assert main(["compare", "--experiment", "hstl", "--out", "c"]) == 0

@@ -42,6 +42,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_compare)
 
 
+def _existing_store(given: str | None) -> str:
+    """The tracking URI to read: the one given, else ``./mlflow.db``, else ``./workbench-home/mlflow.db``.
+
+    A SQLite file that does not exist is an error here: a read-only command must not create a store.
+    """
+    if given is None:
+        for candidate in (Path.cwd() / "mlflow.db", Path.cwd() / "workbench-home" / "mlflow.db"):
+            if candidate.is_file():
+                return f"sqlite:///{candidate.resolve().as_posix()}"
+        raise CLIError("no MLflow store here: neither ./mlflow.db nor ./workbench-home/mlflow.db exists (studies "
+                       "and the demo keep theirs in their project dir); pass --tracking-uri sqlite:///ABS/PATH/mlflow.db")
+    if given.startswith("sqlite:///"):
+        path = Path(given[len("sqlite:///"):]).expanduser()
+        path = path if path.is_absolute() else Path.cwd() / path
+        if not path.is_file():
+            raise CLIError(f"--tracking-uri {given}: {path} does not exist; name the mlflow.db a study or the demo "
+                           "printed (compare only reads)")
+    return given
+
+
 def _pick_experiment(uri: str, given: str | None) -> str:
     from workbench.tracking import experiment_names
 
@@ -72,7 +92,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
     try:
         objectives = parse_objectives(args.objectives)
-        uri = resolve_tracking_uri(args.tracking_uri, Path.cwd())
+        uri = resolve_tracking_uri(_existing_store(args.tracking_uri), Path.cwd())
         experiment = _pick_experiment(uri, args.experiment)
         trials = load_trials(uri, experiment, args.filter_string, study=args.study)
     except (TrackingError, ValueError) as exc:

@@ -93,6 +93,11 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any, str]:
     _check_file(args.file)
     config = load_study_config(args.file, project_dir=args.project_dir)
     url = choose_storage_url(config, config.project_dir, args.storage, 1)
+    for prefix in ("sqlite:///", "journal:"):
+        if url.startswith(prefix) and not Path(url[len(prefix):]).is_file():
+            raise CLIError(f"study {config.study.name!r}: no study store at {url[len(prefix):]} (the project's stores "
+                           f"live in {config.project_dir}); run `workbench study run {args.file}` first, or pass "
+                           "--storage / --project-dir")
     try:
         study = optuna.load_study(study_name=config.study.name, storage=open_storage(url))
     except KeyError as exc:
