@@ -156,3 +156,22 @@ def test_a_store_pickles_without_its_frames(store: PackedStore) -> None:
     assert clone._frames is None
     assert np.array_equal(clone.load(5), store.load(5))
     assert len(pickle.dumps(store)) < 100_000
+
+
+def test_overwrite_replaces_only_a_store_the_packer_wrote(store: PackedStore, opengait_root: Path,
+                                                          tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.txt").write_text("three years of work")
+    with pytest.raises(FileExistsError, match="not a packed store"):
+        pack_dataset(opengait_root, notes, overwrite=True, progress=False)
+    assert (notes / "thesis.txt").read_text() == "three years of work"
+    with pytest.raises(FileExistsError, match="holds it"):
+        pack_dataset(opengait_root, opengait_root.parent, overwrite=True, progress=False)
+    with pytest.raises(FileExistsError, match="holds it"):
+        pack_dataset(store.path, store.path, overwrite=True, progress=False)
+    (store.path / "mine.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match=r"did not write \(mine\.txt\)"):
+        pack_dataset(opengait_root, store.path, overwrite=True, progress=False)
+    assert (store.path / "mine.txt").read_text() == "keep me"
+    assert opengait_root.is_dir() and any(opengait_root.rglob("*.pkl"))

@@ -62,7 +62,7 @@ def _pack(args: argparse.Namespace) -> int:
         store = pack_dataset(args.src, args.dst, overwrite=args.overwrite)
         print(f"verifying checksum of {store.frames_path} ...")
         store.verify()
-    except DataError as exc:
+    except (DataError, FileExistsError) as exc:
         raise CLIError(str(exc)) from exc
     frames = int(store.manifest["total_frames"])
     height, width = store.frame_shape

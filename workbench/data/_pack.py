@@ -20,6 +20,7 @@ from workbench.data._packed import (
     MANIFEST_NAME,
     VERSION,
     PackedStore,
+    is_packed_store,
     write_manifest,
 )
 from workbench.data._records import SequenceSource
@@ -41,11 +42,12 @@ def pack_dataset(
     another store). Top-level ``*.json`` files of the source root (``partition.json``, ...) are
     copied along. The store is built in a hidden sibling folder and renamed into place when complete.
     """
+    source_root = (Path(source) if isinstance(source, str | Path)
+                   else getattr(source, "root", None) or getattr(source, "path", None))
+    dst = Path(dst)
+    check_destination(dst, Path(source_root).resolve() if source_root is not None else None, overwrite)
     if not isinstance(source, SequenceSource):
         source = open_source(source)
-    dst = Path(dst)
-    if dst.exists() and not overwrite:
-        raise FileExistsError(f"{dst}: already exists; choose another destination or pass overwrite=True")
     dst.parent.mkdir(parents=True, exist_ok=True)
     staging = dst.parent / f".{dst.name}.packing-{os.getpid()}-{secrets.token_hex(4)}"
     staging.mkdir()
@@ -133,6 +135,32 @@ def _copy_side_files(source: SequenceSource, staging: Path) -> None:
     for side in sorted(root.glob("*.json")):
         if side.name != MANIFEST_NAME and side.is_file():
             shutil.copy2(side, staging / side.name)
+
+
+def check_destination(dst: Path, source_root: Path | None, overwrite: bool) -> None:
+    """Refuse, before any work, a destination whose replacement would destroy what the packer did not write.
+
+    ``overwrite`` replaces only an empty folder or a packed store (its manifest present) that holds
+    nothing but the packer's own files, and never the source itself or a folder that contains it.
+    """
+    if not dst.exists():
+        return
+    if not overwrite:
+        raise FileExistsError(f"{dst}: already exists; choose another destination or pass overwrite=True")
+    resolved = dst.resolve()
+    if source_root is not None and (resolved == source_root or resolved in source_root.parents):
+        raise FileExistsError(f"{dst}: is the source {source_root} or holds it; pack into a folder of its own")
+    if dst.is_dir() and not any(dst.iterdir()):
+        return  # an empty folder holds nothing to lose
+    if not is_packed_store(dst):
+        raise FileExistsError(f"{dst}: exists and is not a packed store ({MANIFEST_NAME} missing); overwrite only "
+                              "replaces a store `workbench data pack` wrote. Choose another destination")
+    foreign = sorted(p.name for p in dst.iterdir()
+                     if p.is_dir() or not (p.name in (MANIFEST_NAME, FRAMES_NAME) or p.suffix in (".json", ".npy")))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise FileExistsError(f"{dst}: holds files the packer did not write ({shown}); move them out or choose "
+                              "another destination")
 
 
 def _swap_into_place(staging: Path, dst: Path) -> None:
