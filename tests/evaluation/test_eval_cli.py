@@ -107,3 +107,23 @@ def test_command_line_precision_choices_are_the_library_ones() -> None:
     from workbench.models import AMP_CHOICES
 
     assert AMP == AMP_CHOICES
+
+
+def test_evaluate_checks_its_output_before_any_inference(checkpoint: Path, tiny_data: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    import workbench.evaluation as evaluation
+
+    def no_inference(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the evaluation ran before its output was checked")
+
+    monkeypatch.setattr(evaluation, "evaluate_model", no_inference)
+    (tmp_path / "file").write_text("x")
+    assert main(["evaluate", str(checkpoint), "--data", str(tiny_data), "--out", str(tmp_path / "file")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    (tmp_path / "done").mkdir()
+    (tmp_path / "done" / "summary.json").write_text("{}")
+    assert main(["evaluate", str(checkpoint), "--data", str(tiny_data), "--out", str(tmp_path / "done")]) == 2
+    assert "already holds an evaluation" in capsys.readouterr().err
+    assert (tmp_path / "done" / "summary.json").read_text() == "{}"
+    assert main(["evaluate", str(checkpoint), "--data", str(tiny_data), "--save-embeddings"]) == 2
+    assert "--save-embeddings needs --out" in capsys.readouterr().err

@@ -57,3 +57,16 @@ def test_export_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--cuts and --channels go with --tree" in capsys.readouterr().err
     assert main(["export", "--model", "hstl-small", "--set", "depth=3", "--out", str(tmp_path)]) == 2
     assert "depth" in capsys.readouterr().err
+
+
+def test_export_refuses_to_replace_a_checkpoint_without_overwrite(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["export", "--model", "hstl-small", "--set", "num_classes=5", "--out", str(tmp_path)]
+    assert main(args) == 0
+    ckpt = tmp_path / "HSTL-00000.pt"
+    trained = ckpt.read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert ckpt.read_bytes() == trained
+    assert main([*args, "--overwrite"]) == 0

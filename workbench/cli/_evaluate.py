@@ -72,6 +72,20 @@ def _check_data(path: Path) -> None:
                        "or a packed store, e.g. one written by `workbench data synth`")
 
 
+def _check_out(out: Path | None, save_embeddings: bool) -> None:
+    """Refuse, before any inference, an output that cannot be written or would replace an evaluation."""
+    from workbench.cli import CLIError
+
+    if out is None:
+        if save_embeddings:
+            raise CLIError("--save-embeddings needs --out DIR")
+        return
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out}: is a file; --out names a folder for summary.json, results.txt and figures")
+    if (out / "summary.json").exists():
+        raise CLIError(f"--out {out}: already holds an evaluation (summary.json); choose another folder or move it")
+
+
 def _save(result: Any, out: Path | None, extra: dict[str, Any]) -> None:
     if out is None:
         return
@@ -101,6 +115,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not args.checkpoint.is_file():
         raise CLIError(f"{args.checkpoint}: checkpoint not found; pass a .pt file written by `workbench train`")
     _check_data(args.data)
+    _check_out(args.out, args.save_embeddings)
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -124,9 +139,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     extra = {"checkpoint": str(args.checkpoint), "data": str(args.data), "model": config.model.name,
              "sequences": len(embeddings), "amp": resolve_amp(args.amp, device)}
     _save(result, args.out, extra)
-    if args.save_embeddings:
-        if args.out is None:
-            raise CLIError("--save-embeddings needs --out DIR")
+    if args.save_embeddings and args.out is not None:
         print(f"wrote {embeddings.save(args.out / 'embeddings.npz')}")
     return 0
 

@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="spec override for --model/--spec/--tree, e.g. --set num_classes=10 (repeatable)")
     export.add_argument("--out", type=Path, required=True, help="output folder")
+    export.add_argument("--overwrite", action="store_true", help="replace a checkpoint or model_cfg already in --out")
     export.add_argument("--name", default="HSTL", help="file name stem, OpenGait's save_name (default HSTL)")
     export.add_argument("--iteration", type=int, help="iteration recorded in the checkpoint (default: the checkpoint's, else 0)")
     export.set_defaults(func=export_command)
@@ -178,6 +179,10 @@ def export_command(args: argparse.Namespace) -> int:
             iteration = args.iteration
         ckpt = args.out / f"{args.name}-{iteration:0>5}.pt"
         cfg = args.out / f"{args.name}.yaml"
+        existing = [str(p) for p in (ckpt, cfg) if p.exists()]
+        if existing and not args.overwrite:
+            raise CLIError(f"{', '.join(existing)}: already exist(s); pass --overwrite to replace them with these "
+                           "weights, or choose another --out or --name")
         export_opengait(model, ckpt, cfg, iteration=iteration, optimizer_state=optimizer_state,
                         scheduler_state=scheduler_state)
         progress.update()
