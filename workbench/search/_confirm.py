@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from workbench.search._config import StudyConfig
-from workbench.search._heldout import _complete_runs, _metric_entries, format_interval
+from workbench.search._heldout import _complete_runs, format_interval, log_to_trial_run
 from workbench.search._prepare import PreparedStudy
 
 CONFIRM_PREFIX = "confirm/"
@@ -117,9 +117,7 @@ def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.S
                                       folders=_ConfirmFolders(folder / "confirm"))
         scores = replicate_scores(replicates, objective.metric)
         key = objective.metric if objective.metric in scores else f"{objective.metric}_mean"
-        run_id = runs.get(trial.number)
-        if run_id is not None:
-            tracker.client.log_batch(run_id, metrics=_metric_entries(scores, CONFIRM_PREFIX))
+        log_to_trial_run(tracker, runs.get(trial.number), trial.number, scores, CONFIRM_PREFIX)
         rows.append(Confirmation(trial.number, trial_label(trial), float(trial.values[0]), new_seeds, scores, key))
     report = ConfirmationReport(config.study.name, rows[0].key if rows else objective.metric, rows)
     out = config.project_dir / "reports" / config.study.name

@@ -20,11 +20,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from workbench.search._config import StudyConfig
 from workbench.search._prepare import PreparedStudy
+from workbench.tracking import SPLIT_FOLDERS
 
 log = logging.getLogger(__name__)
 
-TEST_DIR = "test"
-VALIDATION_DIR = "evaluation"
 
 
 @dataclass(frozen=True)
@@ -124,14 +123,6 @@ def unreadable_test_files(data_path: Path, partition: Path) -> list[str]:
     return problems
 
 
-def _saved_summary(folder: Path) -> dict[str, float]:
-    path = folder / "summary.json"
-    if not path.is_file():
-        return {}
-    payload = json.loads(path.read_text())
-    return {k: (math.nan if v is None else float(v)) for k, v in payload.get("summary", {}).items()}
-
-
 def _trial_folder(trial: FrozenTrial, config: StudyConfig) -> Path:
     folder = trial.user_attrs.get("output_dir")
     return Path(folder) if folder else config.project_dir / "trials" / config.study.name / f"trial-{trial.number:04d}"
@@ -142,7 +133,7 @@ def _evaluate_folder(config: StudyConfig, prepared: PreparedStudy, folder: Path,
     from workbench.evaluation import evaluate_model, load_result
     from workbench.training import latest_checkpoint, load_for_inference, resolve_device
 
-    out = folder / TEST_DIR
+    out = folder / SPLIT_FOLDERS["test"]
     if (out / "subject_scores.npz").is_file():
         return load_result(out)
     checkpoint = latest_checkpoint(folder)
@@ -173,20 +164,15 @@ def evaluate_on_test(config: StudyConfig, prepared: PreparedStudy, trial: Frozen
 
 
 def _validation_scores(config: StudyConfig, trial: FrozenTrial) -> dict[str, float]:
-    folder = _trial_folder(trial, config)
-    seeds = [int(s) for s in trial.user_attrs.get("seeds") or [config.train.seed]]
-    if len(seeds) == 1:
-        return _saved_summary(folder / VALIDATION_DIR)
-    from workbench.evaluation import load_result
-    from workbench.search._objective import Replicate, replicate_folder, replicate_scores
+    from workbench.search._objective import Replicate, replicate_scores
+    from workbench.search._tree_report import replicate_results
 
-    replicates = []
-    for seed in seeds:
-        path = replicate_folder(folder, seed, len(seeds)) / VALIDATION_DIR
-        if not (path / "subject_scores.npz").is_file():
-            return {}
-        replicates.append(Replicate(seed, path, load_result(path), None, None, 0.0, []))
-    return replicate_scores(replicates, config.objectives[0].metric)
+    results = replicate_results(trial, config, "validation")
+    seeds = trial.user_attrs.get("seeds") or [config.train.seed]
+    if len(results) < len(seeds):
+        return {}
+    return replicate_scores([Replicate(s, Path(), r, None, None, 0.0, []) for s, r in results.items()],
+                            config.objectives[0].metric)
 
 
 def score_on_test(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, *,
@@ -213,9 +199,7 @@ def score_on_test(config: StudyConfig, prepared: PreparedStudy, study: optuna.St
     tested = []
     for trial in trials:
         scores = evaluate_on_test(config, prepared, trial)
-        run_id = runs.get(trial.number)
-        if run_id is not None:
-            tracker.client.log_batch(run_id, metrics=_metric_entries(scores, TEST_METRIC_PREFIX))
+        log_to_trial_run(tracker, runs.get(trial.number), trial.number, scores, TEST_METRIC_PREFIX)
         folder = _trial_folder(trial, config)
         tested.append(HeldOutTrial(trial.number, str(trial.params.get("tree", "?")), _cuts(trial),
                                   _validation_scores(config, trial), scores, folder))
@@ -238,11 +222,13 @@ def _complete_runs(tracker: Any) -> dict[int, str]:
     return runs
 
 
-def _metric_entries(scores: Mapping[str, float], prefix: str) -> list[Any]:
-    import time
+def log_to_trial_run(tracker: Any, run_id: str | None, number: int, scores: Mapping[str, float],
+                     prefix: str) -> None:
+    """Log a finished trial's later figures (test, confirmation) to its MLflow run under ``prefix``."""
+    from workbench.tracking import TrialRun
 
-    from mlflow.entities import Metric
-
-    now = int(time.time() * 1000)
-    return [Metric(f"{prefix}{k}", float(v), now, 0) for k, v in scores.items()
-            if isinstance(v, int | float) and not math.isnan(float(v))]
+    if run_id is None:
+        return
+    finite = {f"{prefix}{k}": float(v) for k, v in scores.items()
+              if isinstance(v, int | float) and not math.isnan(float(v))}
+    TrialRun(tracker.client, run_id, number, tracker.experiment_id).log_metrics(finite)

@@ -19,11 +19,10 @@ from optuna.trial import FrozenTrial, TrialState
 from workbench.evaluation._replicates import ConfigurationRow, compare_configurations, format_rows, verdict
 from workbench.search._config import StudyConfig
 from workbench.search._report import _cuts, trial_label
+from workbench.tracking import SPLIT_FOLDERS
 
 log = logging.getLogger(__name__)
 
-#: Folder of a replicate's evaluation on each split.
-SPLIT_FOLDERS = {"validation": "evaluation", "test": "test"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class TreeComparison:
         return [r.to_json() for r in self.rows]
 
 
-def _replicate_results(trial: FrozenTrial, config: StudyConfig, split: str) -> dict[int, Any]:
+def replicate_results(trial: FrozenTrial, config: StudyConfig, split: str) -> dict[int, Any]:
     from workbench.evaluation import load_result
     from workbench.search._objective import replicate_folder
 
@@ -78,7 +77,7 @@ def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "valida
     splits: dict[str, list[list[int]]] = {}
     costs: dict[str, dict[str, Any]] = {}
     for trial in trials:
-        results = _replicate_results(trial, config, split)
+        results = replicate_results(trial, config, split)
         if not results:
             continue
         label = trial_label(trial)

@@ -57,11 +57,12 @@ from workbench.tracking._store import (
     redact_uri,
     resolve_tracking_uri,
 )
-from workbench.tracking._trees import compare_logged_trees, run_evaluations, tree_groups
+from workbench.tracking._trees import SPLIT_FOLDERS, compare_logged_trees, run_evaluations, tree_groups
 from workbench.tracking._values import format_value, sanitize_key
 
 __all__ = [
     "DEFAULT_OBJECTIVES",
+    "SPLIT_FOLDERS",
     "TAG_CHECKPOINT",
     "TAG_CHECKPOINT_STEP",
     "TAG_ERROR",
