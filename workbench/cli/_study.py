@@ -74,7 +74,8 @@ def run_handler(args: argparse.Namespace) -> int:
     except (ConfigError, StorageError) as exc:
         raise CLIError(str(exc)) from exc
     print(f"study {summary.study_name} ({summary.storage_url}): {summary.complete} complete, "
-          f"{summary.pruned} pruned, {summary.failed} failed, {summary.running} running, {summary.waiting} waiting")
+          f"{summary.pruned} pruned, {summary.failed} failed, {summary.running} running, {summary.waiting} waiting"
+          + (f"; {summary.skipped} proposals skipped as repeats of other trials" if summary.skipped else ""))
     for row in summary.best:
         print(f"  best trial {row['number']}: values {row['values']} params {row['params']}")
     if summary.stopped:

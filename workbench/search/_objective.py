@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from workbench.search._config import COST_METRICS, StudyConfig
 from workbench.search._heartbeat import RETRY_OF_KEY
 from workbench.search._prepare import PreparedStudy
+from workbench.search._sampling import DUPLICATE_OF_KEY, duplicate_of
 from workbench.search._space import channels_key, is_gaitgs, suggest, trial_train_config
 from workbench.search._storage import sqlite_creation_lock
 from workbench.training import TrainConfig, Trainer, TrainingCallback, latest_checkpoint
@@ -29,6 +30,7 @@ class TrialOutcome:
 
     state: TrialState
     values: tuple[float, ...] = ()
+    duplicate_of: int | None = None
 
 
 def headline(summary: Mapping[str, float], metric: str) -> float:
@@ -124,6 +126,13 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
 
     candidates = prepared.candidate_map()
     choice = suggest(trial, config.space, prepared.candidates)
+    seeds = replicate_seeds(config)
+    trial.set_user_attr("seeds", seeds)
+    earlier = duplicate_of(study, trial, seeds)
+    if earlier is not None:  # nothing is trained or logged for a proposal that repeats a trial
+        trial.set_user_attr(DUPLICATE_OF_KEY, earlier)
+        return TrialOutcome(TrialState.FAIL, duplicate_of=earlier)
+    log.info("trial %d started: %s", trial.number, trial.params)
     output_dir = Path(trial.user_attrs.get("output_dir") or
                       config.project_dir / "trials" / config.study.name / f"trial-{trial.number:04d}")
     trial.set_user_attr("output_dir", str(output_dir))
@@ -135,12 +144,11 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
     run = tracker.start_trial(trial.number, tags={"workbench.output_dir": str(output_dir)},
                               retry_of=int(retry_of) if retry_of is not None else None)
     candidate = candidates[choice.tree]
-    trial.set_user_attr("seeds", replicate_seeds(config))
     levels = list(choice.cuts) if is_gaitgs(choice.model) else [1, *choice.cuts]
     # The choices go in first so that a pruned or failed trial still shows its tree and cuts.
     choice_params = {**hierarchy_params(candidate.tree, [], levels), "channels": channels_key(choice.channels),
                      "lr": choice.lr, "frames": choice.frames, "fta": choice.fta, "tree": choice.tree,
-                     "model": train_config.model.name, "seeds": replicate_seeds(config)}
+                     "model": train_config.model.name, "seeds": seeds}
     try:
         run.log_params(choice_params)
         # Cost first, from the model as built, so that pruned and failed trials show it too.

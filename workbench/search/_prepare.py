@@ -10,6 +10,7 @@ from typing import Any
 
 from workbench.search._config import StudyConfig
 from workbench.search._space import Candidate, check_candidates, load_candidates
+from workbench.search._storage import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ SYNTHETIC_SETS: dict[str, dict[str, object]] = {
 }
 
 _DONE_MARKER = ".complete"
+
+#: Lock file in the project directory under which a process prepares a study.
+PREPARE_LOCK = ".prepare.lock"
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,13 @@ def prepare_study(config: StudyConfig, progress: bool = True) -> PreparedStudy:
     raise_problems(check_names(config), config.study.name)
     project = config.project_dir
     project.mkdir(parents=True, exist_ok=True)
+    # Processes started together on one project (two terminals, or --workers) take turns: the first
+    # renders, splits and discovers; the others find the files made.
+    with file_lock(project / PREPARE_LOCK):
+        return _prepare(config, project, progress)
+
+
+def _prepare(config: StudyConfig, project: Path, progress: bool) -> PreparedStudy:
     if config.data.is_synthetic:
         data_path = synthetic_data(project, config.data.synthetic, seed=config.train.seed, progress=progress)
     else:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -16,9 +15,13 @@ from optuna.trial import TrialState
 from workbench.search._config import StudyConfig, load_study_config
 from workbench.search._heartbeat import Heartbeat, count_trials, reap_stale_trials
 from workbench.search._prepare import PreparedStudy, prepare_study
+from workbench.search._sampling import DUPLICATE_OF_KEY, check_grid_budget, create_sampler
 from workbench.search._storage import default_storage_url, journal_path, normalise_url, open_storage
 
 log = logging.getLogger(__name__)
+
+#: A worker stops after this many proposals in a row repeated a trial (the space is used up).
+MAX_REPEATED_PROPOSALS = 50
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class RunSummary:
     waiting: int
     best: list[dict[str, object]]
     stopped: str = ""
+    skipped: int = 0
 
 
 def choose_storage_url(config: StudyConfig, project_dir: Path, cli_url: str | None, workers: int) -> str:
@@ -53,64 +57,6 @@ def choose_storage_url(config: StudyConfig, project_dir: Path, cli_url: str | No
     return default_storage_url(project_dir)
 
 
-def grid_space(config: StudyConfig, candidates: Sequence[str]) -> dict[str, list[Any]]:
-    """Every choice of the search space as Optuna's ``GridSampler`` takes it (the learning rate must be fixed)."""
-    from workbench.search._space import channels_key
-
-    space = config.space
-    if space.lr[0] != space.lr[1]:
-        raise ValueError(f"sampler.name = 'grid' needs one learning rate; space.lr is a range {list(space.lr)}")
-    grid: dict[str, list[Any]] = {"tree": list(candidates)}
-    if space.models:
-        grid["model"] = list(space.models)
-    for i, ks in enumerate(space.stage_cuts):
-        grid[f"cut_stage{i + 2}"] = list(ks)
-    grid["channels"] = [channels_key(c) for c in space.channels]
-    grid["frames"] = list(space.frames)
-    grid["fta"] = list(space.fta)
-    return grid
-
-
-class _BudgetedGridSampler(optuna.samplers.GridSampler):
-    """Optuna's grid sampler in an ask-and-tell loop: the trial budget ends the study, not ``study.stop()``
-    (which Optuna only allows inside ``optimize``)."""
-
-    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: TrialState,
-                    values: Sequence[float] | None) -> None:
-        return None
-
-
-def check_grid_budget(config: StudyConfig, candidates: Sequence[str], budget: int) -> None:
-    """A grid study's budget must not exceed its grid (extra trials would repeat combinations)."""
-    if config.sampler.name != "grid":
-        return
-    size = 1
-    for values in grid_space(config, candidates).values():
-        size *= len(values)
-    if budget > size:
-        raise ValueError(f"budget.trials = {budget} but the grid has {size} combinations; set budget.trials = "
-                         f"{size} (replicate configurations with budget.seeds instead)")
-
-
-def create_sampler(config: StudyConfig, worker_index: int = 0,
-                   candidates: Sequence[str] = ()) -> optuna.samplers.BaseSampler:
-    """The study's sampler; each worker gets its own seed so workers do not propose the same points.
-
-    ``grid`` runs every combination of ``candidates`` (tree names) and the space once, in a seeded order.
-    """
-    s = config.sampler
-    seed = s.seed + worker_index
-    if s.name == "grid":
-        return _BudgetedGridSampler(grid_space(config, candidates), seed=seed)
-    if s.name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if s.name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
-    if s.name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.startup_trials)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.startup_trials, multivariate=True)
-
-
 def create_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     """Median or Hyperband on intermediate rank-1; none for multi-objective studies (Optuna cannot prune them)."""
     p = config.pruner
@@ -124,18 +70,45 @@ def create_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_steps)
 
 
-def open_study(config: StudyConfig, storage_url: str, worker_index: int = 0,
-               prepared: PreparedStudy | None = None) -> optuna.Study:
+def open_study(config: StudyConfig, storage_url: str, prepared: PreparedStudy | None = None) -> optuna.Study:
     """Create the study or load it when the name already exists (so a run resumes where it stopped)."""
     names = [c.name for c in prepared.candidates] if prepared is not None else []
     return optuna.create_study(
         study_name=config.study.name,
         storage=open_storage(storage_url),
         directions=config.directions,
-        sampler=create_sampler(config, worker_index, names),
+        sampler=create_sampler(config, names),
         pruner=create_pruner(config),
         load_if_exists=True,
     )
+
+
+#: Study system attribute: candidate tree name -> tree id, as the first process prepared them.
+CANDIDATES_KEY = "workbench:candidates"
+
+
+def check_shared_candidates(study: optuna.Study, prepared: PreparedStudy) -> None:
+    """Record the study's candidate trees in its storage, or check them against the record.
+
+    Processes on several machines each prepare the study in their own project directory. A tree
+    discovered on one machine could differ from the same discovery on another (other data, other
+    settings, floating point), and trials would then train different trees under one name. The
+    first process records name -> tree id; every later one must match it.
+    """
+    mine = {c.name: c.tree.tree_id for c in prepared.candidates}
+    storage = study._storage
+    recorded = storage.get_study_system_attrs(study._study_id).get(CANDIDATES_KEY)
+    if recorded is None:
+        storage.set_study_system_attr(study._study_id, CANDIDATES_KEY, mine)
+        return
+    differ = sorted(name for name in set(mine) | set(recorded) if mine.get(name) != recorded.get(name))
+    if differ:
+        raise ValueError(
+            f"study {study.study_name}: the candidate trees prepared here differ from those its first process "
+            f"recorded ({', '.join(differ)}: here {[mine.get(n) for n in differ]}, recorded "
+            f"{[recorded.get(n) for n in differ]}); copy the first machine's PROJECT/hierarchies/ and "
+            "PROJECT/splits/ here (or share the project directory), or start a new study name"
+        )
 
 
 def _should_start(study: optuna.Study, budget: int) -> bool:
@@ -168,13 +141,23 @@ def failure_stop(study: optuna.Study, max_failed: int, since: int = 0) -> str:
     return ""
 
 
+def repeats_stop(study: optuna.Study) -> str:
+    """Why the study stopped for repeated proposals (its latest trials all repeated others), or ``""``."""
+    latest = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)[-MAX_REPEATED_PROPOSALS:]
+    if len(latest) < MAX_REPEATED_PROPOSALS or not all(DUPLICATE_OF_KEY in t.user_attrs for t in latest):
+        return ""
+    return (f"the last {MAX_REPEATED_PROPOSALS} proposals repeated configurations that trials already hold: "
+            "the search space has (almost) no configuration left; lower budget.trials or widen [space]")
+
+
 def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, n_trials: int,
                 worker_index: int = 0, deadline: float | None = None, since: int = 0) -> int:
     """Ask-train-tell until the budget is reached, the deadline passes or no work is left; returns trials run."""
     from workbench.search._objective import TrialOutcome, mark_lost_trials, run_trial
 
-    study = open_study(config, storage_url, worker_index, prepared)
+    study = open_study(config, storage_url, prepared)
     ran = 0
+    repeats = 0  # proposals in a row that repeated a trial holding their configuration
     while True:
         mark_lost_trials(config, reap_stale_trials(study, grace=config.storage.grace_seconds).failed)
         if deadline is not None and time.time() >= deadline:
@@ -186,11 +169,21 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
         if reason:
             log.error("worker %d: study stopped: %s", worker_index, reason)
             break
+        if repeats >= MAX_REPEATED_PROPOSALS:
+            log.error("worker %d: study stopped: %s", worker_index, repeats_stop(study) or
+                      f"{repeats} proposals in a row repeated trials")
+            break
         trial = study.ask()
         started = time.time()
-        log.info("trial %d started (worker %d)", trial.number, worker_index)
         with Heartbeat(study, trial._trial_id, interval=config.storage.heartbeat_seconds):
             outcome: TrialOutcome = run_trial(config, prepared, study, trial)
+        if outcome.duplicate_of is not None:
+            log.info("trial %d repeats trial %d's configuration; skipped (worker %d)", trial.number,
+                     outcome.duplicate_of, worker_index)
+            study.tell(trial, state=TrialState.FAIL)
+            repeats += 1
+            continue
+        repeats = 0
         values = ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(config.objectives, outcome.values, strict=False))
         log.info("trial %d %s in %.0f s%s", trial.number, outcome.state.name.lower(), time.time() - started,
                  f": {values}" if values else "")
@@ -228,6 +221,7 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
     if on_prepared is not None:
         on_prepared(prepared)
     study = open_study(config, url, prepared=prepared)
+    check_shared_candidates(study, prepared)
     study.set_user_attr("study_file", str(Path(study_file).resolve()))
     since = len(study.get_trials(deepcopy=False))  # failures of earlier runs are not held against this one
     from workbench.search._objective import tracker_for
@@ -285,17 +279,20 @@ def summarise(config: StudyConfig, storage_url: str, since: int = 0) -> RunSumma
     """Trial counts and the best trials (or the Pareto front) of a study."""
     study = optuna.load_study(study_name=config.study.name, storage=open_storage(storage_url))
     counts = count_trials(study)
+    skipped = sum(DUPLICATE_OF_KEY in t.user_attrs
+                  for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
     best = []
     if counts[TrialState.COMPLETE]:
         for t in study.best_trials if config.multi_objective else [study.best_trial]:
             best.append({"number": t.number, "values": t.values, "params": t.params})
     return RunSummary(
-        stopped=failure_stop(study, config.budget.max_failed, since),
+        stopped=failure_stop(study, config.budget.max_failed, since) or repeats_stop(study),
         study_name=config.study.name,
         storage_url=storage_url,
         complete=counts[TrialState.COMPLETE],
         pruned=counts[TrialState.PRUNED],
-        failed=counts[TrialState.FAIL],
+        failed=counts[TrialState.FAIL] - skipped,
+        skipped=skipped,
         running=counts[TrialState.RUNNING],
         waiting=counts[TrialState.WAITING],
         best=best,

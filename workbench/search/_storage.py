@@ -47,7 +47,13 @@ def sqlite_creation_lock(database: str | Path) -> Iterator[None]:
     same fresh file at once can both insert the schema version and one fails; opening under this lock
     lets exactly one create, and the others find the tables made.
     """
-    lock_path = Path(str(database) + ".lock")
+    with file_lock(Path(str(database) + ".lock")):
+        yield
+
+
+@contextmanager
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created if missing) for the duration of the block."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with lock_path.open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

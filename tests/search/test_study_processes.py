@@ -1,0 +1,80 @@
+"""Independent `workbench study run` processes on one study share its budget and never train a configuration twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from workbench.search import load_study_config, open_storage
+from workbench.search._sampling import DUPLICATE_OF_KEY
+from workbench.tracking import load_trials
+
+pytestmark = pytest.mark.slow
+
+POSTGRES_URL = os.environ.get("WORKBENCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_or_skip() -> str:
+    try:
+        import psycopg2
+
+        psycopg2.connect(POSTGRES_URL, connect_timeout=3).close()
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL at {POSTGRES_URL} does not answer ({type(exc).__name__}); "
+                    "start it or set WORKBENCH_TEST_POSTGRES")
+    return POSTGRES_URL
+
+
+def _start(study_file: Path, workers: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    extra = ["--workers", str(workers)] if workers > 1 else []
+    return subprocess.Popen([sys.executable, "-m", "workbench", "study", "run", str(study_file), *extra],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.parametrize(("backend", "workers"), [("sqlite", 1), ("journal", 1), ("postgresql", 1),
+                                                  ("journal", 2), ("postgresql", 2)])
+def test_processes_started_together_train_distinct_configurations(backend: str, workers: int, write_study,
+                                                                  tmp_path: Path) -> None:
+    name = f"together-{backend}-{workers}-{uuid.uuid4().hex[:6]}"
+    storage = {"sqlite": "", "journal": f"journal:{tmp_path / 'study.journal'}",
+               "postgresql": _postgres_or_skip() if backend == "postgresql" else ""}[backend]
+    # Two trees x FTA on/off: four configurations for a budget of four, with the default sampler (TPE)
+    # and one study seed, so every process would propose the same sequence if seeds were per process.
+    path = write_study(name=name, trials=4, iterations=2, storage=storage)
+    path.write_text(path.read_text().replace('name = "random"', 'name = "tpe"\nseed = 0'))
+    config = load_study_config(path)
+    url = storage or f"sqlite:///{config.project_dir / 'optuna.db'}"
+    procs = [_start(path, workers), _start(path, workers)]
+    try:
+        outputs = [proc.communicate(timeout=900)[0].decode(errors="replace") for proc in procs]
+        for proc, out in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, out[-4000:]
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        failed = [t for t in trials if t.state == TrialState.FAIL and DUPLICATE_OF_KEY not in t.user_attrs]
+        assert not failed, [t.user_attrs for t in failed]
+        assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        assert len(complete) == 4, [t.state for t in trials]
+        configurations = [tuple(sorted(t.params.items())) for t in complete]
+        assert len(set(configurations)) == 4, f"two trials trained one configuration: {configurations}"
+        owners = {str(t.system_attrs.get("workbench:worker", "")).rsplit(":", 1)[-1] for t in complete}
+        assert len(owners) >= 2, "both processes took part"
+        runs = load_trials(config.tracking.uri, config.experiment_name)
+        state = next(c for c in runs.columns if c.endswith("state"))
+        assert sorted(runs[state]) == ["complete"] * 4, "one MLflow run per trained trial, none for skipped ones"
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if backend == "postgresql":
+            optuna.delete_study(study_name=name, storage=open_storage(url))
