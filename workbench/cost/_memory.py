@@ -41,8 +41,9 @@ _WORKER = "workbench.cost._memory_worker"
 class PeakMemory:
     """Peak memory of one step in MiB.
 
-    ``peak_mb`` is the raw high-water mark (CUDA: allocated bytes, weights and input included; CPU:
-    the child process's resident set, Python and torch included). ``baseline_mb`` is the same figure
+    ``peak_mb`` is the step's high-water mark (CUDA: allocated bytes of the model, its input and the
+    step, without what the process held before; CPU: the child process's resident set, Python and
+    torch included). ``baseline_mb`` is the same figure
     just before the step, with the model built and the input allocated; ``delta_mb`` is what the
     step itself added.
     """
@@ -152,15 +153,19 @@ def _measure_cuda(model_or_spec: Any, shape: tuple[int, ...], target: torch.devi
         assert recipe is not None
         with torch.device(target):
             model = recipe.build()
+    # What the process holds besides this model (other models, an earlier trial's leftovers) is not
+    # this step's memory: it is measured first and taken off both figures.
+    torch.cuda.synchronize(target)
+    others = torch.cuda.memory_allocated(target) - _bytes_on(model, target)
     x = random_input(shape, target)
     with left_as_found(model, step_mode):
         model.to(target)
         torch.cuda.synchronize(target)
         torch.cuda.reset_peak_memory_stats(target)
-        baseline = torch.cuda.memory_allocated(target)
+        baseline = torch.cuda.memory_allocated(target) - others
         run_step(model, x, step_mode, amp)
         torch.cuda.synchronize(target)
-        peak = torch.cuda.max_memory_allocated(target)
+        peak = torch.cuda.max_memory_allocated(target) - others
     return PeakMemory(
         peak_mb=peak / _MB,
         baseline_mb=baseline / _MB,
@@ -170,3 +175,17 @@ def _measure_cuda(model_or_spec: Any, shape: tuple[int, ...], target: torch.devi
         input_shape=shape,
         threads=torch.get_num_threads(),
     )
+
+
+def _bytes_on(model: nn.Module, target: torch.device) -> int:
+    """Bytes of ``model``'s parameters and buffers already on ``target`` (each storage once)."""
+    seen: set[int] = set()
+    total = 0
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.device != target:
+            continue
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            total += storage.nbytes()
+    return total

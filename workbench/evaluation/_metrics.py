@@ -59,6 +59,8 @@ def positive_ranks(
     gallery sequences strictly closer plus the equally close ones earlier in the gallery, which is
     where a stable sort would put it; no row is ever sorted.
     """
+    # Labels may come from the CPU while the distances sit on a GPU: compare on the distances' device.
+    probe_labels, gallery_labels = probe_labels.to(dist.device), gallery_labels.to(dist.device)
     matches = probe_labels.reshape(-1, 1) == gallery_labels.reshape(1, -1)
     rows, cols = torch.nonzero(matches, as_tuple=True)
     ranks = torch.empty(len(rows), dtype=torch.int64)
@@ -134,5 +136,6 @@ def nearest_per_group(dist: torch.Tensor, groups: Sequence[torch.Tensor]) -> tor
     out = torch.full((dist.shape[0], len(groups)), -1, dtype=torch.int64)
     for g, cols in enumerate(groups):
         if len(cols):
+            cols = cols.to(dist.device)  # groups are built on the CPU; the distances may be on a GPU
             out[:, g] = cols[torch.argmin(dist.index_select(1, cols), dim=1)].cpu()
     return out

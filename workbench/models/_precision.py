@@ -17,12 +17,23 @@ def check_amp(amp: str) -> str:
     return amp
 
 
+#: The first CUDA compute capability with bf16 tensor cores (Ampere).
+_CUDA_BF16_CAPABILITY = (8, 0)
+
+
 def native_bf16(device: torch.device | str) -> bool:
-    """Whether bf16 runs on bf16 hardware on ``device``: CUDA with bf16 support, or a CPU with
-    AVX512-BF16 or AMX. Elsewhere bf16 autocast is emulated and slower than float32."""
+    """Whether bf16 runs on bf16 hardware on ``device``: a CUDA device of compute capability 8.0 or
+    newer, or a CPU with AVX512-BF16 or AMX. Elsewhere bf16 autocast is emulated and slower than float32.
+
+    ``torch.cuda.is_bf16_supported()`` is not used: by default it counts emulated bf16 (V100, T4)
+    as supported, and it asks about the current device rather than ``device``.
+    """
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        if not torch.cuda.is_available():
+            return False
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return tuple(torch.cuda.get_device_capability(index)) >= _CUDA_BF16_CAPABILITY
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 

@@ -154,6 +154,7 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
                 worker_index: int = 0, deadline: float | None = None, since: int = 0) -> int:
     """Ask-train-tell until the budget is reached, the deadline passes or no work is left; returns trials run."""
     from workbench.search._objective import TrialOutcome, mark_lost_trials, run_trial
+    from workbench.training import release_memory
 
     study = open_study(config, storage_url, prepared)
     ran = 0
@@ -184,6 +185,7 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
             repeats += 1
             continue
         repeats = 0
+        release_memory()  # the finished trial's model, optimizer state and cached GPU blocks go now
         values = ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(config.objectives, outcome.values, strict=False))
         log.info("trial %d %s in %.0f s%s", trial.number, outcome.state.name.lower(), time.time() - started,
                  f": {values}" if values else "")

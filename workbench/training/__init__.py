@@ -15,6 +15,7 @@ from workbench.training._builders import (
     build_model,
     build_optimizer,
     build_scheduler,
+    release_memory,
     resolve_device,
     seed_everything,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "load_train_config",
     "pairwise_part_distances",
     "prune_checkpoints",
+    "release_memory",
     "render_builtin",
     "resolve_device",
     "restore_rng_state",

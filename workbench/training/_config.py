@@ -131,7 +131,10 @@ class TrainConfig:
     ``amp``: ``"fp16"`` (CUDA only, with a gradient scaler), ``"bf16"`` (autocast on CUDA or CPU; on a
     CPU only worth it with bf16 units, AVX512-BF16 or AMX, where it is 1.5-1.8x faster), ``"auto"``
     (bf16 where the device has bf16 hardware, else off) or ``"off"``.
-    ``eval_every`` / ``save_every``: iterations between evaluations / checkpoints (0 = only at the end). ``nan_policy``: ``"stop"`` ends the run on a non-finite loss, ``"skip"`` drops that batch.
+    ``eval_every`` / ``save_every``: iterations between evaluations / checkpoints (0 = only at the end). ``nan_policy``: ``"stop"`` ends the run on a non-finite loss, ``"skip"`` drops that batch
+    (a dropped batch, like a step the fp16 gradient scaler skips, does not advance the schedule).
+    ``distributed_timeout_minutes``: how long a rank under torchrun waits in a collective while rank 0
+    evaluates or saves (NCCL's default, 10 minutes, is shorter than one GREW or OUMVLP evaluation).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -149,6 +152,7 @@ class TrainConfig:
     seed: int = 0
     output_dir: str = "runs/train"
     nan_policy: Literal["stop", "skip"] = "stop"
+    distributed_timeout_minutes: float = 120.0
 
     def __post_init__(self) -> None:
         _positive("", iterations=self.iterations, keep_last=self.keep_last, log_every=self.log_every)
@@ -157,3 +161,5 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0 (0 = only at the end), got {getattr(self, name)}")
         if not self.output_dir:
             raise ValueError("output_dir is empty; name a directory for checkpoints and logs")
+        if not self.distributed_timeout_minutes > 0:
+            raise ValueError(f"distributed_timeout_minutes must be > 0, got {self.distributed_timeout_minutes}")

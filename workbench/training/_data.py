@@ -75,8 +75,11 @@ class _StepDataset:
 class SourceTrainData:
     """``TrainData`` over a ``SequenceSource``: P x K ids, frames picked per (seed, step, slot)."""
 
-    def __init__(self, source: SequenceSource, config: DataConfig, seed: int) -> None:
+    def __init__(self, source: SequenceSource, config: DataConfig, seed: int, *, pin_memory: bool = False) -> None:
         self.source, self.config, self.seed = source, config, seed
+        # Page-locked batches only help (and only make sense) when they go to a CUDA device; pinning
+        # for a CPU run would create a CUDA context in every process of a GPU machine.
+        self.pin_memory = pin_memory
         self.sampler = TripletSampler(source, (config.p, config.k), seed=seed)
         self._labels = label_map(r.id for r in source.records)
         # View classes in sorted view-name order: CASIA-B's 000..180 become 0..10.
@@ -94,7 +97,7 @@ class SourceTrainData:
             batch_sampler=_StepSampler(self.sampler, start_step, context),
             collate_fn=collate,
             num_workers=self.config.workers,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=self.pin_memory,
             persistent_workers=self.config.workers > 0,
         )
         for batch in loader:
@@ -124,8 +127,12 @@ def render_builtin(config: DataConfig, output_dir: str | Path, context: Distribu
     return root
 
 
-def build_train_data(config: TrainConfig, context: DistributedContext) -> SourceTrainData:
-    """The training data a config names; the built-in synthetic set is rendered into ``output_dir`` first."""
+def build_train_data(config: TrainConfig, context: DistributedContext,
+                     device: torch.device | None = None) -> SourceTrainData:
+    """The training data a config names; the built-in synthetic set is rendered into ``output_dir`` first.
+
+    Batches are pinned for a CUDA ``device`` only.
+    """
     data = config.data
     root = render_builtin(data, Path(config.output_dir), context) if data.is_builtin else Path(data.path)
     if not root.exists():
@@ -137,4 +144,4 @@ def build_train_data(config: TrainConfig, context: DistributedContext) -> Source
     source = open_source(root, partition=data.partition, subset=data.subset)
     if len(source) == 0:
         raise ValueError(f"{root}: no sequences in subset {data.subset!r}; check data.partition and data.subset")
-    return SourceTrainData(source, data, config.seed)
+    return SourceTrainData(source, data, config.seed, pin_memory=device is not None and device.type == "cuda")

@@ -6,6 +6,7 @@ import os
 import pickle
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -51,16 +52,40 @@ def context_from_env() -> DistributedContext:
     return DistributedContext(rank=rank, world_size=world, local_rank=local)
 
 
-def init_process_group(context: DistributedContext, device: torch.device) -> bool:
+#: How long a rank waits in a collective by default. Rank 0 alone evaluates, renders built-in data and
+#: saves while the others wait in their next collective; NCCL's own default (10 minutes) is shorter
+#: than one evaluation of GREW or OUMVLP.
+DEFAULT_TIMEOUT_MINUTES = 120.0
+
+
+def init_process_group(context: DistributedContext, device: torch.device,
+                       timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> bool:
     """Join the process group (NCCL on CUDA, gloo on CPU) unless single-process or already joined.
 
+    On CUDA the rank is bound to its own GPU (``device``, from ``LOCAL_RANK``) before the group
+    exists, and the group is told that device: otherwise NCCL guesses it from the global rank, which
+    is wrong on every node but the first when a node runs fewer processes than it has GPUs.
     Returns True when this call created the group (and so should destroy it).
     """
     if not context.enabled or dist.is_initialized():
         return False
+    options: dict[str, Any] = {"timeout": timedelta(minutes=timeout_minutes)}
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        options["device_id"] = device
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend, rank=context.rank, world_size=context.world_size)
+    dist.init_process_group(backend=backend, rank=context.rank, world_size=context.world_size, **options)
     return True
+
+
+def zero_gradient_term(tensor: torch.Tensor) -> torch.Tensor:
+    """An exact zero that depends on ``tensor``: added to a loss, it gives ``tensor``'s producers zero gradients.
+
+    DDP waits for a gradient of every parameter it wraps; a head whose loss is off still needs one.
+    The sum runs in float32 with non-finite values zeroed, so fp16 logits that overflow (a sum past
+    65504 is inf, and inf times zero is NaN) cannot turn the loss into NaN.
+    """
+    return torch.nan_to_num(tensor.float(), nan=0.0, posinf=0.0, neginf=0.0).sum() * 0.0
 
 
 # How long a collective may keep a tensor after it returned; far beyond the microseconds it takes.

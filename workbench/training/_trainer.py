@@ -51,6 +51,7 @@ from workbench.training._distributed import (
     gather_objects,
     gather_with_grad,
     init_process_group,
+    zero_gradient_term,
 )
 from workbench.training._losses import GaitLoss
 
@@ -58,6 +59,31 @@ logger = logging.getLogger(__name__)
 
 #: ``evaluator(model, step) -> metrics``; called on rank 0 with the bare model in eval mode.
 Evaluator = Callable[[nn.Module, int], Mapping[str, float]]
+
+
+def apply_gradients(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> bool:
+    """Step the optimizer through the gradient scaler; False when the scaler skipped the step.
+
+    With fp16 the scaler skips a step whose gradients hold inf or NaN and lowers its scale; that
+    step changed no weight and must count as skipped. Without a scaler every step is taken.
+    """
+    if not scaler.is_enabled():
+        optimizer.step()
+        return True
+    before = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    return scaler.get_scale() >= before
+
+
+def _host_floats(values: Mapping[str, Any]) -> dict[str, float]:
+    """Loss parts as Python floats, with one device-to-host copy for all the tensors among them."""
+    tensors = {k: v for k, v in values.items() if isinstance(v, torch.Tensor)}
+    out = {k: float(v) for k, v in values.items() if k not in tensors}
+    if tensors:
+        stacked = torch.stack([t.detach().float().reshape(()) for t in tensors.values()])
+        out.update(zip(tensors, stacked.tolist(), strict=True))
+    return {k: out[k] for k in values}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -104,11 +130,15 @@ class Trainer:
         """Run until ``config.iterations``; ``resume=True`` continues from the newest checkpoint, a path from that file."""
         ctx = self.context = self.context or context_from_env()
         device = resolve_device(self.config.device, ctx)
-        created = init_process_group(ctx, device)
+        created = init_process_group(ctx, device, self.config.distributed_timeout_minutes)
+        if device.type == "cuda":
+            # Training batches have one shape (frames x height x width), so cuDNN's autotuner pays.
+            torch.backends.cudnn.benchmark = True
         try:
             result = self._fit(ctx, device, resume)
-            if created:
+            if created and result.status != "stopped":
                 # No rank tears the group down (rank 0 also hosts its store) while another still talks.
+                # A stopped run's ranks met at their last barrier inside the loop.
                 barrier()
             return result
         finally:
@@ -117,13 +147,13 @@ class Trainer:
 
     # -- set-up -----------------------------------------------------------------------------------
 
-    def _prepare(self, ctx: DistributedContext) -> tuple[TrainData, nn.Module]:
+    def _prepare(self, ctx: DistributedContext, device: torch.device) -> tuple[TrainData, nn.Module]:
         seed_everything(self.config.seed)
         data = self.data
         if data is None:
             from workbench.training._data import build_train_data
 
-            data = build_train_data(self.config, ctx)
+            data = build_train_data(self.config, ctx, device)
         model = self.model
         if model is None:
             model = build_model(self.config.model, data.num_classes)
@@ -157,7 +187,7 @@ class Trainer:
     def _fit(self, ctx: DistributedContext, device: torch.device, resume: bool | str | Path) -> TrainResult:
         cfg = self.config
         state = self._resume_state(resume)
-        data, bare = self._prepare(ctx)
+        data, bare = self._prepare(ctx, device)
         bare.to(device)
         optimizer = build_optimizer(bare.parameters(), cfg.optimizer)
         scheduler = build_scheduler(optimizer, cfg.scheduler)
@@ -198,8 +228,9 @@ class Trainer:
                 hooks.on_train_start(info)
             for step in range(start + 1, cfg.iterations + 1):
                 metrics, ok = self._step(step, model, loss_fn, optimizer, scaler, stream, device, ctx)
-                scheduler.step()
-                if not ok:
+                if ok:
+                    scheduler.step()
+                else:  # the weights did not change, so neither does the schedule
                     skipped += 1
                 last = step == cfg.iterations
                 path = None
@@ -219,8 +250,15 @@ class Trainer:
                     except BaseException as exc:  # a hook (e.g. a pruner) asked to stop
                         failure = exc
                 if any_true(failure is not None, device):
+                    barrier()  # every rank leaves together, the one whose hook failed included
                     if failure is not None:
-                        raise failure
+                        try:
+                            raise failure
+                        finally:
+                            # The exception's traceback holds this frame; a local naming the exception
+                            # would close a cycle that keeps the model, optimizer state and gradients
+                            # alive until a full garbage collection (every pruned trial ends here).
+                            failure = None
                     return TrainResult("stopped", step, self.output_dir, last_ckpt, metrics, evaluations, skipped,
                                        time.perf_counter() - t_start)
             result = TrainResult("completed", max(start, cfg.iterations), self.output_dir, last_ckpt, metrics,
@@ -279,13 +317,12 @@ class Trainer:
         if ctx.enabled and view_logits is not None and not (extra.get("views") is not None and cfg.loss.view_weight > 0):
             # DDP waits for a gradient of every parameter it wraps: a view head whose loss is off (or
             # whose data has no views) gets an exact zero one instead of stalling the reduction.
-            loss = loss + view_logits.sum() * 0.0
+            loss = loss + zero_gradient_term(view_logits)
         optimizer.zero_grad(set_to_none=True)
         finite = not any_true(not bool(torch.isfinite(loss).item()), device)
         if finite:
             scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            finite = apply_gradients(optimizer, scaler)
         elif cfg.nan_policy == "stop":
             raise NonFiniteLossError(
                 f"non-finite loss ({loss.item()}) at step {step}; the last good checkpoint "
@@ -293,10 +330,8 @@ class Trainer:
             )
         else:
             logger.warning("non-finite loss (%s): batch skipped (nan_policy='skip')", loss.item())
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
         seconds = max(time.perf_counter() - tic, 1e-9)
-        metrics = {k: float(v) for k, v in parts.items()}
+        metrics = _host_floats(parts)
         metrics["lr"] = float(optimizer.param_groups[0]["lr"])
         metrics["skipped"] = 0.0 if finite else 1.0
         metrics["sequences_per_second"] = cfg.data.batch_size / seconds
