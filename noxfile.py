@@ -1,4 +1,4 @@
-"""Developer sessions: tests, lint, typecheck, bench, demo.
+"""Developer sessions: tests, lint, typecheck, bench, demo, gpu (the device check).
 
 Every session installs the package with ``-c constraints.txt`` so that torch resolves to the pinned
 release (the CUDA build on a GPU machine, a local CPU wheel where one lies) and MLflow to the tested one.
@@ -57,3 +57,10 @@ def demo(session: nox.Session) -> None:
     """The main job on synthetic data: render, discover, search, log; prints where everything went."""
     _install(session, extras="dev")
     session.run("workbench", "demo", *session.posargs, env={"MPLBACKEND": "Agg"})
+
+
+@nox.session(python=PYTHON)
+def gpu(session: nox.Session) -> None:
+    """The device check: CUDA paths end to end, with host synchronisations per step and throughput printed."""
+    _install(session)
+    session.run("pytest", "tests/device", "-s", "-q", "-p", "no:cacheprovider", *session.posargs)
