@@ -127,3 +127,35 @@ def test_evaluate_checks_its_output_before_any_inference(checkpoint: Path, tiny_
     assert (tmp_path / "done" / "summary.json").read_text() == "{}"
     assert main(["evaluate", str(checkpoint), "--data", str(tiny_data), "--save-embeddings"]) == 2
     assert "--save-embeddings needs --out" in capsys.readouterr().err
+
+
+def test_evaluate_reads_a_public_hstl_checkpoint_directly(checkpoint: Path, tiny_data: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+    import torch
+
+    from workbench.models import HSTL, HSTLSpec, export_opengait
+
+    torch.manual_seed(0)
+    public, _ = export_opengait(HSTL(HSTLSpec.from_splits([[40, 24], [8, 32, 16, 8]], channels=(4, 8, 16))),
+                                tmp_path / "HSTL-00010.pt", iteration=10)
+    args = ["--data", str(tiny_data), "--device", "cpu", "--frames", "8", "--no-progress", "--save-embeddings"]
+    assert main(["evaluate", str(public), *args, "--out", str(tmp_path / "direct")]) == 0
+    captured = capsys.readouterr()
+    assert "workbench: warning:" in captured.err and "'casia-b-paper'" in captured.err and "--tree" in captured.err
+    assert "synthetic: rank-1 (%)" in captured.out
+
+    # The same embeddings as the imported checkpoint's; a chosen tree is taken without a warning.
+    assert main(["import", str(public), "--out", str(tmp_path / "imported")]) == 0
+    imported = tmp_path / "imported" / "checkpoint-00000010.pt"
+    assert main(["evaluate", str(imported), *args, "--out", str(tmp_path / "via-import")]) == 0
+    capsys.readouterr()
+    direct = np.load(tmp_path / "direct" / "embeddings.npz")["embeddings"]
+    np.testing.assert_array_equal(direct, np.load(tmp_path / "via-import" / "embeddings.npz")["embeddings"])
+    assert main(["evaluate", str(public), *args[:-1], "--tree", "uniform-64"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+    # --tree belongs to public checkpoints; a workbench checkpoint records its own network.
+    assert main(["evaluate", str(checkpoint), "--data", str(tiny_data), "--tree", "uniform-64"]) != 0
+    err = capsys.readouterr().err
+    assert str(checkpoint) in err and "drop the tree" in err and "Traceback" not in err

@@ -17,6 +17,7 @@ _COMMAND_MODULES = (
     "workbench.cli._data",
     "workbench.cli._hierarchy",
     "workbench.cli._models",
+    "workbench.cli._import",
     "workbench.cli._cost",
     "workbench.cli._train",
     "workbench.cli._evaluate",

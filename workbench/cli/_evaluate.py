@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.cli._choices import AMP
+from workbench.cli._import import TREE_HELP
 
 # Kept here rather than read from the registry so that ``--help`` does not import torch.
 _PROTOCOLS = ("casia-b", "oumvlp", "grew", "gait3d", "synthetic")
@@ -28,9 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "subject_scores.npz (per-subject statistics, read back by workbench.evaluation.load_result) and the "
         "protocol's heat map (rank1_views.png) or CSV.",
     )
-    p.add_argument("checkpoint", type=Path, help="checkpoint written by `workbench train`")
+    p.add_argument("checkpoint", type=Path,
+                   help="checkpoint written by `workbench train` or `workbench import`, or a public HSTL (OpenGait) one")
     p.add_argument("--data", type=Path, required=True, help="dataset root (OpenGait layout) or packed store")
     _common(p, default_protocol="synthetic")
+    p.add_argument("--tree", help=f"public checkpoints only: {TREE_HELP}")
     p.add_argument("--batch-size", type=int, default=8, help="sequences per inference batch (default 8)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA if available)")
     p.add_argument("--frames", type=int, help="use only the first N frames of each sequence (default: all)")
@@ -103,6 +106,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import torch
 
     from workbench.cli import CLIError
+    from workbench.cli._import import reported_guesses, tree_option
     from workbench.data import DataError
     from workbench.evaluation import evaluate_model
     from workbench.models import autocast, resolve_amp
@@ -113,9 +117,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.frames is not None and args.frames < 1:
         raise CLIError(f"--frames must be >= 1, got {args.frames}")
     if not args.checkpoint.is_file():
-        raise CLIError(f"{args.checkpoint}: checkpoint not found; pass a .pt file written by `workbench train`")
+        raise CLIError(f"{args.checkpoint}: checkpoint not found; pass a .pt file written by `workbench train` or "
+                       "`workbench import`, or a public HSTL checkpoint")
     _check_data(args.data)
     _check_out(args.out, args.save_embeddings)
+    tree = tree_option(args.tree)
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -124,7 +130,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except (ValueError, RuntimeError) as exc:
         raise CLIError(f"--amp {args.amp} --device {device}: {exc}") from exc
     try:
-        model, config = load_for_inference(args.checkpoint, device)
+        with reported_guesses():
+            model, config = load_for_inference(args.checkpoint, device, tree=tree)
     except CheckpointError as exc:
         raise CLIError(str(exc)) from exc
     try:

@@ -1,30 +1,43 @@
-"""Move HSTL weights and configs to and from the public HSTL/OpenGait code.
+"""Read HSTL weights and configs written by the public HSTL/OpenGait code (``_opengait_export`` writes them).
 
 The workbench's module names are the public ones (``arme1``, ``astp2_fta``, ``Head0`` ...), so a
 state dict maps key for key; only a ``module.`` prefix left by DataParallel/DDP is stripped. FTA after
 a stage other than the second is a workbench extension named ``fta<k>`` / ``astp<k>_fta``.
 
 A checkpoint's shapes give channels, region counts per stage, classes and parts, but not the
-region heights of the ARME splits. ``spec_from_state_dict`` takes them from, in order: explicit
-``splits``, a partition ``tree`` cut at the checkpoint's region counts, an exported ``model_cfg``, or
-the registered preset with the same structure (CASIA-B, OUMVLP, Gait3D); otherwise it asks for one.
+region heights of the ARME splits. ``spec_from_state_dict`` takes them from, in order: an exported
+``model_cfg``, explicit ``splits``, a partition ``tree`` cut at the checkpoint's region counts, or the
+one paper tree (``PAPER_TREES``) whose cuts have the checkpoint's regions per stage and part count,
+with a ``GuessedSplitsWarning`` saying so; with none or several such trees it asks for one.
 """
 
 from __future__ import annotations
 
 import collections
+import pickle
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from workbench.models._hstl import HSTL, fta_name
-from workbench.models._presets import PRESET_SPECS
 from workbench.models._spec import HSTLSpec, SpecError, StageSpec
 
+if TYPE_CHECKING:
+    from workbench.hierarchy import PartitionTree
+
 StateDict = Mapping[str, torch.Tensor]
+
+#: The trees the public models were trained with; a checkpoint without its splits is matched against
+#: these only (the uniform baselines would match too many checkpoints to be a useful guess).
+PAPER_TREES = ("casia-b-paper", "oumvlp-paper", "gait3d-paper")
+
+
+class GuessedSplitsWarning(UserWarning):
+    """The split heights of a checkpoint were taken from a preset tree, not from the checkpoint."""
 
 
 def _strip_prefix(state: StateDict) -> dict[str, torch.Tensor]:
@@ -101,11 +114,95 @@ def _matches(spec: HSTLSpec, shape: Mapping[str, Any]) -> bool:
     )
 
 
+def _regions(shape: Mapping[str, Any]) -> list[int]:
+    return [s["regions"] for s in shape["stages"]]
+
+
+def _tree_parts(tree: PartitionTree, shape: Mapping[str, Any]) -> int | None:
+    """Parts of the model the tree's recorded cuts give with the checkpoint's FTA placement and strips = rows."""
+    cuts = tree.paper_cuts
+    if len(cuts) != len(shape["stages"]) + 1:
+        return None
+    stage_parts = sum(len(cut) * (2 if s["fta"] else 1) for cut, s in zip(cuts[1:], shape["stages"], strict=True))
+    return len(cuts[0]) + stage_parts + tree.n_rows
+
+
+def _guess_tree(shape: Mapping[str, Any], where: str) -> PartitionTree:
+    from workbench.hierarchy import preset_tree
+
+    counts = [shape["first_regions"], *_regions(shape)]
+    trees = [preset_tree(name) for name in PAPER_TREES]
+    found = [t for t in trees if [len(c) for c in t.paper_cuts] == counts and _tree_parts(t, shape) == shape["parts"]]
+    if len(found) == 1:
+        return found[0]
+    listed = "; ".join(
+        f"{t.name}: regions per stage {[len(c) for c in t.paper_cuts[1:]]}"
+        + (f", {parts} parts" if (parts := _tree_parts(t, shape)) else "")
+        for t in (found or trees)
+    )
+    problem = "match several preset trees" if found else "match no preset tree"
+    raise SpecError(
+        f"{where}: its regions per stage {_regions(shape)} and {shape['parts']} parts {problem} ({listed}); the "
+        "split heights are not stored in the weights, so choose the tree with --tree (tree=): a preset name or a "
+        "tree JSON file"
+    )
+
+
+def resolve_tree(state: StateDict, tree: PartitionTree | str | Path | None = None, *, where: str = "checkpoint"
+                 ) -> PartitionTree:
+    """The partition tree whose cuts give the split heights of a public-named HSTL state dict.
+
+    ``tree`` (a ``PartitionTree``, a preset name or a tree JSON file) is loaded and returned; without it,
+    the one tree of ``PAPER_TREES`` whose cuts have the checkpoint's regions per stage and part count,
+    with a ``GuessedSplitsWarning`` naming it. None or several such trees raise ``SpecError``.
+    """
+    from workbench.hierarchy import load_tree
+
+    if tree is not None:
+        return load_tree(tree) if isinstance(tree, (str, Path)) else tree
+    shape = _structure(_strip_prefix(state), where)
+    found = _guess_tree(shape, where)
+    warnings.warn(
+        f"{where}: split heights are not stored in the weights; using tree {found.name!r}, the only preset tree "
+        f"with regions per stage {_regions(shape)} and {shape['parts']} parts (splits "
+        f"{[list(c) for c in found.paper_cuts[1:]]} at {found.n_rows} rows); pass --tree (tree=) with a preset "
+        "name or a tree JSON file to choose another",
+        GuessedSplitsWarning,
+        stacklevel=2,
+    )
+    return found
+
+
+def _differences(spec: HSTLSpec, shape: Mapping[str, Any]) -> str:
+    built = _structure(_meta_state(spec), "spec")
+    fields = [
+        ("regions per stage", _regions(built), _regions(shape)),
+        ("parts", spec.parts, shape["parts"]),
+        ("final strips", built["strips"], shape["strips"]),
+        ("stage channels", [list(s["channels"]) for s in built["stages"]], [list(s["channels"]) for s in shape["stages"]]),
+        ("stem channels", list(built["stem_channels"]), list(shape["stem_channels"])),
+        ("first regions", built["first_regions"], shape["first_regions"]),
+        ("FTA stages", [s["fta"] for s in built["stages"]], [s["fta"] for s in shape["stages"]]),
+        ("projections", [s["project"] for s in built["stages"]], [s["project"] for s in shape["stages"]]),
+        ("ASTP channels", built["astp_channels"], shape["astp_channels"]),
+        ("first ASTP projection", built["first_project"], shape["first_project"]),
+        ("input channels", built["in_channels"], shape["in_channels"]),
+        ("classes", spec.num_classes, shape["num_classes"]),
+    ]
+    return ", ".join(f"{name} {mine} vs the checkpoint's {theirs}" for name, mine, theirs in fields if mine != theirs)
+
+
+def _meta_state(spec: HSTLSpec) -> dict[str, torch.Tensor]:
+    # Meta tensors carry the shapes without allocating the weights.
+    with torch.device("meta"):
+        return HSTL(spec).state_dict()
+
+
 def spec_from_state_dict(
     state: StateDict,
     *,
     splits: Sequence[Sequence[int]] | None = None,
-    tree: Any = None,
+    tree: PartitionTree | str | Path | None = None,
     model_cfg: Mapping[str, Any] | str | Path | None = None,
     input_height: int = 64,
     downsample_before: Sequence[int] | None = None,
@@ -114,10 +211,11 @@ def spec_from_state_dict(
     """Rebuild the ``HSTLSpec`` of a public-named HSTL state dict (see the module notes for splits)."""
     state = _strip_prefix(state)
     shape = _structure(state, where)
+    given = "the given model_cfg"
     if model_cfg is not None:
         spec = spec_from_model_cfg(model_cfg)
-    elif splits is not None or tree is not None:
-        counts = [s["regions"] for s in shape["stages"]]
+    else:
+        counts = _regions(shape)
         down = downsample_before
         if down is None:
             # The public models halve the height once, right before the first ARME stage.
@@ -141,8 +239,18 @@ def spec_from_state_dict(
                     f"the checkpoint {counts}"
                 )
             spec = HSTLSpec.from_splits(splits, **common)
+            given = "the given splits"
         else:
-            spec = HSTLSpec.from_tree(tree, counts, **common)
+            chosen = resolve_tree(state, tree, where=where)
+            label = f"tree {chosen.name or chosen.tree_id!r} ({chosen.n_rows} rows)"
+            try:
+                spec = HSTLSpec.from_tree(chosen, counts, **common)
+            except SpecError as exc:
+                raise SpecError(
+                    f"{where}: {label} does not fit the weights, which have regions per stage {counts}: {exc}; "
+                    "choose another --tree"
+                ) from exc
+            given = f"{label}, cut at those counts,"
         spec = spec.replace(
             stem_channels=shape["stem_channels"],
             in_channels=shape["in_channels"],
@@ -151,22 +259,54 @@ def spec_from_state_dict(
                 StageSpec(st.channels, st.split, st.fta, s["project"]) for st, s in zip(spec.stages, shape["stages"], strict=True)
             ),
         )
-    else:
-        candidates = [
-            (name, preset.replace(num_classes=shape["num_classes"]))
-            for name, preset in PRESET_SPECS.items()
-            if _matches(preset, shape)
-        ]
-        if not candidates:
-            raise SpecError(
-                f"{where}: its structure (stem {list(shape['stem_channels'])}, regions per stage "
-                f"{[s['regions'] for s in shape['stages']]}, channels {[list(s['channels']) for s in shape['stages']]}) "
-                "matches no preset; pass splits=[[...], ...], tree=<PartitionTree> or the exported model_cfg YAML"
-            )
-        spec = candidates[0][1]
     if not _matches(spec, shape) or spec.num_classes != shape["num_classes"] or spec.parts != shape["parts"]:
-        raise SpecError(f"{where}: the given splits/config describe a different network than the checkpoint's shapes")
+        fix = "; choose another --tree" if model_cfg is None and splits is None else ""
+        raise SpecError(f"{where}: {given} describes a different network than the checkpoint's shapes: "
+                        f"{_differences(spec, shape)}{fix}")
     return spec
+
+
+_TORCH_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+
+
+def read_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The dict in a checkpoint file, loaded with ``weights_only=True`` so that no code in it can run.
+
+    OpenGait's scheduler state holds a ``collections.Counter``, the one class allowed beyond tensors and
+    plain containers. Raises ``FileNotFoundError`` or ``SpecError`` naming the file and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        with torch.serialization.safe_globals([collections.Counter]):
+            loaded = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:
+        # torch wraps the one informative line of a weights-only refusal in paragraphs of advice.
+        lines = [line.strip().rstrip(".") for line in str(exc).splitlines()]
+        found = [line for line in lines if line and not line.startswith(_TORCH_ADVICE)]
+        if isinstance(exc, pickle.UnpicklingError) and any("GLOBAL" in line for line in found):
+            raise SpecError(
+                f"{path}: refused: it holds Python objects other than tensors and plain containers "
+                f"({next(line for line in found if 'GLOBAL' in line)}), and loading them could run code; if you "
+                "trust the file, save its state dict alone and pass that"
+            ) from exc
+        reason = f"{type(exc).__name__}: {found[0] if found else ''}"
+        raise SpecError(f"{path}: not a PyTorch checkpoint (torch.load failed: {reason}); pass a .pt file "
+                        "written by torch.save") from exc
+    if not isinstance(loaded, dict):
+        raise SpecError(f"{path}: holds a {type(loaded).__name__}, not a checkpoint dict")
+    return loaded
+
+
+def hstl_weights(loaded: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The public-named HSTL state dict in a loaded checkpoint (its ``model`` entry or itself), else None."""
+    inner = loaded.get("model")
+    state = _strip_prefix(inner if isinstance(inner, Mapping) else loaded)
+    stem = re.compile(r"arme1\.\d+\.conv3d\.weight")
+    if "Head0.fc_bin" in state and any(isinstance(k, str) and stem.fullmatch(k) for k in state):
+        return state
+    return None
 
 
 def load_opengait_checkpoint(
@@ -178,15 +318,7 @@ def load_opengait_checkpoint(
     ``hints`` go to :func:`spec_from_state_dict` (``splits``, ``tree``, ``model_cfg``, ``input_height``).
     """
     where = str(source) if isinstance(source, (str, Path)) else "checkpoint"
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: checkpoint not found")
-        # OpenGait's scheduler state holds a Counter of milestones; everything else is tensors and dicts.
-        with torch.serialization.safe_globals([collections.Counter]):
-            loaded = torch.load(path, map_location=map_location, weights_only=True)
-    else:
-        loaded = source
+    loaded = read_checkpoint_file(source, map_location) if isinstance(source, (str, Path)) else source
     if not isinstance(loaded, Mapping):
         raise SpecError(f"{where}: expected a dict, got {type(loaded).__name__}")
     state = loaded["model"] if "model" in loaded and isinstance(loaded["model"], Mapping) else loaded
@@ -200,42 +332,6 @@ def load_opengait_checkpoint(
             f"unexpected {result.unexpected_keys[:5]}"
         )
     return model
-
-
-def opengait_state_dict(model: HSTL) -> dict[str, torch.Tensor]:
-    """The model's weights under the public key names (detached CPU tensors)."""
-    return {key: value.detach().cpu().clone() for key, value in model.state_dict().items()}
-
-
-def opengait_channels(spec: HSTLSpec) -> list[int]:
-    """OpenGait-style ``channels``: the stem width, then each stage's output width."""
-    return [spec.stem_channels[-1], *(stage.channels[1] for stage in spec.stages)]
-
-
-def opengait_model_cfg(spec: HSTLSpec) -> dict[str, Any]:
-    """An OpenGait-style ``model_cfg`` for ``spec`` (``model: HSTL``, channels, class_num, split lists)."""
-    return {
-        "model": "HSTL",
-        "channels": opengait_channels(spec),
-        "class_num": spec.num_classes,
-        "parts_num": spec.parts,
-        "in_channels": spec.in_channels,
-        "stem_channels": list(spec.stem_channels),
-        "astp_channels": spec.astp_channels,
-        "astp1": {"split_param": list(spec.first_split), "project": spec.first_project},
-        "downsample_before": [f"arme{i + 2}" for i in spec.downsample_before],
-        "stages": [
-            {
-                "name": f"arme{i + 2}",
-                "channels": list(stage.channels),
-                "split_param": list(stage.split),
-                "fta": stage.fta,
-                "project": stage.project,
-            }
-            for i, stage in enumerate(spec.stages)
-        ],
-        "bin_num": [spec.strips],
-    }
 
 
 def spec_from_model_cfg(model_cfg: Mapping[str, Any] | str | Path) -> HSTLSpec:
@@ -271,37 +367,3 @@ def spec_from_model_cfg(model_cfg: Mapping[str, Any] | str | Path) -> HSTLSpec:
             raise SpecError(f"{where}: {exc}") from exc
         raise SpecError(f"{where}: missing or malformed field ({exc!r}); export it with `workbench export`") from exc
     return spec
-
-
-def export_opengait(
-    model: HSTL,
-    checkpoint_path: str | Path,
-    config_path: str | Path | None = None,
-    *,
-    iteration: int = 0,
-    optimizer_state: Mapping[str, Any] | None = None,
-    scheduler_state: Mapping[str, Any] | None = None,
-) -> tuple[Path, Path | None]:
-    """Write ``{'model', 'optimizer', 'scheduler', 'iteration'}`` with public key names, and a YAML model_cfg.
-
-    Without an optimizer state the checkpoint's optimizer/scheduler entries are empty, so restore it
-    in OpenGait with ``optimizer_reset: true`` and ``scheduler_reset: true``.
-    """
-    checkpoint_path = Path(checkpoint_path)
-    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "model": opengait_state_dict(model),
-        "optimizer": dict(optimizer_state or {}),
-        "scheduler": dict(scheduler_state or {}),
-        "iteration": int(iteration),
-    }
-    torch.save(payload, checkpoint_path)
-    if config_path is None:
-        return checkpoint_path, None
-    import yaml
-
-    config_path = Path(config_path)
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump({"model_cfg": opengait_model_cfg(model.spec)}, sort_keys=False, default_flow_style=None)
-    config_path.write_text(text)
-    return checkpoint_path, config_path

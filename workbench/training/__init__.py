@@ -48,7 +48,7 @@ from workbench.training._config import (
 )
 from workbench.training._data import SourceTrainData, build_train_data, builtin_data_dir, render_builtin
 from workbench.training._distributed import DistributedContext, context_from_env, gather_with_grad
-from workbench.training._inference import load_for_inference, load_train_config
+from workbench.training._inference import import_opengait, load_for_inference, load_train_config
 from workbench.training._losses import (
     BatchAllTripletLoss,
     CrossEntropyOutput,
@@ -96,6 +96,7 @@ __all__ = [
     "checkpoint_path",
     "context_from_env",
     "gather_with_grad",
+    "import_opengait",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
