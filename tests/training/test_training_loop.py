@@ -229,3 +229,16 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_bf16_units(tmp_path:
         _, result = _fit(toy_config(tmp_path / f"auto-{native}", iterations=1, amp="auto"), model=model)
         assert result.status == "completed" and seen
         assert set(seen) == {torch.bfloat16 if native else torch.float32}
+
+
+def test_resuming_from_a_weights_only_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    # What `workbench import` and `export` write holds weights, not an optimizer to resume.
+    config = toy_config(tmp_path / "run", iterations=2)
+    trainer, result = _fit(config)
+    assert result.checkpoint is not None
+    state = load_checkpoint(result.checkpoint)
+    weights_only = {k: v for k, v in state.items() if k not in ("optimizer", "scheduler", "scaler", "rng")}
+    path = tmp_path / "imported.pt"
+    torch.save(weights_only, path)
+    with pytest.raises(CheckpointError, match="weights only"):
+        _fit(replace(config, output_dir=str(tmp_path / "again"), iterations=4), resume=path)  # type: ignore[arg-type]

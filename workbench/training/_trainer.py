@@ -396,6 +396,11 @@ class Trainer:
         data: TrainData,
     ) -> tuple[int, int, list[tuple[int, dict[str, float]]]]:
         where = f"{self.output_dir} (step {state.get('iteration')})"
+        if "optimizer" not in state:
+            raise CheckpointError(
+                f"{where}: the checkpoint holds model weights only (imported or exported), not a training state "
+                "to resume; start the run in another output_dir"
+            )
         if state.get("num_classes", data.num_classes) != data.num_classes:
             raise CheckpointError(
                 f"{where}: checkpoint has {state['num_classes']} classes, the data {data.num_classes}; "
