@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.hierarchy import CutComparison, PartitionTree, TreeSupport
 
 DEFAULT_KS = (2, 3, 4, 6, 8)
 
@@ -48,18 +52,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="row distance (ward needs euclidean)")
     p.add_argument("--no-standardize", action="store_true", help="cluster raw features (default: z-score each)")
     p.add_argument("--rows", type=int, default=64, help="descriptor rows (the data is area-resampled; default 64)")
-    p.add_argument("--bootstrap", type=int, default=20, metavar="N",
-                   help="subject resamples for the stability score (0 skips it; default 20)")
+    p.add_argument("--bootstrap", type=int, default=100, metavar="N",
+                   help="subject resamples for the stability of the cuts and the support of every node and "
+                   "boundary (0 skips both; default 100)")
+    p.add_argument("--tolerance", type=int, default=1, metavar="ROWS",
+                   help="rows an interval end or boundary may move and still count as 'near' support (default 1)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="cuts to print and record")
     p.add_argument("--out", required=True, type=Path, help="hierarchy file to write, e.g. hierarchies/mine.json")
     p.set_defaults(func=discover)
 
-    p = subparsers.add_parser("dendrogram", help="draw a hierarchy's dendrogram beside the data's mean silhouette")
+    p = subparsers.add_parser(
+        "dendrogram",
+        help="draw a hierarchy's dendrogram with its support, the data's mean silhouette and row evidence, or "
+        "two trees side by side (--compare)",
+        description="Draw TREE's dendrogram (merges coloured by bootstrap support when `workbench discover` "
+        "recorded it), one panel per cut, and with --data the mean silhouette, the row-by-row distance matrix "
+        "of the tree's descriptor and each descriptor block's share of every row step. With --compare, draw "
+        "two trees facing each other over the same silhouette and print where their cuts agree and differ. "
+        "The figure is written as PNG and SVG.",
+    )
     p.add_argument("tree", help="preset name, name in ./hierarchies, or path to a hierarchy file")
     p.add_argument("--data", type=Path, help="data to average into the silhouette panel (omit: tree alone)")
     p.add_argument("--cuts", type=int, nargs="+", default=[2, 4], help="region counts to colour (default 2 4)")
-    p.add_argument("--out", required=True, type=Path, help="figure file (.png or .svg)")
+    p.add_argument("--compare", metavar="TREE_B",
+                   help="second tree (same rows) to draw beside TREE; prints boundary distances and ARI per cut")
+    p.add_argument("--no-evidence", action="store_true",
+                   help="with --data, draw the mean silhouette only (skips describing the data's rows)")
+    p.add_argument("--descriptor", choices=_SILHOUETTE_DESCRIPTORS,
+                   help="descriptor of the evidence panels (default: the tree's own, else row-articulation)")
+    p.add_argument("--out", required=True, type=Path, help="figure file (.png or .svg; the other is written too)")
     p.set_defaults(func=dendrogram)
 
     p = subparsers.add_parser("trees", help="list preset and discovered hierarchies with their ids and cuts")
@@ -82,7 +104,7 @@ def discover(args: argparse.Namespace) -> int:
         result = discover_tree(
             args.data, descriptor=args.descriptor, linkage=args.linkage, metric=args.metric,
             standardize=not args.no_standardize, rows=args.rows, seed=args.seed, name=args.out.stem, ks=args.ks,
-            bootstrap=args.bootstrap,
+            bootstrap=args.bootstrap, tolerance=args.tolerance,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
@@ -99,6 +121,8 @@ def discover(args: argparse.Namespace) -> int:
     for s in result.stability:
         print(f"stability k={s.k}: ARI {_fmt(s.ari_mean)} ± {_fmt(s.ari_std)}, "
               f"boundary jitter {_fmt(s.jitter_mean)} ± {_fmt(s.jitter_std)} rows ({s.n_resamples} resamples)")
+    if result.support is not None:
+        _print_support(tree, result.support, args.ks)
     if result.ground_truth is not None:
         found = result.ground_truth["discovered"]
         print(f"ground truth ({found.k} parts, boundaries {found.true_boundaries}):")
@@ -110,25 +134,67 @@ def discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_support(tree: PartitionTree, support: TreeSupport, ks: list[int]) -> None:
+    """Boundary support of the printed cuts, then node support of their regions, split order."""
+    tol = f"±{support.tolerance} row{'s' if support.tolerance != 1 else ''}"
+    print(f"support over {support.n_resamples} subject resamples (same row; within {tol} in brackets):")
+    shown: list[tuple[int, int]] = []
+    for k in sorted({k for k in ks if 2 <= k <= tree.n_rows}):
+        items = support.cut(k)
+        if items:
+            print(f"  k={k} boundaries: " + ", ".join(f"{b.row}: {b.support:.2f} ({b.near:.2f})" for b in items))
+            shown += [n for n in tree.cut_regions(k) if n in support.nodes]
+    for node in tree.internal_nodes:
+        if node in shown:
+            same, near = support.nodes[node]
+            print(f"  node [{node[0]:>2}, {node[1]:>2}) {node[1] - node[0]:>2} rows: {same:.2f} ({near:.2f})")
+
+
+def _print_comparison(rows: list[CutComparison]) -> None:
+    for c in rows:
+        print(f"k={c.k}: A {c.cut_a}  B {c.cut_b}  ARI {c.ari:.3f}")
+        if c.k < 2:
+            continue
+        shared = ", ".join(str(a) if a == b else f"{a}~{b}" for a, b in c.shared) or "none"
+        print(f"  shared boundaries (within {c.tolerance} row{'s' if c.tolerance != 1 else ''}): {shared}")
+        only_a, only_b = ", ".join(map(str, c.only_a)) or "none", ", ".join(map(str, c.only_b)) or "none"
+        print(f"  only in A: {only_a}; only in B: {only_b}")
+        print(f"  mean distance to the nearest boundary: A->B {c.a_to_b:.2f} rows, B->A {c.b_to_a:.2f} rows")
+
+
 def dendrogram(args: argparse.Namespace) -> int:
     """Handler of ``workbench dendrogram``."""
-    from tqdm import tqdm
-
     from workbench.cli import CLIError
-    from workbench.hierarchy import load_tree, mean_silhouette, open_sequences, plot_dendrogram
+    from workbench.hierarchy import (
+        compare_cuts,
+        load_tree,
+        plot_dendrogram,
+        plot_tree_comparison,
+        silhouette_and_evidence,
+    )
 
     if args.out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise CLIError(f"--out {args.out}: choose a .png, .svg or .pdf file")
     try:
         tree = load_tree(args.tree)
-        image = None
+        other = load_tree(args.compare) if args.compare is not None else None
+        rows = compare_cuts(tree, other, args.cuts) if other is not None else None  # fail before reading data
+        image, evidence = None, None
         if args.data is not None:
-            table = open_sequences(args.data)
-            image = mean_silhouette(table.load(i) for i in tqdm(range(len(table)), desc="averaging", leave=False))
-        out = plot_dendrogram(tree, args.out, image, cuts=args.cuts)
-    except ValueError as exc:
+            with_evidence = other is None and not args.no_evidence
+            image, evidence = silhouette_and_evidence(args.data, tree, evidence=with_evidence,
+                                                      descriptor=args.descriptor)
+        if other is not None and rows is not None:
+            out = plot_tree_comparison(tree, other, args.out, image, cuts=args.cuts)
+            print(f"A: {tree.name or tree.tree_id} ({tree.tree_id})  B: {other.name or other.tree_id} "
+                  f"({other.tree_id})")
+            _print_comparison(rows)
+        else:
+            out = plot_dendrogram(tree, args.out, image, cuts=args.cuts, evidence=evidence)
+    except (ValueError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from exc
-    print(f"wrote {out}")
+    written = dict.fromkeys([out, out.with_suffix(".png"), out.with_suffix(".svg")])
+    print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 

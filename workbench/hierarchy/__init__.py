@@ -7,6 +7,7 @@ row descriptors ``[n_rows, n_features]``, which ``HierarchyDiscovery`` turns int
 from __future__ import annotations
 
 from workbench.hierarchy._articulation import TILT_SIGNALS, RowArticulation, edge_tilts, subpixel_edges
+from workbench.hierarchy._compare import CutComparison, compare_cuts
 from workbench.hierarchy._descriptors import (
     SIGNALS,
     ActivationStats,
@@ -22,6 +23,7 @@ from workbench.hierarchy._descriptors import (
     row_coherence,
 )
 from workbench.hierarchy._discovery import LINKAGES, METRICS, HierarchyDiscovery, row_distances
+from workbench.hierarchy._evidence import RowEvidence, estimator_for, row_evidence
 from workbench.hierarchy._io import TreeInfo, list_trees, load_tree, read_tree_file, save_tree
 from workbench.hierarchy._pipeline import (
     DEFAULT_DESCRIPTOR,
@@ -29,8 +31,10 @@ from workbench.hierarchy._pipeline import (
     discover_tree,
     score_ground_truth,
     select_sequences,
+    silhouette_and_evidence,
 )
 from workbench.hierarchy._plot import mean_silhouette, plot_dendrogram
+from workbench.hierarchy._plot_compare import plot_tree_comparison
 from workbench.hierarchy._presets import list_presets, preset_description, preset_tree, uniform_tree
 from workbench.hierarchy._rescale import is_nested, refines, rescale_cuts, rescale_split
 from workbench.hierarchy._scores import (
@@ -41,9 +45,18 @@ from workbench.hierarchy._scores import (
     cophenetic_correlation,
     ground_truth_score,
     split_labels,
+    stability_from_refits,
 )
 from workbench.hierarchy._sources import GROUND_TRUTH_FILE, SequenceTable, open_sequences, read_ground_truth
 from workbench.hierarchy._stats import DescriptorStats
+from workbench.hierarchy._support import (
+    BoundarySupport,
+    TreeSupport,
+    bootstrap_refits,
+    bootstrap_support,
+    read_support,
+    support_from_refits,
+)
 from workbench.hierarchy._tree import PartitionTree
 
 __all__ = [
@@ -54,6 +67,8 @@ __all__ = [
     "SIGNALS",
     "TILT_SIGNALS",
     "ActivationStats",
+    "BoundarySupport",
+    "CutComparison",
     "DescriptorStats",
     "DiscoveryResult",
     "GroundTruthScore",
@@ -62,18 +77,24 @@ __all__ = [
     "RowArticulation",
     "RowCoherence",
     "RowDescriptor",
+    "RowEvidence",
     "RowSpectrum",
     "RowStats",
     "SequenceTable",
     "StabilityScore",
     "TreeInfo",
+    "TreeSupport",
+    "bootstrap_refits",
     "bootstrap_stability",
+    "bootstrap_support",
     "boundary_distances",
+    "compare_cuts",
     "cophenetic_correlation",
     "create_descriptor",
     "descriptor_summaries",
     "discover_tree",
     "edge_tilts",
+    "estimator_for",
     "ground_truth_score",
     "is_nested",
     "list_descriptors",
@@ -84,9 +105,11 @@ __all__ = [
     "mean_silhouette",
     "open_sequences",
     "plot_dendrogram",
+    "plot_tree_comparison",
     "preset_description",
     "preset_tree",
     "read_ground_truth",
+    "read_support",
     "read_tree_file",
     "refines",
     "register_descriptor",
@@ -94,10 +117,14 @@ __all__ = [
     "rescale_split",
     "row_coherence",
     "row_distances",
+    "row_evidence",
     "save_tree",
     "score_ground_truth",
     "select_sequences",
+    "silhouette_and_evidence",
     "split_labels",
+    "stability_from_refits",
     "subpixel_edges",
+    "support_from_refits",
     "uniform_tree",
 ]

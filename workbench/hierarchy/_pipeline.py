@@ -1,4 +1,7 @@
-"""Discovery end to end: open a dataset, stream it through a row descriptor, fit the clustering, score."""
+"""Discovery end to end: open a dataset, stream it through a row descriptor, fit the clustering, score.
+
+Also the one pass over a dataset that a dendrogram's silhouette and evidence panels need.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +14,18 @@ import numpy as np
 
 from workbench.hierarchy._descriptors import create_descriptor
 from workbench.hierarchy._discovery import HierarchyDiscovery
+from workbench.hierarchy._evidence import RowEvidence, estimator_for, row_evidence
+from workbench.hierarchy._plot import MeanFrame
 from workbench.hierarchy._presets import uniform_tree
 from workbench.hierarchy._scores import (
     GroundTruthScore,
     StabilityScore,
-    bootstrap_stability,
     ground_truth_score,
+    stability_from_refits,
 )
 from workbench.hierarchy._sources import GROUND_TRUTH_FILE, SequenceTable, open_sequences, read_ground_truth
 from workbench.hierarchy._stats import DescriptorStats
+from workbench.hierarchy._support import SUPPORT_KEY, TreeSupport, bootstrap_refits, support_from_refits
 from workbench.hierarchy._tree import PartitionTree
 
 DEFAULT_DESCRIPTOR = "row-articulation"
@@ -35,6 +41,7 @@ class DiscoveryResult:
     table: SequenceTable
     stability: list[StabilityScore] = field(default_factory=list)
     ground_truth: dict[str, GroundTruthScore] | None = None
+    support: TreeSupport | None = None
 
 
 def select_sequences(table: SequenceTable, max_sequences: int | None, seed: int = 0) -> SequenceTable:
@@ -94,15 +101,18 @@ def discover_tree(
     progress: bool = True,
     ks: Sequence[int] = (2, 3, 4, 6, 8),
     bootstrap: int = 0,
+    tolerance: int = 1,
 ) -> DiscoveryResult:
     """Discover a contiguous partition tree from the sequences under ``data``, with its scores.
 
     ``subset`` restricts an OpenGait dataset to the ``train``/``test`` ids of ``partition`` (default:
     the dataset's own partition file; a study passes its validation split and ``train``, so
     validation and test subjects stay unseen); ``max_sequences`` caps the work. ``bootstrap``
-    subject resamples (0: none; needs 2+ subjects) measure the stability of the cuts at ``ks``; when
-    ``data`` holds a renderer's ``ground_truth.json`` the cut with as many regions as true parts is
-    scored against it, beside the uniform tree. Every score is also recorded in the tree's provenance.
+    subject resamples (0: none; needs 2+ subjects) measure the stability of the cuts at ``ks`` and,
+    from the same refits, the support of every node and of the boundaries of every cut from 2 to
+    ``max(ks)`` regions (``near``: within ``tolerance`` rows); when ``data`` holds a renderer's
+    ``ground_truth.json`` the cut with as many regions as true parts is scored against it, beside
+    the uniform tree. Every score is also recorded in the tree's provenance.
     """
     import workbench
 
@@ -117,10 +127,14 @@ def discover_tree(
     estimator.fit(stats.matrix())
     tree = estimator.tree_
     valid = sorted({int(k) for k in ks if k in tree.reachable_ks() and k <= tree.n_rows})
-    stability = (
-        bootstrap_stability(estimator, stats, valid, n_resamples=bootstrap, random_state=seed)
-        if bootstrap > 0 and stats.n_subjects >= 2 else []
-    )
+    stability: list[StabilityScore] = []
+    support = None
+    if bootstrap > 0 and stats.n_subjects >= 2:
+        # One set of refits serves both scores: the descriptor sums are reweighted, never re-read.
+        refits = bootstrap_refits(estimator, stats, bootstrap, random_state=seed)
+        stability = stability_from_refits(estimator, refits, valid)
+        support = support_from_refits(tree, (r.tree_ for r in refits), range(2, max(valid, default=1) + 1),
+                                      tolerance, seed)
     truth_file = Path(data) / GROUND_TRUTH_FILE
     truth = score_ground_truth(tree, truth_file) if truth_file.is_file() else None
     provenance: dict[str, Any] = {
@@ -136,7 +150,46 @@ def discover_tree(
     }
     if stability:
         provenance["stability"] = [s.as_dict() for s in stability]
+    if support is not None:
+        provenance[SUPPORT_KEY] = support.as_dict()
     if truth is not None:
         provenance["ground_truth"] = {label: score.as_dict() for label, score in truth.items()}
     named = tree.with_metadata(name=name, provenance=provenance, paper_cuts=tree.cuts(valid))
-    return DiscoveryResult(named, estimator, stats, table, stability, truth)
+    return DiscoveryResult(named, estimator, stats, table, stability, truth, support)
+
+
+def silhouette_and_evidence(
+    data: str | Path,
+    tree: PartitionTree,
+    *,
+    evidence: bool = True,
+    descriptor: str | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, RowEvidence | None]:
+    """The mean silhouette of ``data`` and (``evidence``) the row evidence of ``tree``'s descriptor, in one pass.
+
+    The descriptor, linkage, metric and standardising come from ``tree.provenance`` (what discovered
+    the tree); a preset falls back to ``DEFAULT_DESCRIPTOR`` with ward and Euclidean distances.
+    """
+    from tqdm import tqdm
+
+    table = open_sequences(data)
+    mean = MeanFrame()
+    name = descriptor or str(tree.provenance.get("descriptor", DEFAULT_DESCRIPTOR))
+    if not evidence:
+        for i in tqdm(range(len(table)), desc="averaging", leave=False, disable=not progress):
+            mean.add(table.load(i))
+        return mean.value(), None
+    row_descriptor = create_descriptor(name, n_rows=tree.n_rows)
+    if row_descriptor.kind != "silhouette":
+        raise ValueError(f"descriptor {name!r} reads model activations, not silhouettes; pass a silhouette "
+                         "descriptor (e.g. --descriptor row-articulation) or skip the evidence panels")
+
+    def tapped() -> Any:
+        for i in tqdm(range(len(table)), desc="describing rows", unit="seq", leave=False, disable=not progress):
+            seq = table.load(i)
+            mean.add(seq)
+            yield seq
+
+    stats = row_descriptor.accumulate(tapped(), table.subjects)
+    return mean.value(), row_evidence(stats, estimator_for(tree.provenance, stats))

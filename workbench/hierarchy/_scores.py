@@ -11,6 +11,7 @@ from scipy.cluster.hierarchy import cophenet
 from sklearn.metrics import adjusted_rand_score
 
 from workbench.hierarchy._rescale import _boundaries
+from workbench.hierarchy._support import bootstrap_refits
 
 if TYPE_CHECKING:
     from workbench.hierarchy._discovery import HierarchyDiscovery
@@ -113,18 +114,21 @@ def bootstrap_stability(
     """
     from sklearn.base import clone
 
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    seed = estimator.random_state if random_state is None else random_state
-    rng = np.random.default_rng(seed)
     full = clone(estimator).fit(stats.matrix())
+    return stability_from_refits(full, bootstrap_refits(estimator, stats, n_resamples, random_state), ks)
+
+
+def stability_from_refits(
+    full: HierarchyDiscovery, refits: Sequence[HierarchyDiscovery], ks: Sequence[int]
+) -> list[StabilityScore]:
+    """Per k, ARI and boundary jitter of each refit's cut against ``full``'s (see ``bootstrap_stability``)."""
+    if not refits:
+        raise ValueError("no refits to measure stability on; give at least one resampled fit")
     ks = [int(k) for k in ks]
     reference = {k: full.row_labels(k) for k in ks}
     aris: dict[int, list[float]] = {k: [] for k in ks}
     jitters: dict[int, list[float]] = {k: [] for k in ks}
-    for _ in range(n_resamples):
-        weights = stats.bootstrap_weights(rng)
-        refit = clone(estimator).fit(stats.matrix(weights))
+    for refit in refits:
         for k in ks:
             labels = refit.row_labels(k)
             aris[k].append(float(adjusted_rand_score(reference[k], labels)))
@@ -135,7 +139,7 @@ def bootstrap_stability(
     return [
         StabilityScore(
             k,
-            n_resamples,
+            len(refits),
             float(np.mean(aris[k])),
             float(np.std(aris[k])),
             float(np.mean(jitters[k])) if jitters[k] else float("nan"),
@@ -153,4 +157,5 @@ __all__ = [
     "cophenetic_correlation",
     "ground_truth_score",
     "split_labels",
+    "stability_from_refits",
 ]
