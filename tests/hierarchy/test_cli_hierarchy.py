@@ -43,9 +43,12 @@ def test_discover_on_real_gifs_splits_legs_from_upper_body(tmp_path: Path, capsy
     knee = [b for b in np.cumsum(tree.cut(4))[:-1] if 40 <= b <= 50]
     assert knee, f"k=4 cut {tree.cut(4)} has no boundary in the knee band 40-50"
     assert tree.provenance["descriptor"] == DEFAULT_DESCRIPTOR and tree.paper_cuts[0] == tree.cut(2)
+    support = tree.provenance["support"]
+    assert support["n_resamples"] == 3 and sorted(support["cuts"]) == [str(k) for k in range(2, 9)]
+    assert "support over 3 subject resamples" in text and "k=2 boundaries: " in text
     figure = tmp_path / "real.png"
     assert main(["dendrogram", str(out), "--data", str(REAL), "--cuts", "2", "4", "--out", str(figure)]) == 0
-    assert figure.stat().st_size > 10_000
+    assert figure.stat().st_size > 10_000 and figure.with_suffix(".svg").is_file()
 
 
 def test_discover_on_synthetic_beats_the_uniform_tree(synthetic: Path, tmp_path: Path,
@@ -63,6 +66,9 @@ def test_discover_on_synthetic_beats_the_uniform_tree(synthetic: Path, tmp_path:
     assert found["row_error"] <= uniform["row_error"] - 1.0, (found, uniform)
     assert found["ari"] >= uniform["ari"] + 0.1, (found, uniform)
     assert [s["k"] for s in provenance["stability"]] == [2, 3, 4, 6, 8]
+    # support comes from the same two refits: one node entry per internal node of the binary tree
+    assert provenance["support"]["n_resamples"] == 2 and len(provenance["support"]["nodes"]) == 63
+    assert "support over 2 subject resamples (same row; within ±1 row in brackets):" in text
 
 
 def test_cli_and_discover_tree_share_one_implementation(synthetic: Path, tmp_path: Path) -> None:
@@ -77,6 +83,7 @@ def test_cli_and_discover_tree_share_one_implementation(synthetic: Path, tmp_pat
     assert written.tree_id == result.tree.tree_id and written.paper_cuts == result.tree.paper_cuts
     assert written.provenance["ground_truth"] == {k: v.as_dict() for k, v in (result.ground_truth or {}).items()}
     assert "stability" not in written.provenance and result.stability == []
+    assert "support" not in written.provenance and result.support is None
 
 
 def test_single_subject_skips_stability_with_a_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -126,3 +133,15 @@ def test_discover_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "no sequences found" in capsys.readouterr().err
     assert main(["discover", "--data", str(tmp_path), "--out", str(tmp_path / "t.txt")]) == 2
     assert "must end in .json" in capsys.readouterr().err
+
+
+def test_dendrogram_compares_two_trees(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "pair.png"
+    assert main(["dendrogram", "casia-b-paper", "--compare", "uniform-64", "--cuts", "2", "4", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "k=2: A [40, 24]  B [32, 32]  ARI " in text
+    assert "only in A: 8, 40, 56; only in B: 16, 32, 48" in text
+    assert "mean distance to the nearest boundary: A->B 8.00 rows, B->A 8.00 rows" in text
+    assert out.is_file() and out.with_suffix(".svg").is_file()
+    assert main(["dendrogram", "casia-b-paper", "--compare", "uniform-32", "--out", str(out)]) == 2
+    assert "differ in height" in capsys.readouterr().err

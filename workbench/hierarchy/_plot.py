@@ -126,10 +126,10 @@ def _draw_support(ax: Any, tree: PartitionTree, support: TreeSupport, mirror: bo
 
 def draw_boundary_support(ax: Any, items: Sequence[BoundarySupport], x: float, ha: str) -> None:
     """Write each boundary's support (same row; within the tolerance in brackets) at ``x``."""
-    for b in items:
-        ax.text(x, b.row, f"{b.support:.2f}" + (f" ({b.near:.2f})" if b.near != b.support else ""),
-                fontsize=4.5, ha=ha, va="center", zorder=5,
-                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+    for b in items:  # just above the boundary line, so the line stays visible
+        ax.text(x, b.row - 0.3, f"{b.support:.2f}" + (f" ({b.near:.2f})" if b.near != b.support else ""),
+                fontsize=4.5, ha=ha, va="bottom", zorder=5,
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75})
 
 
 def _draw_cut(ax: Any, image: np.ndarray | None, tree: PartitionTree, k: int, support: TreeSupport | None) -> None:
@@ -198,10 +198,9 @@ def _draw_steps(ax: Any, evidence: RowEvidence, tree: PartitionTree, cuts: Seque
     ax.set_ylim(n, 0)
     ax.set_yticks([])
     ax.set_xlim(0, max(float(left.max()), 1e-12) * 1.05)
-    ax.set_title("step to the\nnext row", fontsize=7)
-    ax.set_xlabel("squared distance", fontsize=6)
+    ax.set_title("step to the next\nrow (squared)", fontsize=7)
     ax.tick_params(labelsize=5)
-    ax.legend(fontsize=5, loc="lower right", frameon=False, title="block", title_fontsize=5)
+    ax.legend(fontsize=5, loc="upper center", bbox_to_anchor=(0.5, -0.05), frameon=False, ncol=2)
 
 
 def resolve_support(tree: PartitionTree, support: TreeSupport | bool) -> TreeSupport | None:

@@ -21,7 +21,7 @@ from workbench.hierarchy._plot import (
 from workbench.hierarchy._support import TreeSupport
 from workbench.hierarchy._tree import PartitionTree
 
-_COLOUR_A, _COLOUR_B = "#1f4e9c", "#c0392b"
+_COLOUR_A, _COLOUR_B = "#2b8cff", "#ff4b3e"
 
 
 def _draw_pair(
@@ -43,7 +43,7 @@ def _draw_pair(
         for i, (start, stop) in enumerate(tree.cut_regions(comparison.k)):
             ax.axhspan(start, stop, xmin=lo, xmax=hi, color=_PALETTE[i % len(_PALETTE)], alpha=alpha, lw=0)
             if start > 0:
-                ax.plot([lo * width, hi * width], [start, start], color=colour, lw=1.2)
+                ax.plot([lo * width, hi * width], [start, start], color=colour, lw=1.8)
     for row_a, row_b in comparison.shared:  # join shared boundaries across the middle
         ax.plot([0.4 * width, 0.6 * width], [row_a, row_b], color="black", lw=1.2)
     for (lo, _hi, _tree, _colour), found in zip(halves, supports, strict=True):
