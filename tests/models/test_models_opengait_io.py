@@ -162,3 +162,16 @@ def test_mismatched_config_and_missing_file_are_reported(tmp_path: Path) -> None
         load_opengait_checkpoint(tmp_path / "missing.pt")
     with pytest.raises(SpecError, match="no stem weights"):
         load_opengait_checkpoint({"model": {"foo": torch.zeros(1)}})
+
+
+def test_a_checkpoint_with_pickled_code_is_refused_without_torchs_advice(tmp_path: Path) -> None:
+    from workbench.models import read_checkpoint_file
+
+    path = tmp_path / "shared.pt"
+    torch.save({"model": {}, "hook": print}, path)
+    with pytest.raises(SpecError) as info:
+        read_checkpoint_file(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: refused: it holds pickled Python code or objects (print)")
+    assert "state_dict" in message and "\n" not in message
+    assert "weights_only" not in message and "safe_globals" not in message

@@ -101,3 +101,54 @@ def test_workers_opening_one_fresh_postgresql_database_at_once_all_succeed() -> 
     finally:
         admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
         admin.close()
+
+
+def test_dead_database_error_is_one_line() -> None:
+    with pytest.raises(StorageError) as info:
+        open_storage("postgresql://nobody@127.0.0.1:1/none")
+    assert "\n" not in str(info.value) and "sqlalche.me" not in str(info.value)
+
+
+NOT_A_STORE = {"notes.txt": b"hello, these are my notes\n", "figure.png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"}
+
+
+@pytest.mark.parametrize("scheme", ["sqlite:///", "journal:"])
+@pytest.mark.parametrize("name", sorted(NOT_A_STORE))
+def test_a_file_that_is_no_store_is_refused_untouched(scheme: str, name: str, tmp_path: Path) -> None:
+    path = tmp_path / name
+    path.write_bytes(NOT_A_STORE[name])
+    kind = "SQLite database" if scheme == "sqlite:///" else "Optuna journal"
+    with pytest.raises(StorageError, match=f"{path} is not an? {kind}.*--storage") as info:
+        open_storage(f"{scheme}{path}")
+    assert "\n" not in str(info.value)
+    assert path.read_bytes() == NOT_A_STORE[name] and sorted(tmp_path.iterdir()) == [path]  # no lock file either
+
+
+def test_stores_a_study_wrote_open_again(tmp_path: Path) -> None:
+    for url in (f"sqlite:///{tmp_path / 'o.db'}", f"journal:{tmp_path / 'o.journal'}"):
+        optuna.create_study(study_name="kept", storage=open_storage(url)).optimize(lambda t: t.suggest_float("x", 0, 1), 1)
+        assert len(optuna.load_study(study_name="kept", storage=open_storage(url)).trials) == 1
+
+
+@pytest.mark.parametrize("storage", [
+    "sqlite:///{tmp}/notes.txt",
+    "journal:{tmp}/figure.png",
+    "postgresql://nobody@127.0.0.1:1/none",
+    "sqlite:///{tmp}/no-such-dir/optuna.db",
+    "journal:{tmp}/no-such-dir/s1.journal",
+])
+def test_study_report_names_a_store_it_cannot_open_in_one_line(storage: str, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli import main
+
+    for name, content in NOT_A_STORE.items():
+        (tmp_path / name).write_bytes(content)
+    study = tmp_path / "s1.toml"
+    study.write_text(STUDY)
+    url = storage.format(tmp=tmp_path)
+    assert main(["study", "report", str(study), "--storage", url, "--project-dir", str(tmp_path / "home")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("workbench: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert url.split(":", 1)[1].lstrip("/").split("/")[-1] in err  # the file, or the server's URL
+    assert "--storage" in err or "pg_isready" in err
+    assert not (tmp_path / "no-such-dir").exists() and not (tmp_path / "home").exists()

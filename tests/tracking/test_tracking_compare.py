@@ -155,3 +155,16 @@ def test_compare_reads_only_stores_that_exist_and_finds_the_projects_one(
     (here / "workbench-home").mkdir()
     (here / "workbench-home" / "mlflow.db").write_bytes(Path(store[len("sqlite:///"):]).read_bytes())
     assert main(["compare", "--experiment", "hstl", "--out", "c"]) == 0
+
+
+@pytest.mark.parametrize("name, content", [("notes.txt", b"my notes\n"), ("figure.png", b"\x89PNG\r\n\x1a\n\x00\x00")])
+def test_compare_names_a_file_that_is_no_mlflow_store_in_one_line(
+    name: str, content: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["compare", "--tracking-uri", f"sqlite:///{path}", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("workbench: error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert f"{path} is not a SQLite database" in err and "mlflow.db" in err
+    assert path.read_bytes() == content and sorted(tmp_path.iterdir()) == [path]

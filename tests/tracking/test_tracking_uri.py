@@ -95,3 +95,12 @@ def test_artifacts_default_beside_the_sqlite_file(tmp_path: Path) -> None:
     assert default_artifact_location(uri) == (tmp_path / "mlartifacts").resolve().as_uri()
     assert default_artifact_location("http://127.0.0.1:5000") is None
     assert default_artifact_location("postgresql://u@h/db", tmp_path) == (tmp_path / "mlartifacts").resolve().as_uri()
+
+
+@pytest.mark.parametrize("content", [b"my notes\n", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"])
+def test_a_file_that_is_no_sqlite_database_is_refused_untouched(content: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(content)
+    with pytest.raises(TrackingError, match=f"{path} is not a SQLite database; point the URI at the mlflow.db"):
+        resolve_tracking_uri(f"sqlite:///{path}", tmp_path)
+    assert path.read_bytes() == content

@@ -7,6 +7,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from workbench import __version__
 
@@ -27,8 +28,41 @@ _COMMAND_MODULES = (
 )
 
 
+# Exit codes, the same for every command (README, "Commands").
+EXIT_OK = 0
+EXIT_FAILED = 1  # the work ran and its outcome is a failure (a study stopped before its budget, a non-finite loss)
+EXIT_USAGE = 2  # bad usage or input (an option, a config value, a file or store), as argparse's own errors
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a process ended by SIGINT
+
+
 class CLIError(Exception):
-    """An error to print as one clear line, without a traceback."""
+    """An error to print as one clear line, without a traceback.
+
+    Args:
+        message: what is wrong, naming the file, option or URL, and the fix.
+        exit_code: ``EXIT_USAGE`` (the default) for bad input, ``EXIT_FAILED`` for work that ran and failed.
+    """
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def checkpoint_error(path: str | Path, exc: Exception) -> CLIError:
+    """The one-line error for a checkpoint that could not be loaded (``exc``: the loader's error).
+
+    A file that a weights-only load refused is described without torch's advice to load it anyway
+    (``workbench.models.unpickling_refusal``), whichever loader read it.
+    """
+    from workbench.models import unpickling_refusal
+
+    return CLIError(unpickling_refusal(path, exc) or str(exc))
+
+
+def _exit_code(exc: Exception) -> int:
+    """2 for a value, or a file the user named, that cannot be used; 1 for other failures (a full disk ...)."""
+    bad_input = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+    return EXIT_USAGE if isinstance(exc, bad_input) else EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,20 +97,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     try:
-        return int(func(args) or 0)
+        return int(func(args) or EXIT_OK)
     except CLIError as exc:
         print(f"workbench: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, OSError) as exc:
+        return EXIT_INTERRUPTED
+    except (ValueError, OSError) as exc:
         if args.verbose:
             raise
         print(f"workbench: error: {exc}", file=sys.stderr)
-        return 1
+        return _exit_code(exc)
 
 
-__all__ = ["CLIError", "build_parser", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CLIError",
+    "build_parser",
+    "checkpoint_error",
+    "main",
+]

@@ -105,7 +105,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Handler of ``workbench evaluate``."""
     import torch
 
-    from workbench.cli import CLIError
+    from workbench.cli import CLIError, checkpoint_error
     from workbench.cli._import import reported_guesses, tree_option
     from workbench.data import DataError
     from workbench.evaluation import evaluate_model
@@ -133,7 +133,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         with reported_guesses():
             model, config = load_for_inference(args.checkpoint, device, tree=tree)
     except CheckpointError as exc:
-        raise CLIError(str(exc)) from exc
+        raise checkpoint_error(args.checkpoint, exc) from exc
     try:
         result, embeddings = evaluate_model(
             model, args.data, args.protocol, partition=args.partition, metric=args.metric,

@@ -139,7 +139,7 @@ def export_command(args: argparse.Namespace) -> int:
     """Handler of ``workbench export``."""
     from tqdm import tqdm
 
-    from workbench.cli import CLIError
+    from workbench.cli import CLIError, checkpoint_error
     from workbench.models import HSTL, HSTLSpec, SpecError, export_opengait
 
     if (args.cuts or args.channels) and not args.tree:
@@ -157,7 +157,7 @@ def export_command(args: argparse.Namespace) -> int:
                 model, _ = load_for_inference(args.checkpoint)
                 state = load_checkpoint(args.checkpoint)
             except CheckpointError as exc:
-                raise CLIError(str(exc)) from exc
+                raise checkpoint_error(args.checkpoint, exc) from exc
             optimizer_state, scheduler_state = state.get("optimizer"), state.get("scheduler")
             iteration = int(state.get("iteration", 0))
         elif args.model:

@@ -61,7 +61,7 @@ def _check_file(path: Path) -> None:
 
 def run_handler(args: argparse.Namespace) -> int:
     """Handler of ``workbench study run``."""
-    from workbench.cli import CLIError
+    from workbench.cli import EXIT_FAILED, CLIError
     from workbench.config import ConfigError
     from workbench.search import StorageError, run_study
 
@@ -80,7 +80,7 @@ def run_handler(args: argparse.Namespace) -> int:
         print(f"  best trial {row['number']}: values {row['values']} params {row['params']}")
     if summary.stopped:
         print(f"workbench: study stopped before its budget: {summary.stopped}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     return 0
 
 
@@ -89,7 +89,7 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any, str]:
     import optuna
 
     from workbench.cli import CLIError
-    from workbench.search import choose_storage_url, load_study_config, open_storage
+    from workbench.search import StorageError, choose_storage_url, load_study_config, open_storage
 
     _check_file(args.file)
     config = load_study_config(args.file, project_dir=args.project_dir)
@@ -101,6 +101,8 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any, str]:
                            "--storage / --project-dir")
     try:
         study = optuna.load_study(study_name=config.study.name, storage=open_storage(url))
+    except StorageError as exc:
+        raise CLIError(str(exc)) from exc
     except KeyError as exc:
         raise CLIError(f"study {config.study.name!r} not found in {url}; run `workbench study run {args.file}` "
                        "first, or pass --storage") from exc

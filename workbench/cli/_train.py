@@ -47,7 +47,7 @@ class _LazyEvaluator:
 
 def run_train(args: argparse.Namespace) -> int:
     """Handler of ``workbench train``."""
-    from workbench.cli import CLIError
+    from workbench.cli import EXIT_FAILED, CLIError
     from workbench.config import ConfigError
     from workbench.training import (
         CheckpointError,
@@ -73,8 +73,10 @@ def run_train(args: argparse.Namespace) -> int:
     trainer = Trainer(config, evaluator=evaluator, progress=not args.no_progress)
     try:
         result = trainer.fit(resume=args.resume)
-    except (CheckpointError, NonFiniteLossError) as exc:
+    except CheckpointError as exc:
         raise CLIError(str(exc)) from exc
+    except NonFiniteLossError as exc:
+        raise CLIError(str(exc), exit_code=EXIT_FAILED) from exc
     if result.status != "completed" or trainer.context is None or not trainer.context.is_main:
         return 0
     if result.checkpoint is not None:

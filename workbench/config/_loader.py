@@ -42,6 +42,9 @@ def read_mapping(path: str | Path) -> dict[str, Any]:
             return loaded
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{path}: cannot parse: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8); pass a TOML, YAML or JSON "
+                          "config") from exc
     except ImportError as exc:  # pragma: no cover - pyyaml is a hard dependency
         raise ConfigError(f"{path}: reading YAML needs pyyaml (pip install pyyaml)") from exc
     except Exception as exc:

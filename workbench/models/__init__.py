@@ -40,6 +40,7 @@ from workbench.models._opengait_io import (
     resolve_tree,
     spec_from_model_cfg,
     spec_from_state_dict,
+    unpickling_refusal,
 )
 from workbench.models._output import ModelOutput
 from workbench.models._precision import AMP_CHOICES, autocast, check_amp, native_bf16, resolve_amp
@@ -95,4 +96,5 @@ __all__ = [
     "resolve_tree",
     "spec_from_model_cfg",
     "spec_from_state_dict",
+    "unpickling_refusal",
 ]

@@ -266,7 +266,25 @@ def spec_from_state_dict(
     return spec
 
 
-_TORCH_ADVICE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+def unpickling_refusal(path: str | Path, exc: BaseException) -> str | None:
+    """The one-line error for a weights-only load of ``path`` that ``exc`` (or its cause) refused, else None.
+
+    torch's own message advises loading the file with ``weights_only=False`` or allowlisting what it
+    holds; the workbench does neither, so its message says what the file holds and what to pass instead.
+    """
+    refusal: BaseException | None = exc
+    while refusal is not None and not isinstance(refusal, pickle.UnpicklingError):
+        refusal = refusal.__cause__ or refusal.__context__
+    if refusal is None:
+        return None
+    names = sorted(set(re.findall(r"GLOBAL ([\w.]+)", str(refusal))))
+    if not names:
+        return (f"{path}: not a PyTorch checkpoint (damaged, or another kind of file); pass a .pt file written by "
+                "`workbench train` or torch.save")
+    return (f"{path}: refused: it holds pickled Python code or objects ({', '.join(names)}) that the workbench "
+            "will not unpickle (loading them could run code); pass a checkpoint written by `workbench train`, or, "
+            "in a Python session you trust, re-save only its tensors (torch.save(model.state_dict(), "
+            "'weights.pt')) and pass that file")
 
 
 def read_checkpoint_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -282,16 +300,11 @@ def read_checkpoint_file(path: str | Path, map_location: str | torch.device = "c
         with torch.serialization.safe_globals([collections.Counter]):
             loaded = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        # torch wraps the one informative line of a weights-only refusal in paragraphs of advice.
-        lines = [line.strip().rstrip(".") for line in str(exc).splitlines()]
-        found = [line for line in lines if line and not line.startswith(_TORCH_ADVICE)]
-        if isinstance(exc, pickle.UnpicklingError) and any("GLOBAL" in line for line in found):
-            raise SpecError(
-                f"{path}: refused: it holds Python objects other than tensors and plain containers "
-                f"({next(line for line in found if 'GLOBAL' in line)}), and loading them could run code; if you "
-                "trust the file, save its state dict alone and pass that"
-            ) from exc
-        reason = f"{type(exc).__name__}: {found[0] if found else ''}"
+        refused = unpickling_refusal(path, exc)
+        if refused is not None:
+            raise SpecError(refused) from exc
+        lines = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {lines[0] if lines else ''}"
         raise SpecError(f"{path}: not a PyTorch checkpoint (torch.load failed: {reason}); pass a .pt file "
                         "written by torch.save") from exc
     if not isinstance(loaded, dict):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import importlib.util
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,56 @@ import optuna
 
 class StorageError(RuntimeError):
     """A storage URL that cannot be opened; the message names it and the fix."""
+
+
+_SERVER_FIX = ("Check that the database server runs and accepts connections (for PostgreSQL: `pg_isready -h HOST`), "
+               "or use the default SQLite storage by leaving --storage unset.")
+_FILE_FIX = ("Point --storage at the store a study wrote (PROJECT/optuna.db, or PROJECT/NAME.journal for workers) "
+             "or at a new file, or leave --storage unset.")
+# Bytes read to recognise an Optuna journal: its first line is one JSON record (a study's creation).
+_JOURNAL_PROBE = 1 << 16
+
+
+def _journal_problem(path: Path) -> str | None:
+    """Why the file at ``path`` cannot be an Optuna journal, or None (absent, empty or one)."""
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return "is not a file"
+    try:
+        with path.open("rb") as fh:
+            first = fh.readline(_JOURNAL_PROBE)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not first.endswith(b"\n"):
+        # Empty, or a first record a worker is still writing (or one longer than the probe).
+        return None if not first or first.startswith(b"{") else "is not an Optuna journal"
+    try:
+        record = json.loads(first)
+    except ValueError:
+        record = None
+    return None if isinstance(record, dict) and "op_code" in record else "is not an Optuna journal"
+
+
+def _store_file_problem(url: str) -> str | None:
+    """For a journal or SQLite URL whose file is there but is no store of that kind: the file and why."""
+    from workbench.tracking import sqlite_file_problem
+
+    if url.startswith("journal:"):
+        path = Path(url[len("journal:"):])
+        problem = _journal_problem(path)
+    elif url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///"):].partition("?")[0])
+        problem = sqlite_file_problem(path)
+    else:
+        return None
+    return None if problem is None else f"{path} {problem}"
+
+
+def _first_line(exc: BaseException) -> str:
+    # Database drivers add the SQL and a documentation link on further lines; the first says what failed.
+    lines = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def default_storage_url(project_dir: str | Path) -> str:
@@ -99,8 +150,12 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     """Open ``sqlite:///...``, ``postgresql://...``, ``mysql://...`` or ``journal:/path/to/file``.
 
     The journal file storage is safe for several processes on one machine (file locks); SQLite is
-    meant for one process; a database server is for several machines.
+    meant for one process; a database server is for several machines. A file that is there but is
+    not a store of that kind (a text file, an image) is refused before the storage touches it.
     """
+    problem = _store_file_problem(url)
+    if problem is not None:
+        raise StorageError(f"Optuna storage {url!r}: {problem}. {_FILE_FIX}")
     try:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -118,11 +173,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         if url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "mysql"):
             return _open_server_storage(_with_driver(url))
     except Exception as exc:  # the storage's own errors vary by backend; name the URL and the fix
-        raise StorageError(
-            f"cannot open Optuna storage {url!r}: {exc}. Check that the database server runs and "
-            "accepts connections (for PostgreSQL: `pg_isready -h HOST`), or use the default SQLite "
-            "storage by leaving --storage unset."
-        ) from exc
+        fix = _FILE_FIX if url.startswith(("journal:", "sqlite:")) else _SERVER_FIX
+        raise StorageError(f"cannot open Optuna storage {url!r}: {_first_line(exc)}. {fix}") from exc
     raise StorageError(
         f"unknown Optuna storage {url!r}; use sqlite:///ABS/PATH.db, journal:/ABS/PATH.journal, "
         "or postgresql://user@host:port/db"

@@ -56,6 +56,7 @@ from workbench.tracking._store import (
     default_artifact_location,
     redact_uri,
     resolve_tracking_uri,
+    sqlite_file_problem,
 )
 from workbench.tracking._trees import SPLIT_FOLDERS, compare_logged_trees, run_evaluations, tree_groups
 from workbench.tracking._values import format_value, sanitize_key
@@ -100,6 +101,7 @@ __all__ = [
     "run_evaluations",
     "sanitize_key",
     "search_all_runs",
+    "sqlite_file_problem",
     "tree_groups",
     "tree_label",
     "trial_label",

@@ -20,8 +20,32 @@ _SERVER_HINT = (
 )
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class TrackingError(ValueError):
     """A tracking store that cannot be used as given; the message names the URI and the fix."""
+
+
+def sqlite_file_problem(path: str | Path) -> str | None:
+    """Why the file at ``path`` cannot be opened as a SQLite database, or None (absent, empty or one).
+
+    SQLite itself only says "file is not a database" on the first query, deep in a store's setup;
+    Optuna and MLflow storages both check their file here first.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return "is not a file"
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if head and head != _SQLITE_HEADER:
+        return "is not a SQLite database"
+    return None
 
 
 def _scheme(uri: str) -> str:
@@ -120,8 +144,12 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
                 f"tracking URI {uri!r}: directory {db.parent} does not exist; create it "
                 f"(mkdir -p {db.parent}) or choose another path"
             )
-        if db.exists() and not db.is_file():
-            raise TrackingError(f"tracking URI {uri!r}: {db} is not a file; point the URI at a .db file")
+        problem = sqlite_file_problem(db)
+        if problem is not None:
+            raise TrackingError(
+                f"tracking URI {uri!r}: {db} {problem}; point the URI at the mlflow.db a study or the demo "
+                "wrote, or at a new .db file"
+            )
     elif scheme in ("http", "https"):
         _check_server(uri, timeout)
     elif scheme.split("+")[0] in _SQL_SCHEMES:
