@@ -15,7 +15,7 @@ import numpy as np
 from workbench.hierarchy._descriptors import create_descriptor
 from workbench.hierarchy._discovery import HierarchyDiscovery
 from workbench.hierarchy._evidence import RowEvidence, estimator_for, row_evidence
-from workbench.hierarchy._plot import MeanFrame
+from workbench.hierarchy._plot import MeanFrame, check_image
 from workbench.hierarchy._presets import uniform_tree
 from workbench.hierarchy._scores import (
     GroundTruthScore,
@@ -174,6 +174,9 @@ def silhouette_and_evidence(
     from tqdm import tqdm
 
     table = open_sequences(data)
+    first = np.asarray(table.load(0)) if len(table) else np.zeros((0, 0, 0))
+    if first.ndim == 3 and first.shape[0] > 0:
+        check_image(tree, first[0])  # before the pass: the data must be the tree's height
     mean = MeanFrame()
     name = descriptor or str(tree.provenance.get("descriptor", DEFAULT_DESCRIPTOR))
     if not evidence:

@@ -71,7 +71,7 @@ class TreeSupport:
 
     def node(self, node: Node) -> float:
         """Support of ``node`` (same interval)."""
-        return self.nodes[tuple(node)][0]  # type: ignore[index]
+        return self.nodes[(int(node[0]), int(node[1]))][0]
 
     def cut(self, k: int) -> list[BoundarySupport] | None:
         """Boundary support of the cut at ``k`` regions, or ``None`` when it was not measured."""
@@ -182,9 +182,12 @@ def support_from_refits(
         count,
         int(tolerance),
         seed,
-        {node: (same[i] / count, near[i] / count) for i, node in enumerate(nodes)},
+        {node: (float(same[i] / count), float(near[i] / count)) for i, node in enumerate(nodes)},
         {
-            k: [BoundarySupport(k, row, cut_same[k][j] / count, cut_near[k][j] / count) for j, row in enumerate(rows)]
+            k: [
+                BoundarySupport(k, row, float(cut_same[k][j] / count), float(cut_near[k][j] / count))
+                for j, row in enumerate(rows)
+            ]
             for k, rows in cut_rows.items()
         },
     )
