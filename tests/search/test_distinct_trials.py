@@ -17,7 +17,7 @@ from workbench.search._config import StudyConfig
 from workbench.search._prepare import prepare_study
 from workbench.search._runner import MAX_REPEATED_PROPOSALS, check_shared_candidates
 from workbench.search._sampling import DUPLICATE_OF_KEY, create_sampler, duplicate_of, trial_seed
-from workbench.search._space import load_candidates, suggest
+from workbench.search._space import load_candidates, suggest, trial_choices, trial_cuts
 from workbench.tracking import load_trials
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -45,6 +45,7 @@ def _propose(study: optuna.Study, config: StudyConfig) -> optuna.Trial:
 
 
 def _score(params: dict) -> float:
+    params = {"lr": 1e-3, **params}
     return float(params["lr"] * 1000 + (1.0 if params["fta"] else 0.0) + (0.5 if params["tree"] == "uniform-64" else 0))
 
 
@@ -89,7 +90,7 @@ def test_trial_seeds_differ_by_number_and_by_study_seed() -> None:
 def test_a_repeated_configuration_yields_to_the_lower_numbered_trial(write_study) -> None:
     config = _config(write_study, "random", lr="[1e-3, 1e-3]")
     study = open_study(config, optuna.storages.InMemoryStorage())
-    fixed = {"tree": "uniform-64", "cut_stage2": 2, "cut_stage3": 4, "channels": "4-4-8", "frames": 8, "fta": True}
+    fixed = {"tree": "uniform-64", "fta": True}  # the searched choices; cuts, channels, lr, frames are fixed
     study.enqueue_trial(fixed)
     study.enqueue_trial(fixed)
     first, second = _propose(study, config), _propose(study, config)
@@ -109,7 +110,7 @@ def test_a_trial_still_drawing_its_parameters_is_waited_for(write_study) -> None
     # later one must wait for them rather than miss the repeat and train it too.
     config = _config(write_study, "random", lr="[1e-3, 1e-3]")
     study = open_study(config, optuna.storages.InMemoryStorage())
-    fixed = {"tree": "casia-b-paper", "cut_stage2": 2, "cut_stage3": 4, "channels": "4-4-8", "frames": 8, "fta": False}
+    fixed = {"tree": "casia-b-paper", "fta": False}
     study.enqueue_trial(fixed)
     study.enqueue_trial(fixed)
     earlier = study.ask()  # asked, choices not drawn yet
@@ -157,3 +158,15 @@ def test_a_process_whose_trees_differ_from_the_recorded_ones_is_refused(write_st
         for c in prepared.candidates))
     with pytest.raises(ValueError, match=r"casia-b-paper.*hierarchies"):
         check_shared_candidates(open_study(config, storage), other)
+
+
+def test_fixed_choices_are_recorded_but_not_searched(write_study) -> None:
+    # Single-valued entries make empty slice and contour plots in optuna-dashboard when registered
+    # as parameters; they are kept as the trial's fixed choices instead.
+    config = _config(write_study, "random", lr="[1e-3, 1e-3]")
+    study = open_study(config, optuna.storages.InMemoryStorage())
+    trial = _propose(study, config)
+    assert set(trial.params) == {"tree", "fta"}
+    choices = trial_choices(trial)
+    assert choices["channels"] == "4-4-8" and choices["lr"] == 1e-3 and choices["cut_stage2"] == 2
+    assert trial_cuts(trial) == [1, 2, 4]

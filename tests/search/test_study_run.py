@@ -116,6 +116,26 @@ def test_pruned_trials_are_recorded_as_pruned_in_optuna_and_mlflow(write_study) 
     state_col = next(c for c in runs.columns if c.endswith("state"))
     assert sorted(runs[state_col]) == ["pruned", "pruned"]
     assert set(runs["params.tree"]) <= {"casia-b-paper", "uniform-64"}, "pruned runs still show their tree"
+    import mlflow
+
+    client = mlflow.MlflowClient(config.tracking.uri)  # read only: a StudyTracker would reopen the study's run
+    experiment = client.get_experiment_by_name(config.experiment_name)
+    runs_by_role: dict[str, list] = {}
+    for run in client.search_runs([experiment.experiment_id]):
+        runs_by_role.setdefault(run.data.tags["workbench.role"], []).append(run)
+    for run in runs_by_role["trial"]:
+        assert run.info.run_name.endswith("(pruned)")
+        files = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "hierarchy")}
+        tree = run.data.params["tree"]
+        assert {f"{tree}.json", f"{tree}-dendrogram.png", f"{tree}-dendrogram.svg"} <= files, files
+    (parent,) = runs_by_role["study"]
+    assert parent.info.status == "FINISHED", "the study's run ends with the study"
+    assert parent.data.params["budget.trials"] == "2" and parent.data.params["study_file"] == path.name
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} >= {"report", "study"}
+    assert study.metric_names == ["rank1"]
+    for t in study.trials:
+        assert "channels" not in t.params, "a single-valued choice is fixed, not searched"
+        assert t.user_attrs["mlflow_run_id"] and t.user_attrs["gflops"] > 0 and t.user_attrs["cuts"] == [1, 2, 4]
 
 
 def test_gaitgs_trials_train_with_parts_cut_from_the_tree(write_study) -> None:

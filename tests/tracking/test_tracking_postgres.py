@@ -48,7 +48,7 @@ def test_study_on_postgres(postgres_uri: str, log_fake_study: Callable[..., Any]
     tracker = log_fake_study(uri, experiment, "pg-study", trials)
     try:
         children = tracker.trial_runs()
-        assert [r.info.run_name for r in children] == ["trial-0", "trial-1", "trial-2", "trial-3"]
+        assert [r.info.run_name for r in children] == ["trial-0", "trial-1", "trial-2", "trial-3 (failed)"]
         assert {r.data.tags[TAG_PARENT] for r in children} == {tracker.parent_run_id}
         df = load_trials(uri, experiment)
         assert list(df["state"]) == ["complete", "complete", "complete", "failed"]

@@ -230,3 +230,25 @@ def test_bad_names_are_refused(tracking_uri: str) -> None:
         StudyTracker(tracking_uri, " ", "s")
     with pytest.raises(ValueError, match="trial_number"):
         StudyTracker(tracking_uri, "exp", "s").start_trial(-1)
+
+
+def test_pruned_and_failed_trials_are_told_apart_by_name(tracking_uri: str) -> None:
+    tracker = StudyTracker(tracking_uri, "exp-names", "study-names")
+    tracker.start_trial(0).finish("complete")
+    tracker.start_trial(1).finish("pruned", error="pruned at step 10")
+    tracker.start_trial(2).finish("failed", error="diverged")
+    assert [r.info.run_name for r in tracker.trial_runs()] == ["trial-0", "trial-1 (pruned)", "trial-2 (failed)"]
+
+
+def test_the_study_describes_its_experiment_and_ends_its_parent_run(tracking_uri: str) -> None:
+    tracker = StudyTracker(tracking_uri, "exp-described", "study-described")
+    tracker.describe("uniform against the paper's tree")
+    experiment = tracker.client.get_experiment(tracker.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"  # not MLflow's GenAI view
+    assert experiment.tags["mlflow.note.content"] == "uniform against the paper's tree"
+    assert tracker.log_study_params({"budget": {"trials": 8}, "space": {"fta": [True]}}) == []
+    assert tracker.log_study_params({"budget": {"trials": 12}, "space": {"fta": [True]}}) == ["budget.trials"]
+    parent = tracker.client.get_run(tracker.parent_run_id)
+    assert parent.data.params["budget.trials"] == "8" and parent.data.tags["workbench.changed.budget.trials"] == "12"
+    tracker.finish("FINISHED")
+    assert tracker.client.get_run(tracker.parent_run_id).info.status == "FINISHED"

@@ -234,7 +234,7 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_bf16_units(tmp_path:
 def test_resuming_from_a_weights_only_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     # What `workbench import` and `export` write holds weights, not an optimizer to resume.
     config = toy_config(tmp_path / "run", iterations=2)
-    trainer, result = _fit(config)
+    _, result = _fit(config)
     assert result.checkpoint is not None
     state = load_checkpoint(result.checkpoint)
     weights_only = {k: v for k, v in state.items() if k not in ("optimizer", "scheduler", "scaler", "rng")}

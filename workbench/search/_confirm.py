@@ -98,7 +98,7 @@ def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.S
     trained are read back); log ``confirm/...`` to each trial's MLflow run; write ``confirm.json``."""
     from workbench.search._objective import replicate_scores, tracker_for, train_replicates
     from workbench.search._report import trial_label
-    from workbench.search._space import suggest, trial_train_config
+    from workbench.search._space import suggest, trial_choices, trial_train_config
 
     if top < 1 or seeds < 1:
         raise ValueError(f"--top {top} --seeds {seeds}: give at least one configuration and one seed")
@@ -109,7 +109,7 @@ def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.S
     rows = []
     new_seeds = fresh_seeds(config, seeds)
     for trial in top_trials(study, top, objective.direction):
-        choice = suggest(optuna.trial.FixedTrial(trial.params), config.space, prepared.candidates)
+        choice = suggest(optuna.trial.FixedTrial(trial_choices(trial)), config.space, prepared.candidates)
         folder = Path(trial.user_attrs["output_dir"])
         train_config = trial_train_config(config, choice, candidates, folder, str(prepared.data_path),
                                           str(prepared.split_path))

@@ -17,7 +17,7 @@ from workbench.search._config import COST_METRICS, StudyConfig
 from workbench.search._heartbeat import RETRY_OF_KEY
 from workbench.search._prepare import PreparedStudy
 from workbench.search._sampling import DUPLICATE_OF_KEY, duplicate_of
-from workbench.search._space import channels_key, is_gaitgs, suggest, trial_train_config
+from workbench.search._space import CUTS_KEY, channels_key, stage_levels, suggest, trial_train_config
 from workbench.search._storage import sqlite_creation_lock
 from workbench.training import TrainConfig, Trainer, TrainingCallback, latest_checkpoint
 
@@ -144,25 +144,33 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
     run = tracker.start_trial(trial.number, tags={"workbench.output_dir": str(output_dir)},
                               retry_of=int(retry_of) if retry_of is not None else None)
     candidate = candidates[choice.tree]
-    levels = list(choice.cuts) if is_gaitgs(choice.model) else [1, *choice.cuts]
+    levels = stage_levels(choice)
+    trial.set_user_attr(CUTS_KEY, levels)
+    trial.set_user_attr("mlflow_run_id", run.run_id)
     # The choices go in first so that a pruned or failed trial still shows its tree and cuts.
     choice_params = {**hierarchy_params(candidate.tree, [], levels), "channels": channels_key(choice.channels),
                      "lr": choice.lr, "frames": choice.frames, "fta": choice.fta, "tree": choice.tree,
                      "model": train_config.model.name, "seeds": seeds}
     try:
         run.log_params(choice_params)
+        # The tree and its drawing go first too, so that a tree tried only by pruned trials still
+        # reaches MLflow.
+        for path in _tree_files(candidate, choice, output_dir):
+            run.log_artifact(path, "hierarchy")
         # Cost first, from the model as built, so that pruned and failed trials show it too.
         spec, cost = _model_cost(config, prepared, train_config)
         splits = list(spec.split_lists().values()) if spec is not None else []
         run.log_metrics(cost)
         trial.set_user_attr("cost", cost)
+        for key in ("gflops", "params"):
+            if key in cost:
+                trial.set_user_attr(key, cost[key])
         trial.set_user_attr("splits", splits)
         replicates = train_replicates(config, prepared, trial, run, train_config, output_dir)
         last = replicates[-1]
         params = {**choice_params, **hierarchy_params(candidate.tree, splits, levels)}
         view_tables = [p for p in last.files if p.suffix in (".csv", ".png", ".json")]
-        log_hierarchy(run, params, tree=_tree_file(candidate, output_dir),
-                      config_file=last.folder / "config.toml", view_tables=view_tables,
+        log_hierarchy(run, params, config_file=last.folder / "config.toml", view_tables=view_tables,
                       checkpoint=last.checkpoint if config.tracking.log_checkpoint else None)
         scores = replicate_scores(replicates, config.objectives[0].metric)
         metrics = {**scores, **cost}
@@ -229,11 +237,19 @@ def _cost(model_or_spec: Any, config: StudyConfig, train_config: TrainConfig) ->
     return out
 
 
-def _tree_file(candidate: Any, output_dir: Path) -> Path:
-    path = output_dir / f"{candidate.name}.json"
-    if not path.exists():
-        candidate.tree.save(path)
-    return path
+def _tree_files(candidate: Any, choice: Any, output_dir: Path) -> list[Path]:
+    """The trial's tree as JSON and its dendrogram at the trial's cuts (PNG and SVG), in ``output_dir``."""
+    from workbench.hierarchy import plot_dendrogram
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tree_file = output_dir / f"{candidate.name}.json"
+    if not tree_file.exists():
+        candidate.tree.save(tree_file)
+    png = output_dir / f"{candidate.name}-dendrogram.png"
+    if not png.exists():  # one drawing writes the PNG and an SVG beside it
+        plot_dendrogram(candidate.tree, png, cuts=[k for k in choice.cuts if k > 1],
+                        title=f"{candidate.name}: regions per stage {stage_levels(choice)}")
+    return [tree_file, *(p for p in (png, png.with_suffix(".svg")) if p.exists())]
 
 
 @dataclass

@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from workbench.search._heartbeat import count_trials
+from workbench.search._space import trial_choices, trial_cuts
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +71,18 @@ class StudyReport:
 
 
 def _cuts(trial: FrozenTrial) -> list[int]:
-    return [int(v) for k, v in sorted(trial.params.items()) if k.startswith("cut_stage")]
+    return trial_cuts(trial)
 
 
 def trial_label(trial: FrozenTrial) -> str:
-    """Short label of a trial's hierarchy: ``casia-b-paper 2/4``."""
-    return f"{trial.params.get('tree', '?')} {'/'.join(map(str, _cuts(trial)))}"
+    """Short label of a trial's hierarchy, cuts as regions per stage: ``casia-b-paper [1, 2, 4]``."""
+    return f"{trial_choices(trial).get('tree', '?')} {_cuts(trial)}"
 
 
 def _splits(trial: FrozenTrial) -> list[list[int]]:
     from workbench.hierarchy import load_tree
 
-    source = trial.user_attrs.get("tree_source", trial.params.get("tree"))
+    source = trial.user_attrs.get("tree_source", trial_choices(trial).get("tree"))
     if source is None:
         return []
     try:
@@ -105,7 +106,7 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
     best_trials: list[FrozenTrial] = []
     if complete:
         best_trials = sorted(study.best_trials, key=lambda t: t.number) if multi else [study.best_trial]
-    best = [{"number": t.number, "values": list(t.values), "params": dict(t.params), "cuts": _cuts(t),
+    best = [{"number": t.number, "values": list(t.values), "params": trial_choices(t), "cuts": _cuts(t),
              "splits": _splits(t)} for t in best_trials]
     importances: dict[str, float] = {}
     if len(complete) >= 3:
@@ -153,7 +154,7 @@ def tree_cost_note(trials: list[FrozenTrial], index: int, metric: str) -> str:
         return ""
     groups: dict[str, list[float]] = {}
     for t in trials:
-        rest = repr(sorted((k, v) for k, v in t.params.items() if k != "tree"))
+        rest = repr(sorted((k, repr(v)) for k, v in trial_choices(t).items() if k != "tree"))
         groups.setdefault(rest, []).append(float(t.values[index]))
     spreads = [(max(v) - min(v)) / (sum(v) / len(v)) for v in groups.values()
                if len(v) >= 2 and sum(v) > 0]

@@ -17,6 +17,7 @@ from workbench.search._heartbeat import Heartbeat, count_trials, reap_stale_tria
 from workbench.search._prepare import PreparedStudy, prepare_study
 from workbench.search._sampling import DUPLICATE_OF_KEY, check_grid_budget, create_sampler
 from workbench.search._storage import default_storage_url, journal_path, normalise_url, open_storage
+from workbench.search._study_tracking import describe_study, log_study_to_tracking
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def create_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
 def open_study(config: StudyConfig, storage_url: str, prepared: PreparedStudy | None = None) -> optuna.Study:
     """Create the study or load it when the name already exists (so a run resumes where it stopped)."""
     names = [c.name for c in prepared.candidates] if prepared is not None else []
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=config.study.name,
         storage=open_storage(storage_url),
         directions=config.directions,
@@ -81,6 +82,10 @@ def open_study(config: StudyConfig, storage_url: str, prepared: PreparedStudy | 
         pruner=create_pruner(config),
         load_if_exists=True,
     )
+    names_now = [o.metric for o in config.objectives]
+    if study.metric_names != names_now:  # optuna-dashboard names the objectives instead of "Objective 0"
+        study.set_metric_names(names_now)
+    return study
 
 
 #: Study system attribute: candidate tree name -> tree id, as the first process prepared them.
@@ -228,10 +233,25 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
     since = len(study.get_trials(deepcopy=False))  # failures of earlier runs are not held against this one
     from workbench.search._objective import tracker_for
 
-    tracker_for(config)  # creates the MLflow store and the study's parent run before any worker starts
+    # The MLflow store and the study's parent run exist before any worker starts.
+    tracker = tracker_for(config)
+    describe_study(tracker, config, Path(study_file), prepared)
     deadline = None
     if config.budget.timeout_minutes:
         deadline = time.time() + 60.0 * config.budget.timeout_minutes
+    try:
+        _work(config, prepared, url, budget, workers, deadline, since, Path(study_file), project)
+    except KeyboardInterrupt:
+        tracker.finish("KILLED")
+        raise
+    summary = summarise(config, url, since)
+    log_study_to_tracking(config, study, summary)
+    return summary
+
+
+def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, workers: int,
+          deadline: float | None, since: int, study_file: Path, project: Path) -> None:
+    """Run the worker loop here, or in ``workers`` spawned processes and then here for what they left."""
     if workers <= 1:
         worker_loop(config, prepared, url, budget, 0, deadline, since)
     else:
@@ -252,29 +272,6 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
             raise
         # A worker that died mid-trial leaves a RUNNING trial: reap it and finish the budget here.
         worker_loop(config, prepared, url, budget, workers, deadline, since)
-    summary = summarise(config, url, since)
-    log_study_to_tracking(config, study, summary)
-    return summary
-
-
-def log_study_to_tracking(config: StudyConfig, study: optuna.Study, summary: RunSummary) -> Path:
-    """Write the report (figures, JSON) and log it with the best values and counts on the study's parent run."""
-    from workbench.search._objective import tracker_for
-    from workbench.search._report import build_report
-
-    metrics = [o.metric for o in config.objectives]
-    out = config.project_dir / "reports" / config.study.name
-    report = build_report(study, metrics, out, config=config)
-    tracker = tracker_for(config)
-    best: dict[str, float] = {}
-    if report.best:
-        for i, metric in enumerate(metrics):
-            values = [row["values"][i] for row in report.best]
-            pick = max if config.objectives[i].direction == "maximize" else min
-            best[metric] = float(pick(values))
-    tracker.log_study_summary(best, summary.complete, summary.pruned, summary.failed)
-    tracker.log_study_artifact(out)
-    return out
 
 
 def summarise(config: StudyConfig, storage_url: str, since: int = 0) -> RunSummary:

@@ -26,6 +26,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from workbench.search._config import StudyConfig
+from workbench.search._space import FIXED_CHOICES_KEY, trial_choices
 
 #: User attribute of a proposal that repeated an earlier trial: that trial's number.
 DUPLICATE_OF_KEY = "duplicate_of"
@@ -49,7 +50,8 @@ def grid_space(config: StudyConfig, candidates: Sequence[str]) -> dict[str, list
     grid["channels"] = [channels_key(c) for c in space.channels]
     grid["frames"] = list(space.frames)
     grid["fta"] = list(space.fta)
-    return grid
+    # An entry with one value is fixed, not searched (see ``suggest``); the grid is the same size.
+    return {name: values for name, values in grid.items() if len(values) > 1}
 
 
 class _BudgetedGridSampler(optuna.samplers.GridSampler):
@@ -153,11 +155,12 @@ def create_sampler(config: StudyConfig, candidates: Sequence[str] = ()) -> optun
     return TrialSeededSampler(factory, s.seed)
 
 
-def _configuration(trial: FrozenTrial) -> dict[str, Any] | None:
+def _configuration(trial: FrozenTrial, fixed_choices: Mapping[str, Any]) -> dict[str, Any] | None:
     if trial.state == TrialState.WAITING:
-        fixed = trial.system_attrs.get("fixed_params")
-        return dict(fixed) if isinstance(fixed, Mapping) else None
-    return dict(trial.params)
+        queued = trial.system_attrs.get("fixed_params")
+        # A queued retry replays its searched parameters under this study's fixed choices.
+        return {**fixed_choices, **queued} if isinstance(queued, Mapping) else None
+    return trial_choices(trial)
 
 
 def _started_within(trial: FrozenTrial, seconds: float) -> bool:
@@ -175,7 +178,8 @@ def duplicate_of(study: optuna.Study, trial: optuna.Trial, seeds: Sequence[int],
     the same instant agree on which one yields. An earlier trial still drawing its parameters is
     waited for (up to ``wait_seconds``) so that a race cannot let both run.
     """
-    mine = dict(trial.params)
+    mine = trial_choices(trial)
+    mine_fixed = trial.user_attrs.get(FIXED_CHOICES_KEY) or {}
     names = set(mine)
     own_seeds = list(seeds)
     deadline = time.monotonic() + wait_seconds
@@ -186,7 +190,7 @@ def duplicate_of(study: optuna.Study, trial: optuna.Trial, seeds: Sequence[int],
                 continue
             if other.state != TrialState.WAITING and other.number > trial.number:
                 continue
-            held = _configuration(other)
+            held = _configuration(other, mine_fixed)
             if held is None:
                 continue
             if set(held) != names:

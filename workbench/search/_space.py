@@ -66,22 +66,65 @@ def check_candidates(candidates: Sequence[Candidate], space: SearchSpace) -> lis
     return problems
 
 
+#: User attribute of a trial: the choices its study fixed (one value in the space). They are not
+#: search parameters, so Optuna's importance, slice and contour plots show only what was searched.
+FIXED_CHOICES_KEY = "fixed_choices"
+
+
 def suggest(trial: optuna.trial.BaseTrial, space: SearchSpace, candidates: Sequence[Candidate]) -> TrialChoice:
-    """Draw one trial's choices; single-valued entries are fixed and still recorded as params."""
-    model = trial.suggest_categorical("model", list(space.models)) if space.models else ""
-    tree = trial.suggest_categorical("tree", [c.name for c in candidates])
-    cuts = tuple(
-        int(trial.suggest_categorical(f"cut_stage{i + 2}", list(ks))) for i, ks in enumerate(space.stage_cuts)
-    )
+    """Draw one trial's choices; an entry with one value is fixed, recorded in ``FIXED_CHOICES_KEY``."""
+    fixed: dict[str, object] = {}
+
+    def pick(name: str, values: Sequence[object]) -> object:
+        options = list(values)
+        if len(options) == 1:
+            fixed[name] = options[0]
+            return options[0]
+        return trial.suggest_categorical(name, options)  # type: ignore[arg-type]
+
+    model = str(pick("model", list(space.models))) if space.models else ""
+    tree = str(pick("tree", [c.name for c in candidates]))
+    cuts = tuple(int(pick(f"cut_stage{i + 2}", list(ks))) for i, ks in enumerate(space.stage_cuts))  # type: ignore[call-overload]
     ch_by_key = {channels_key(c): tuple(int(x) for x in c) for c in space.channels}
-    channels = ch_by_key[trial.suggest_categorical("channels", list(ch_by_key))]
+    channels = ch_by_key[str(pick("channels", list(ch_by_key)))]
     low, high = space.lr
-    lr = low if low == high else trial.suggest_float("lr", low, high, log=True)
     if low == high:
-        trial.set_user_attr("lr", low)
-    frames = int(trial.suggest_categorical("frames", list(space.frames)))
-    fta = bool(trial.suggest_categorical("fta", list(space.fta)))
+        fixed["lr"] = low
+        lr = low
+    else:
+        lr = trial.suggest_float("lr", low, high, log=True)
+    frames = int(pick("frames", list(space.frames)))  # type: ignore[call-overload]
+    fta = bool(pick("fta", list(space.fta)))
+    trial.set_user_attr(FIXED_CHOICES_KEY, fixed)
     return TrialChoice(tree=tree, cuts=cuts, channels=channels, lr=lr, frames=frames, fta=fta, model=model)
+
+
+#: User attribute of a trial: its regions per stage, every stage (HSTL ``[1, 2, 4]``; GaitGS has no
+#: whole-body stage), as MLflow's ``cuts`` param and ``workbench compare`` show them.
+CUTS_KEY = "cuts"
+
+
+def trial_cuts(trial: optuna.trial.FrozenTrial | optuna.trial.BaseTrial) -> list[int]:
+    """A trial's regions per stage, every stage; trials recorded before ``CUTS_KEY`` read as HSTL."""
+    recorded = trial.user_attrs.get(CUTS_KEY)
+    if recorded:
+        return [int(k) for k in recorded]
+    choices = trial_choices(trial)
+    stages = sorted((int(k[len("cut_stage"):]), int(v)) for k, v in choices.items()  # type: ignore[call-overload]
+                    if k.startswith("cut_stage"))
+    return [1, *(v for _, v in stages)]
+
+
+def stage_levels(choice: TrialChoice) -> list[int]:
+    """Regions per stage of a trial's model, every stage: GaitGS takes the cuts as they are; HSTL's first
+    stage is the whole body."""
+    return list(choice.cuts) if is_gaitgs(choice.model) else [1, *choice.cuts]
+
+
+def trial_choices(trial: optuna.trial.FrozenTrial | optuna.trial.BaseTrial) -> dict[str, object]:
+    """Every choice of a trial by name: the searched parameters and the ones its study fixed."""
+    fixed = trial.user_attrs.get(FIXED_CHOICES_KEY) or {}
+    return {**fixed, **trial.params}
 
 
 def trial_train_config(config: StudyConfig, choice: TrialChoice, candidates: Mapping[str, Candidate],

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from workbench.evaluation._replicates import ConfigurationRow, compare_configurations, format_rows, verdict
 from workbench.search._config import StudyConfig
 from workbench.search._report import _cuts, trial_label
+from workbench.search._space import trial_choices
 from workbench.tracking import SPLIT_FOLDERS
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,9 @@ def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "valida
 
 
 def _notes(trials: Sequence[FrozenTrial]) -> list[str]:
-    varying = sorted({k for t in trials for k in t.params if k != "tree" and not k.startswith("cut_stage")
-                      and len({repr(u.params.get(k)) for u in trials}) > 1})
+    choices = [trial_choices(t) for t in trials]
+    varying = sorted({k for c in choices for k in c if k != "tree" and not k.startswith("cut_stage")
+                      and len({repr(d.get(k)) for d in choices}) > 1})
     notes = []
     if varying:
         notes.append(f"trials differ in {', '.join(varying)}: each tree's figure pools its trials seed by seed, "

@@ -70,7 +70,7 @@ class MLflowTrainingCallback(TrainingCallback):
         if self.log_config and info.config is not None:
             config = info.config
             if dataclasses.is_dataclass(config) or isinstance(config, Mapping):
-                params.update({f"config.{k}": v for k, v in flatten(config).items()})
+                params.update({f"config.{k}": v for k, v in _readable_config(flatten(config)).items()})
         # A resumed trial logs into the same run again; params are write-once, so send only new keys.
         existing = self._existing_params()
         fresh = {k: v for k, v in params.items() if k not in existing}
@@ -120,3 +120,16 @@ class MLflowTrainingCallback(TrainingCallback):
             tags[TAG_CHECKPOINT] = format_value(Path(result.checkpoint))
             tags[TAG_CHECKPOINT_STEP] = result.step
         self.run.set_tags(tags)
+
+
+def _readable_config(flat: dict[str, Any]) -> dict[str, Any]:
+    """The flat config as a reader wants it: a tree file by its name, no synthetic preset that was not used."""
+    from workbench.training import BUILTIN_DATA
+
+    out = dict(flat)
+    if out.get("data.path") != BUILTIN_DATA:
+        out.pop("data.synthetic", None)  # only read when the run renders the built-in set
+    tree = out.get("model.tree")
+    if isinstance(tree, str) and tree.endswith(".json"):
+        out["model.tree"] = Path(tree).stem  # the file (named after the tree) is an artifact of the run
+    return out

@@ -32,6 +32,11 @@ from workbench.tracking._values import (
 
 TAG_PARENT = "mlflow.parentRunId"
 TAG_STUDY = "workbench.study"
+#: MLflow's description of a run or an experiment (shown in its UI).
+NOTE_TAG = "mlflow.note.content"
+#: MLflow 3's experiment kind: the UI opens an experiment of this kind on its runs, not on traces.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND_TRAINING = "custom_model_development"
 TAG_ROLE = "workbench.role"
 TAG_TRIAL = "workbench.trial"
 TAG_RETRY_OF = "workbench.retry_of"
@@ -202,6 +207,9 @@ class TrialRun:
         finally:
             self.outcome = outcome
             self.set_tags(tags)
+            if outcome is not TrialOutcome.COMPLETE:
+                # The runs table shows names and a finished/failed status: a pruned trial would look complete.
+                self.client.update_run(self.run_id, name=f"trial-{self.trial_number} ({outcome.value})")
             status = "FAILED" if outcome is TrialOutcome.FAILED else "FINISHED"
             self.client.set_terminated(self.run_id, status=status)
 
@@ -320,13 +328,35 @@ class StudyTracker:
                                f"tags.`{TAG_PARENT}` = '{self.parent_run_id}'")
         return sorted(runs, key=lambda r: (int(r.data.tags.get(TAG_TRIAL, -1)), r.info.start_time or 0))
 
-    def log_study_params(self, params: Mapping[str, Any]) -> None:
-        """Log the study definition (search space, budget, objectives) as params of the parent run."""
+    def log_study_params(self, params: Mapping[str, Any]) -> list[str]:
+        """Log the study definition (search space, budget, objectives) as params of the parent run.
+
+        A resumed study logs again: keys already there with the same value are skipped, and a key
+        whose value changed (MLflow params are write-once) is recorded as the tag
+        ``workbench.changed.<key>`` instead. Returns the changed keys.
+        """
         from mlflow.entities import Param
 
-        entries = [Param(k, clip(v, MAX_PARAM_LENGTH)) for k, v in flat_params(params).items()]
+        existing = dict(self.client.get_run(self.parent_run_id).data.params)
+        flat = {k: clip(v, MAX_PARAM_LENGTH) for k, v in flat_params(params).items()}
+        changed = sorted(k for k, v in flat.items() if k in existing and existing[k] != v)
+        entries = [Param(k, v) for k, v in flat.items() if k not in existing]
         for part in chunks(entries, MAX_PARAMS_PER_BATCH):
             self.client.log_batch(self.parent_run_id, params=list(part))
+        if changed:
+            set_run_tags(self.client, self.parent_run_id, {f"workbench.changed.{k}": flat[k] for k in changed})
+        return changed
+
+    def describe(self, description: str) -> None:
+        """Show ``description`` on the experiment and the study's run, and mark the experiment as model training.
+
+        Without the kind tag, MLflow 3 opens a new experiment in its GenAI view (traces), where a
+        study's runs do not appear.
+        """
+        self.client.set_experiment_tag(self.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND_TRAINING)
+        if description:
+            self.client.set_experiment_tag(self.experiment_id, NOTE_TAG, description)
+            set_run_tags(self.client, self.parent_run_id, {NOTE_TAG: description})
 
     def set_study_tags(self, tags: Mapping[str, Any]) -> None:
         """Set tags on the parent run."""
