@@ -152,3 +152,11 @@ def test_study_report_names_a_store_it_cannot_open_in_one_line(storage: str, tmp
     assert url.split(":", 1)[1].lstrip("/").split("/")[-1] in err  # the file, or the server's URL
     assert "--storage" in err or "pg_isready" in err
     assert not (tmp_path / "no-such-dir").exists() and not (tmp_path / "home").exists()
+
+
+def test_a_password_in_the_storage_url_is_not_printed() -> None:
+    from workbench.search import StorageError, open_storage
+
+    with pytest.raises(StorageError) as caught:
+        open_storage("postgresql://alice:s3cret@127.0.0.1:1/nowhere")
+    assert "s3cret" not in str(caught.value) and "alice:***@" in str(caught.value)

@@ -242,3 +242,20 @@ def test_resuming_from_a_weights_only_checkpoint_is_a_clear_error(tmp_path: Path
     torch.save(weights_only, path)
     with pytest.raises(CheckpointError, match="weights only"):
         _fit(replace(config, output_dir=str(tmp_path / "again"), iterations=4), resume=path)  # type: ignore[arg-type]
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this code must not run",))
+
+
+def test_a_checkpoint_with_pickled_code_is_refused_without_torchs_advice(tmp_path: Path, capsys) -> None:
+    (tmp_path / "run").mkdir()
+    hostile = tmp_path / "run" / "checkpoint-00000001.pt"
+    torch.save({"model": {}, "payload": _Payload()}, hostile)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(hostile)
+    message = str(caught.value)
+    assert str(hostile) in message and "refused" in message
+    assert "weights_only" not in message and "safe_globals" not in message
+    assert "this code must not run" not in capsys.readouterr().out

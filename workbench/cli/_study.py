@@ -64,6 +64,7 @@ def run_handler(args: argparse.Namespace) -> int:
     from workbench.cli import EXIT_FAILED, CLIError
     from workbench.config import ConfigError
     from workbench.search import StorageError, run_study
+    from workbench.tracking import redact_uri
 
     _check_file(args.file)
     if args.workers < 1:
@@ -73,7 +74,7 @@ def run_handler(args: argparse.Namespace) -> int:
                             workers=args.workers, project_dir=args.project_dir)
     except (ConfigError, StorageError) as exc:
         raise CLIError(str(exc)) from exc
-    print(f"study {summary.study_name} ({summary.storage_url}): {summary.complete} complete, "
+    print(f"study {summary.study_name} ({redact_uri(summary.storage_url)}): {summary.complete} complete, "
           f"{summary.pruned} pruned, {summary.failed} failed, {summary.running} running, {summary.waiting} waiting"
           + (f"; {summary.skipped} proposals skipped as repeats of other trials" if summary.skipped else ""))
     for row in summary.best:

@@ -153,9 +153,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     meant for one process; a database server is for several machines. A file that is there but is
     not a store of that kind (a text file, an image) is refused before the storage touches it.
     """
+    from workbench.tracking import redact_uri
+
     problem = _store_file_problem(url)
     if problem is not None:
-        raise StorageError(f"Optuna storage {url!r}: {problem}. {_FILE_FIX}")
+        raise StorageError(f"Optuna storage {redact_uri(url)!r}: {problem}. {_FILE_FIX}")
     try:
         if url.startswith("journal:"):
             from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -174,9 +176,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             return _open_server_storage(_with_driver(url))
     except Exception as exc:  # the storage's own errors vary by backend; name the URL and the fix
         fix = _FILE_FIX if url.startswith(("journal:", "sqlite:")) else _SERVER_FIX
-        raise StorageError(f"cannot open Optuna storage {url!r}: {_first_line(exc)}. {fix}") from exc
+        raise StorageError(f"cannot open Optuna storage {redact_uri(url)!r}: {_first_line(exc)}. {fix}") from exc
     raise StorageError(
-        f"unknown Optuna storage {url!r}; use sqlite:///ABS/PATH.db, journal:/ABS/PATH.journal, "
+        f"unknown Optuna storage {redact_uri(url)!r}; use sqlite:///ABS/PATH.db, journal:/ABS/PATH.journal, "
         "or postgresql://user@host:port/db"
     )
 

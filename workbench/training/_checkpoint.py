@@ -94,10 +94,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; check the path or the run's output_dir")
+    from workbench.models import read_checkpoint_file
+
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        # The one safe reader: weights only, OpenGait's Counter allowed, refusals without torch's advice
+        # to load the file anyway.
+        state = read_checkpoint_file(path, map_location)
     except Exception as exc:
-        raise CheckpointError(f"{path}: cannot read checkpoint ({exc}); it is damaged or not a checkpoint") from exc
+        raise CheckpointError(str(exc)) from exc
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path}: not a workbench checkpoint (no 'model' entry)")
     version = state.get("format", CHECKPOINT_FORMAT)
