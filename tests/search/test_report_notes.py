@@ -20,3 +20,28 @@ def test_the_pareto_report_says_how_little_the_tree_moves_the_cost() -> None:
     assert "differ by at most 0.01 %" in note and "1 such group" in note
     assert tree_cost_note(trials, 0, "rank1") == ""  # accuracy is what the trees are compared on
     assert tree_cost_note(trials[:1] + trials[2:], 1, "gflops") == ""  # no two trials differ by tree alone
+
+
+def test_the_history_shows_pruned_trials_apart_and_counts_trials_in_whole_numbers(tmp_path, monkeypatch) -> None:
+    from matplotlib.axes import Axes
+
+    from workbench.search._report import build_report
+
+    study = optuna.create_study(direction="maximize")
+    distributions = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions=distributions, value=70.0))
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.2}, distributions=distributions,
+                                              state=optuna.trial.TrialState.PRUNED, intermediate_values={10: 55.0}))
+    drawn: list[tuple] = []
+    original = Axes.scatter
+
+    def spy(self, x, y, *args, **kwargs):
+        drawn.append((list(x), list(y), kwargs.get("label")))
+        return original(self, x, y, *args, **kwargs)
+
+    monkeypatch.setattr(Axes, "scatter", spy)
+    report = build_report(study, ["rank1"], tmp_path)
+    assert (tmp_path / "history.png").is_file() and tmp_path / "history.png" in report.figures
+    by_label = {label: (x, y) for x, y, label in drawn}
+    assert by_label["complete"] == ([0], [70.0])
+    assert by_label["pruned (figure at its last step)"] == ([1], [55.0])

@@ -168,3 +168,16 @@ def test_compare_names_a_file_that_is_no_mlflow_store_in_one_line(
     assert err.startswith("workbench: error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert f"{path} is not a SQLite database" in err and "mlflow.db" in err
     assert path.read_bytes() == content and sorted(tmp_path.iterdir()) == [path]
+
+
+def test_the_table_shows_the_step_of_each_figure_and_the_choices_that_vary(tracking_uri, log_fake_study) -> None:
+    log_fake_study(tracking_uri, "choices", "s", [
+        {"params": {"lr": 0.001, "fta": True, "frames": 30}, "metrics": {"val/rank1": 0.80},
+         "tags": {"workbench.step": 600}},
+        {"params": {"lr": 0.003, "fta": False, "frames": 30}, "metrics": {"val/rank1": 0.60},
+         "tags": {"workbench.step": 200}, "state": "pruned"},
+    ])
+    table = comparison_table(load_trials(tracking_uri, "choices"), "rank1")
+    assert list(table["step"]) == [600, 200], "a pruned trial's figure says it comes from step 200"
+    assert list(table["lr"]) == ["0.001", "0.003"] and list(table["fta"]) == ["True", "False"]
+    assert "frames" not in table.columns, "a choice every trial shares is not a column"

@@ -107,3 +107,18 @@ def test_figure_is_written_and_needs_plottable_points(tmp_path: Path) -> None:
         pareto_figure(empty, {"rank1": "max", "gflops": "min"}, tmp_path / "none.png")
     with pytest.raises(ValueError, match="two objectives"):
         pareto_figure(df, {"rank1": "max"}, tmp_path / "one.png")
+
+
+def test_the_figure_shows_plain_values_without_an_axis_offset(tmp_path: Path, monkeypatch) -> None:
+    # GFLOPs of trees that share their convolutions differ in the sixth digit: with an offset the axis
+    # would read "+4.131" above ticks of 0.000001.
+    from matplotlib.figure import Figure
+
+    saved: list[Figure] = []
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: saved.append(self))
+    df = _trials({"A": (0.90, 4.131001), "B": (0.80, 4.131002), "C": (0.85, 4.131003)})
+    pareto_figure(df, {"rank1": "max", "gflops": "min"}, tmp_path / "pareto.png")
+    (ax,) = saved[0].axes
+    for axis in (ax.xaxis, ax.yaxis):
+        formatter = axis.get_major_formatter()
+        assert not formatter.get_useOffset() and formatter.get_offset() == ""

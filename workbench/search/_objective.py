@@ -122,7 +122,7 @@ def mark_lost_trials(config: StudyConfig, numbers: tuple[int, ...]) -> None:
 
 def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, trial: optuna.Trial) -> TrialOutcome:
     """Train and evaluate one trial; every way it can end is recorded in Optuna and MLflow."""
-    from workbench.tracking import VALIDATION_METRIC_PREFIX, hierarchy_params, log_hierarchy
+    from workbench.tracking import TAG_STEP, VALIDATION_METRIC_PREFIX, hierarchy_params, log_hierarchy
 
     candidates = prepared.candidate_map()
     choice = suggest(trial, config.space, prepared.candidates)
@@ -179,9 +179,13 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
         values = tuple(_objective_value(o.metric, metrics) for o in config.objectives)
         for obj, value in zip(config.objectives, values, strict=True):
             trial.set_user_attr(obj.metric, value)
+        run.set_tags({TAG_STEP: config.budget.iterations})
         run.finish("complete")
         return TrialOutcome(TrialState.COMPLETE, values)
     except optuna.TrialPruned as exc:
+        steps = study._storage.get_trial(trial._trial_id).intermediate_values
+        if steps:
+            run.set_tags({TAG_STEP: max(steps)})  # its figures are from this step, not the last
         run.finish("pruned", error=str(exc))
         return TrialOutcome(TrialState.PRUNED)
     except KeyboardInterrupt:

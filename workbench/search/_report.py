@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,8 +119,9 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
     figures: list[Path] = []
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    if out_dir is not None and complete:
-        figures.append(_history_figure(study, complete, metrics, out_dir / "history.png"))
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    if out_dir is not None and (complete or pruned):
+        figures.append(_history_figure(study, complete, metrics, out_dir / "history.png", pruned=pruned))
         if multi and len(metrics) >= 2:
             figures.append(_pareto_figure(complete, best_trials, metrics, study.directions, out_dir / "pareto.png"))
     trees = []
@@ -165,19 +167,29 @@ def tree_cost_note(trials: list[FrozenTrial], index: int, metric: str) -> str:
             "trees trade accuracy only")
 
 
-def _history_figure(study: optuna.Study, trials: list[FrozenTrial], metrics: list[str], path: Path) -> Path:
+def _history_figure(study: optuna.Study, trials: list[FrozenTrial], metrics: list[str], path: Path,
+                    pruned: Sequence[FrozenTrial] = ()) -> Path:
+    """Each complete trial's value and the best so far; a pruned trial at the figure of the step it
+    was pruned at, hollow, never counted as the best (it is not a final figure)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = fig.add_subplot()
     numbers = [t.number for t in trials]
     values = [t.values[0] for t in trials]
-    ax.scatter(numbers, values, s=18, label="trial")
+    ax.scatter(numbers, values, s=18, label="complete")
+    early = [(t.number, t.intermediate_values[max(t.intermediate_values)]) for t in pruned if t.intermediate_values]
+    if early:
+        ax.scatter([n for n, _ in early], [v for _, v in early], s=18, facecolors="none", edgecolors="0.45",
+                   label="pruned (figure at its last step)")
     maximize = study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
     running: list[float] = []
     for v in values:
         running.append(v if not running else (max if maximize else min)(running[-1], v))
-    ax.step(numbers, running, where="post", color="tab:red", label="best so far")
+    if numbers:
+        ax.step(numbers, running, where="post", color="tab:red", label="best so far")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, not 0.5 steps
     ax.set_xlabel("trial")
     ax.set_ylabel(metrics[0])
     ax.set_title(f"{study.study_name}: optimisation history")

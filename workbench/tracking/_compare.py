@@ -12,6 +12,7 @@ from workbench.tracking._runs import (
     TAG_RETRY_OF,
     TAG_ROLE,
     TAG_STATE,
+    TAG_STEP,
     TAG_STUDY,
     TAG_TRIAL,
     _quoted,
@@ -28,6 +29,8 @@ BASE_COLUMNS = ("run_id", "run_name", "study", "trial", "retry_of", "state", "st
                 "start_time", "end_time", "duration_s")
 # Step metrics from the training callback; a comparison shows results, not training curves.
 TRAIN_METRIC_PREFIX = "train/"
+#: A study trial's choices besides the tree and cuts, as params; the table shows those that vary.
+CHOICE_PARAMS = ("model", "channels", "lr", "frames", "fta", "seeds")
 #: Study trials log their validation figures as ``val/rank1`` ... and test figures as ``test/rank1``.
 VALIDATION_METRIC_PREFIX = "val/"
 TEST_METRIC_PREFIX = "test/"
@@ -160,7 +163,8 @@ def trial_label(row: Any) -> str:
 
 def comparison_table(df: pd.DataFrame, sort_by: str | None = None, ascending: bool = False,
                      pareto: Sequence[bool] | np.ndarray | None = None) -> pd.DataFrame:
-    """A readable table of trials: trial, state, tree, cuts, each stage's split list, then metrics.
+    """A readable table of trials: trial, state, tree, cuts, the step its figures come from, the other
+    choices that vary among the trials (``CHOICE_PARAMS``), each stage's split list, then metrics.
 
     Metrics are the results and costs (``rank1``, ``gflops``, ``params`` ...), ``sort_by`` first;
     training curves under ``train/`` and per-module breakdowns (``gflops.arme3`` beside ``gflops``)
@@ -184,6 +188,12 @@ def comparison_table(df: pd.DataFrame, sort_by: str | None = None, ascending: bo
     table["tree"] = [tree_label(row) for _, row in df.iterrows()]
     if "params.cuts" in df.columns:
         table["cuts"] = df["params.cuts"]
+    if f"tags.{TAG_STEP}" in df.columns:
+        table["step"] = pd.to_numeric(df[f"tags.{TAG_STEP}"], errors="coerce").astype("Int64")
+    for name in CHOICE_PARAMS:  # what the search varied, beside the tree and cuts
+        column = f"params.{name}"
+        if column in df.columns and df[column].nunique(dropna=True) > 1:
+            table[name] = df[column]
     splits = sorted((int(m.group(1)), c) for c in df.columns if (m := _SPLIT_PARAM.match(c)))
     for _, column in splits:
         table[column.removeprefix("params.")] = df[column]

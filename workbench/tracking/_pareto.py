@@ -127,6 +127,9 @@ def pareto_figure(df: pd.DataFrame, objectives: Mapping[str, str] | None, out_pn
     heading = title or f"Pareto front: {int(on_front.sum())} of {int(finite.sum())} trials"
     ax.set_title(heading + (f" ({skipped} without values not shown)" if skipped else ""))
     ax.grid(True, alpha=0.3)
+    # GFLOPs of trees that share their convolutions differ in the last digits; an offset ("+4.13")
+    # above the axis would make those digits look like the scale.
+    ax.ticklabel_format(useOffset=False, style="plain")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     out = Path(out_png)

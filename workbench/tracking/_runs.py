@@ -42,6 +42,8 @@ TAG_TRIAL = "workbench.trial"
 TAG_RETRY_OF = "workbench.retry_of"
 TAG_STATE = "workbench.state"
 TAG_ERROR = "workbench.error"
+#: Training step of a trial's figures: its last iteration when complete, the pruning step when pruned.
+TAG_STEP = "workbench.step"
 ROLE_STUDY = "study"
 ROLE_TRIAL = "trial"
 _PAGE = 1000
