@@ -145,3 +145,13 @@ def test_dendrogram_compares_two_trees(tmp_path: Path, capsys: pytest.CaptureFix
     assert out.is_file() and out.with_suffix(".svg").is_file()
     assert main(["dendrogram", "casia-b-paper", "--compare", "uniform-32", "--out", str(out)]) == 2
     assert "differ in height" in capsys.readouterr().err
+
+
+def test_a_binary_file_given_as_a_tree_is_named_in_one_line(tmp_path, capsys) -> None:
+    from workbench.cli import main
+
+    picture = tmp_path / "pic.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe" * 20)
+    assert main(["dendrogram", str(picture), "--out", str(tmp_path / "d.png")]) == 2
+    err = capsys.readouterr().err
+    assert str(picture) in err and "not a hierarchy file" in err and "Traceback" not in err

@@ -179,7 +179,8 @@ def _spec_from_tree(target: str, args: argparse.Namespace) -> Any:
             f"(presets: {', '.join(list_presets())}; or a hierarchy JSON path)"
         ) from exc
     except ValueError as exc:
-        raise CLIError(f"{target}: {exc}") from exc
+        message = str(exc)
+        raise CLIError(message if message.startswith(str(target)) else f"{target}: {message}") from exc
     cuts = tuple(args.cuts) if args.cuts is not None else (2, 4)
     options: dict[str, Any] = {}
     if args.channels is not None:

@@ -106,6 +106,9 @@ def read_tree_file(path: str | Path) -> PartitionTree:
         raise FileNotFoundError(f"{path}: no such hierarchy file") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc}); regenerate it with `workbench discover`") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a hierarchy file (binary, not JSON text); pass a tree JSON written by "
+                         "`workbench discover` or a preset name (`workbench trees` lists them)") from exc
     return tree_from_json(obj, str(path))
 
 
