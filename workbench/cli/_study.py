@@ -20,6 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "one machine), postgresql://user@host/db (several machines); default: under the project dir")
     run.add_argument("--n-trials", type=int, default=None, help="trial budget (default: the file's budget.trials)")
     run.add_argument("--workers", type=int, default=1, help="worker processes on this machine (journal storage)")
+    run.add_argument("--gpus", default=None, metavar="LIST",
+                     help="GPUs the workers train on, e.g. 0,2 (worker i takes the (i mod n)-th); default: "
+                          "with several workers, every GPU there is, one per worker in turn")
     run.add_argument("--project-dir", type=Path, default=None,
                      help="where data, trees, trials and stores go (default: the file's study.project_dir)")
     run.set_defaults(func=run_handler)
@@ -64,14 +67,16 @@ def run_handler(args: argparse.Namespace) -> int:
     from workbench.cli import EXIT_FAILED, CLIError
     from workbench.config import ConfigError
     from workbench.search import StorageError, run_study
+    from workbench.search._devices import parse_gpus
     from workbench.tracking import redact_uri
 
     _check_file(args.file)
     if args.workers < 1:
         raise CLIError(f"--workers {args.workers}: give 1 or more")
     try:
+        gpus = parse_gpus(args.gpus) if args.gpus is not None else None
         summary = run_study(args.file, storage_url=args.storage, n_trials=args.n_trials,
-                            workers=args.workers, project_dir=args.project_dir)
+                            workers=args.workers, project_dir=args.project_dir, gpus=gpus)
     except (ConfigError, StorageError) as exc:
         raise CLIError(str(exc)) from exc
     print(f"study {summary.study_name} ({redact_uri(summary.storage_url)}): {summary.complete} complete, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from workbench.search._config import COST_METRICS, StudyConfig
+from workbench.search._devices import VISIBLE
 from workbench.search._heartbeat import RETRY_OF_KEY
 from workbench.search._prepare import PreparedStudy
 from workbench.search._sampling import DUPLICATE_OF_KEY, duplicate_of
@@ -141,8 +143,10 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
                                       str(prepared.split_path))
     retry_of = trial.user_attrs.get(RETRY_OF_KEY)
     tracker = tracker_for(config)
-    run = tracker.start_trial(trial.number, tags={"workbench.output_dir": str(output_dir)},
-                              retry_of=int(retry_of) if retry_of is not None else None)
+    tags = {"workbench.output_dir": str(output_dir)}
+    if os.environ.get(VISIBLE):
+        tags["workbench.cuda_visible_devices"] = os.environ[VISIBLE]  # the worker's GPU on this machine
+    run = tracker.start_trial(trial.number, tags=tags, retry_of=int(retry_of) if retry_of is not None else None)
     candidate = candidates[choice.tree]
     levels = stage_levels(choice)
     trial.set_user_attr(CUTS_KEY, levels)

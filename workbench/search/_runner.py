@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from workbench.search._config import StudyConfig, load_study_config
+from workbench.search._devices import VISIBLE, visible_devices, visible_gpus, worker_gpus
 from workbench.search._heartbeat import Heartbeat, count_trials, reap_stale_trials
 from workbench.search._prepare import PreparedStudy, prepare_study
 from workbench.search._sampling import DUPLICATE_OF_KEY, check_grid_budget, create_sampler
@@ -84,7 +87,9 @@ def open_study(config: StudyConfig, storage_url: str, prepared: PreparedStudy | 
     )
     names_now = [o.metric for o in config.objectives]
     if study.metric_names != names_now:  # optuna-dashboard names the objectives instead of "Objective 0"
-        study.set_metric_names(names_now)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names_now)
     return study
 
 
@@ -216,12 +221,18 @@ def _worker_main(study_file: str, storage_url: str, n_trials: int, worker_index:
 
 def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trials: int | None = None,
               workers: int = 1, project_dir: str | Path | None = None,
-              on_prepared: Callable[[PreparedStudy], None] | None = None) -> RunSummary:
-    """Run (or resume) the study in ``study_file`` until its trial budget is met."""
+              on_prepared: Callable[[PreparedStudy], None] | None = None,
+              gpus: Sequence[int] | None = None) -> RunSummary:
+    """Run (or resume) the study in ``study_file`` until its trial budget is met.
+
+    With several ``workers`` on a machine with GPUs, each worker trains on one GPU (``gpus`` chooses
+    which, see ``workbench.search._devices``).
+    """
     config = load_study_config(study_file, project_dir=project_dir)
     project = config.project_dir
     url = choose_storage_url(config, project, storage_url, workers)
     budget = n_trials or config.budget.trials
+    devices = worker_gpus(workers, gpus, visible_gpus())  # a GPU that is not there fails before any work
     open_storage(url)  # a dead or wrong storage fails here, before any data is rendered
     prepared = prepare_study(config, progress=True)
     check_grid_budget(config, [c.name for c in prepared.candidates], budget)
@@ -240,7 +251,7 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
     if config.budget.timeout_minutes:
         deadline = time.time() + 60.0 * config.budget.timeout_minutes
     try:
-        _work(config, prepared, url, budget, workers, deadline, since, Path(study_file), project)
+        _work(config, prepared, url, budget, devices, deadline, since, Path(study_file), project)
     except KeyboardInterrupt:
         tracker.finish("KILLED")
         raise
@@ -249,10 +260,16 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
     return summary
 
 
-def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, workers: int,
+def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, devices: list[str | None],
           deadline: float | None, since: int, study_file: Path, project: Path) -> None:
-    """Run the worker loop here, or in ``workers`` spawned processes and then here for what they left."""
+    """Run the worker loop here, or in one spawned process per entry of ``devices`` (each seeing the GPU
+    named there) and then here for what they left."""
+    workers = len(devices)
     if workers <= 1:
+        if devices and devices[0] is not None:
+            # Before this process first touches CUDA (trials build their models later).
+            os.environ[VISIBLE] = devices[0]
+            log.info("worker 0 trains on GPU %s", devices[0])
         worker_loop(config, prepared, url, budget, 0, deadline, since)
     else:
         ctx = mp.get_context("spawn")
@@ -261,8 +278,11 @@ def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, w
                         args=(str(study_file), url, budget, i, deadline, str(project), since))
             for i in range(workers)
         ]
-        for proc in procs:
-            proc.start()
+        for i, (proc, device) in enumerate(zip(procs, devices, strict=True)):
+            if device is not None:
+                log.info("worker %d trains on GPU %s", i, device)
+            with visible_devices(device):  # the spawned worker inherits it before it imports torch
+                proc.start()
         try:
             for proc in procs:
                 proc.join()

@@ -1,0 +1,81 @@
+"""Which GPU each study worker on this machine trains on.
+
+A worker sees one GPU: ``CUDA_VISIBLE_DEVICES`` is set in its environment before it starts (and so
+before torch initialises CUDA), and inside it that GPU is ``cuda:0``. Without ``--gpus``, worker ``i``
+of ``N`` takes GPU ``i mod G``; ``--gpus 0,2`` restricts (and orders) the GPUs used. GPU numbers are
+those this process sees: when ``CUDA_VISIBLE_DEVICES`` is already set, they index that list.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+#: The environment variable CUDA reads once, when a process first uses it.
+VISIBLE = "CUDA_VISIBLE_DEVICES"
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs this process may hand out, as ``CUDA_VISIBLE_DEVICES`` entries (empty without CUDA)."""
+    import torch
+
+    count = torch.cuda.device_count()
+    inherited = [g.strip() for g in os.environ.get(VISIBLE, "").split(",") if g.strip()]
+    if inherited:
+        return inherited[:count] if count else []
+    return [str(i) for i in range(count)]
+
+
+def worker_gpus(workers: int, gpus: Sequence[int] | None, available: Sequence[str]) -> list[str | None]:
+    """``CUDA_VISIBLE_DEVICES`` for each of ``workers`` workers, ``None`` where the worker is left alone.
+
+    ``gpus`` (``--gpus``) lists GPU numbers among ``available``; without it every available GPU is used.
+    Raises ``ValueError`` naming the option and what this machine has when a listed GPU is not there.
+    """
+    if gpus is not None:
+        if not gpus:
+            raise ValueError("--gpus: give at least one GPU number, e.g. --gpus 0,1")
+        if not available:
+            raise ValueError(f"--gpus {','.join(map(str, gpus))}: this machine shows no CUDA device; drop --gpus")
+        missing = [g for g in gpus if not 0 <= g < len(available)]
+        if missing:
+            raise ValueError(f"--gpus: GPU {missing[0]} is not here; this process sees {len(available)} "
+                             f"GPU(s), numbered 0-{len(available) - 1}")
+        chosen = [available[g] for g in gpus]
+    elif available and workers > 1:
+        chosen = list(available)
+    else:
+        return [None] * workers
+    return [chosen[i % len(chosen)] for i in range(workers)]
+
+
+def parse_gpus(text: str) -> list[int]:
+    """``"0,2"`` -> ``[0, 2]``; a clear error for anything else."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(f"--gpus {text!r}: give GPU numbers separated by commas, e.g. --gpus 0,1") from None
+    if not values or any(v < 0 for v in values):
+        raise ValueError(f"--gpus {text!r}: give GPU numbers (0 or more) separated by commas, e.g. --gpus 0,1")
+    return values
+
+
+@contextmanager
+def visible_devices(value: str | None) -> Iterator[None]:
+    """Set ``CUDA_VISIBLE_DEVICES`` to ``value`` (unchanged when ``None``) for the block, then restore it.
+
+    A process started inside the block inherits the setting.
+    """
+    if value is None:
+        yield
+        return
+    before = os.environ.get(VISIBLE)
+    os.environ[VISIBLE] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(VISIBLE, None)
+        else:
+            os.environ[VISIBLE] = before
