@@ -77,8 +77,8 @@ def test_a_grid_study_compares_trees_on_shared_seeds_then_on_test(write_study, c
     report_dir = config.project_dir / "reports" / "grid"
     report = json.loads((report_dir / "report.json").read_text())
     rows = {row["name"]: row for row in report["trees"]}
-    assert set(rows) == {"casia-b-paper 2/4", "uniform-64 2/4"}
-    paper, uniform = rows["casia-b-paper 2/4"], rows["uniform-64 2/4"]
+    assert set(rows) == {"casia-b-paper [1, 2, 4]", "uniform-64 [1, 2, 4]"}
+    paper, uniform = rows["casia-b-paper [1, 2, 4]"], rows["uniform-64 [1, 2, 4]"]
     assert uniform["delta_vs_reference"] is None  # the uniform tree is the default reference
     assert paper["n"] == 2 and paper["seeds"] == [0, 1]
     assert paper["delta_vs_reference"] == pytest.approx(paper["rank1_mean"] - uniform["rank1_mean"])

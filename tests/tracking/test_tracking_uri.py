@@ -104,3 +104,15 @@ def test_a_file_that_is_no_sqlite_database_is_refused_untouched(content: bytes, 
     with pytest.raises(TrackingError, match=f"{path} is not a SQLite database; point the URI at the mlflow.db"):
         resolve_tracking_uri(f"sqlite:///{path}", tmp_path)
     assert path.read_bytes() == content
+
+
+def test_the_ui_hint_opens_the_model_training_view() -> None:
+    # MLflow 3's UI opens experiments in its GenAI view (traces), where training runs do not show.
+    from workbench.tracking import ui_hint
+
+    local = ui_hint("sqlite:////data/mlflow.db", "7")
+    assert local.startswith("mlflow ui --backend-store-uri sqlite:////data/mlflow.db --port 5000")
+    assert local.endswith("http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning")
+    served = ui_hint("http://mlflow-host:5000/", "7")
+    assert served == "http://mlflow-host:5000/#/experiments/7/runs?workflowType=machine_learning"
+    assert "s3cret" not in ui_hint("postgresql://bob:s3cret@db/mlflow")

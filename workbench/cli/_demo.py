@@ -40,6 +40,7 @@ def demo(args: argparse.Namespace) -> int:
     """Handler of ``workbench demo``: the tree comparison (validation, then test), then the search."""
     from workbench.search import build_report, load_study_config, open_study, run_study, score_on_test
     from workbench.search._prepare import PreparedStudy
+    from workbench.tracking import ui_hint
 
     trees_file = args.trees_study or find_study(TREES_STUDY)
     search_file = args.study or find_study()
@@ -100,7 +101,7 @@ def demo(args: argparse.Namespace) -> int:
     for url in dict.fromkeys([trees.storage_url, summary.storage_url]):
         print(f"Optuna store:  {url}   (optuna-dashboard {url})")
     print(f"MLflow store:  sqlite:///{mlflow_db}")
-    print(f"open the UI:   mlflow ui --backend-store-uri sqlite:///{mlflow_db} --port 5000")
+    print(f"open the UI:   {ui_hint(f'sqlite:///{mlflow_db}', trees.experiment_id)}")
     print(f"compare:       workbench compare --tracking-uri sqlite:///{mlflow_db} --experiment "
           f"{trees_config.experiment_name} --by tree")
     return 0

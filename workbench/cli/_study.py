@@ -68,7 +68,7 @@ def run_handler(args: argparse.Namespace) -> int:
     from workbench.config import ConfigError
     from workbench.search import StorageError, run_study
     from workbench.search._devices import parse_gpus
-    from workbench.tracking import redact_uri
+    from workbench.tracking import redact_uri, ui_hint
 
     _check_file(args.file)
     if args.workers < 1:
@@ -84,6 +84,8 @@ def run_handler(args: argparse.Namespace) -> int:
           + (f"; {summary.skipped} proposals skipped as repeats of other trials" if summary.skipped else ""))
     for row in summary.best:
         print(f"  best trial {row['number']}: values {row['values']} params {row['params']}")
+    if summary.tracking_uri:
+        print(f"MLflow: {ui_hint(summary.tracking_uri, summary.experiment_id)}")
     if summary.stopped:
         print(f"workbench: study stopped before its budget: {summary.stopped}", file=sys.stderr)
         return EXIT_FAILED

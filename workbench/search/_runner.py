@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing as mp
 import os
@@ -42,6 +43,8 @@ class RunSummary:
     best: list[dict[str, object]]
     stopped: str = ""
     skipped: int = 0
+    tracking_uri: str = ""
+    experiment_id: str = ""
 
 
 def choose_storage_url(config: StudyConfig, project_dir: Path, cli_url: str | None, workers: int) -> str:
@@ -255,7 +258,8 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
     except KeyboardInterrupt:
         tracker.finish("KILLED")
         raise
-    summary = summarise(config, url, since)
+    summary = dataclasses.replace(summarise(config, url, since), tracking_uri=tracker.tracking_uri,
+                                  experiment_id=str(tracker.experiment_id))
     log_study_to_tracking(config, study, summary)
     return summary
 

@@ -58,6 +58,7 @@ from workbench.tracking._store import (
     redact_uri,
     resolve_tracking_uri,
     sqlite_file_problem,
+    ui_hint,
 )
 from workbench.tracking._trees import SPLIT_FOLDERS, compare_logged_trees, run_evaluations, tree_groups
 from workbench.tracking._values import format_value, sanitize_key
@@ -107,4 +108,5 @@ __all__ = [
     "tree_groups",
     "tree_label",
     "trial_label",
+    "ui_hint",
 ]

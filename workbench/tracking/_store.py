@@ -214,3 +214,18 @@ def make_client(tracking_uri: str) -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=tracking_uri)
+
+
+def ui_hint(tracking_uri: str, experiment_id: str | None = None, port: int = 5000) -> str:
+    """How to look at an experiment's runs in the MLflow UI: the command (for a store without a server)
+    and the address.
+
+    The address asks for MLflow 3's model-training view (``workflowType=machine_learning``); the UI's
+    default, the GenAI view, lists traces and hides training runs.
+    """
+    page = f"#/experiments/{experiment_id}/runs" if experiment_id else "#/experiments"
+    query = "?workflowType=machine_learning"
+    if _scheme(tracking_uri) in ("http", "https"):
+        return f"{tracking_uri.rstrip('/')}/{page}{query}"
+    return (f"mlflow ui --backend-store-uri {redact_uri(tracking_uri)} --port {port}, then open "
+            f"http://127.0.0.1:{port}/{page}{query}")
