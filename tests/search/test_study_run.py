@@ -29,7 +29,9 @@ def test_study_runs_logs_every_trial_and_continues_its_budget(write_study, capsy
     second = run_study(path, n_trials=3)
     assert second.complete + second.pruned == 3 and second.failed == 0
     study = _study(path)
-    assert len(study.trials) == 3  # nothing was run twice
+    trained = [t for t in study.trials if "duplicate_of" not in t.user_attrs]  # repeats are skipped untrained
+    assert len(trained) == 3  # nothing was run twice
+    assert len({tuple(sorted(t.params.items())) for t in trained}) == 3
 
     config = load_study_config(path)
     runs = load_trials(config.tracking.uri, config.experiment_name)
@@ -44,7 +46,7 @@ def test_study_runs_logs_every_trial_and_continues_its_budget(write_study, capsy
 
     assert main(["study", "report", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "best trial" in out and "cuts [2, 4]" in out
+    assert "best trial" in out and "cuts [1, 2, 4]" in out
     assert (config.project_dir / "reports" / config.study.name / "history.png").stat().st_size > 0
 
 

@@ -65,7 +65,7 @@ def _owned_running_trial(study: optuna.Study, pid: int, with_checkpoint: bool) -
 def _check_accounting(study: optuna.Study, budget: int) -> None:
     trials = study.get_trials(deepcopy=False)
     states = [t.state for t in trials]
-    failed = [t for t in trials if t.state == TrialState.FAIL]
+    failed = [t for t in trials if t.state == TrialState.FAIL and "duplicate_of" not in t.user_attrs]
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states, states
     assert len(done) == budget, f"{len(done)} finished trials for a budget of {budget}: {states}"

@@ -108,8 +108,8 @@ def test_study_logged_over_http_reads_back_through_rest(
     parents = [rid for rid, t in tags.items() if t.get(TAG_ROLE) == "study"]
     assert parents == [tracker.parent_run_id]
     children = {t["mlflow.runName"]: rid for rid, t in tags.items() if t.get(TAG_PARENT) == parents[0]}
-    assert sorted(children) == ["trial-0", "trial-1", "trial-2"]
-    assert tags[children["trial-2"]][TAG_STATE] == "pruned"
+    assert sorted(children) == ["trial-0", "trial-1", "trial-2 (pruned)"]
+    assert tags[children["trial-2 (pruned)"]][TAG_STATE] == "pruned"
     metrics = {m["key"]: m["value"] for m in runs[children["trial-1"]]["data"]["metrics"]}
     assert metrics == {"rank1": 0.8, "gflops": 20.0}
     params = {p["key"]: p["value"] for p in runs[children["trial-0"]]["data"]["params"]}

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from workbench.search._heartbeat import count_trials
+from workbench.search._sampling import DUPLICATE_OF_KEY
 from workbench.search._space import trial_choices, trial_cuts
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,10 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
     tree), with a forest plot per split.
     """
     counts = {state.name.lower(): n for state, n in count_trials(study).items()}
+    skipped = sum(DUPLICATE_OF_KEY in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    if skipped:  # repeated proposals trained nothing: they are not failures
+        counts["fail"] -= skipped
+        counts["skipped"] = skipped
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     multi = len(study.directions) > 1
     best_trials: list[FrozenTrial] = []
