@@ -46,6 +46,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     test.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
     test.set_defaults(func=test_handler)
 
+    compare = sub.add_parser("compare", help="pair the configurations of several studies seed by seed "
+                                             "(recipes one study cannot hold, e.g. training lengths)")
+    compare.add_argument("files", type=Path, nargs="+", metavar="FILE", help="study files, run and tested")
+    compare.add_argument("--split", choices=("validation", "test"), default="test",
+                         help="which subjects' figures to pair (default: test, after `study test --all`)")
+    compare.add_argument("--reference", default=None,
+                         help="configuration label or study name to pair with (default: the first study's)")
+    compare.set_defaults(func=compare_handler)
     replicate = sub.add_parser("replicate", help="retrain the best configurations on fresh seeds: confirm, not select")
     replicate.add_argument("file", type=Path, help="the study file the study was run from")
     replicate.add_argument("--top", type=int, default=1, help="how many of the best configurations (default 1)")
@@ -115,6 +123,23 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any, str]:
         raise CLIError(f"study {config.study.name!r} not found in {url}; run `workbench study run {args.file}` "
                        "first, or pass --storage") from exc
     return config, study, url
+
+
+def compare_handler(args: argparse.Namespace) -> int:
+    """Handler of ``workbench study compare``: read-only, nothing is written."""
+    from workbench.cli import CLIError
+    from workbench.search._tree_report import compare_studies
+
+    opened = []
+    for file in args.files:
+        config, study, _ = _open(argparse.Namespace(file=file, project_dir=None, storage=None))
+        opened.append((config, study))
+    try:
+        comparison = compare_studies(opened, split=args.split, reference=args.reference)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from exc
+    print(comparison.text().replace("per-tree comparison", "comparison of studies", 1))
+    return 0
 
 
 def report_handler(args: argparse.Namespace) -> int:

@@ -167,3 +167,41 @@ def forest_figure(comparison: TreeComparison, path: Path) -> Path:
     fig.suptitle(f"trees compared on {comparison.split} subjects")
     fig.savefig(path, dpi=120)
     return path
+
+
+def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: str = "test",
+                    reference: str | None = None) -> TreeComparison:
+    """Every complete configuration of several studies, paired seed by seed with a reference.
+
+    For recipes that one study cannot hold side by side (training length, data, model family): run one
+    study per recipe on the same seeds and subjects, then compare them here. Each configuration is
+    labelled ``<study>: <tree> <cuts>``; ``reference`` is a label or a study name (default: the first
+    study's first configuration). The studies must score the same subjects on ``split``; the paired
+    statistics refuse results of different subjects.
+    """
+    key = studies[0][0].objectives[0].metric
+    groups: dict[str, dict[int, list[Any]]] = {}
+    for config, study in studies:
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            results = replicate_results(trial, config, split)
+            label = f"{config.study.name}: {trial_label(trial)}"
+            for seed, result in results.items():
+                groups.setdefault(label, {}).setdefault(seed, []).append(result)
+    names = [config.study.name for config, _ in studies]
+    if len(groups) < 2:
+        hint = " (run `workbench study test FILE --all` on each first)" if split == "test" else ""
+        raise ValueError(f"studies {', '.join(names)}: {len(groups)} configuration(s) with saved {split} "
+                         f"evaluations; a comparison needs two{hint}")
+    labels = list(groups)
+    if reference is None:
+        reference = labels[0]
+    elif reference not in groups:
+        matches = [g for g in labels if g.split(": ")[0] == reference]
+        if not matches:
+            raise ValueError(f"reference {reference!r}: no configuration of that name; choose one of {labels}")
+        reference = matches[0]
+    probe = next(iter(groups[reference].values()))[0]
+    if key not in probe.summary():
+        key = f"{key}_mean" if f"{key}_mean" in probe.summary() else probe.primary_metric
+    rows = compare_configurations(groups, reference, key=key)
+    return TreeComparison(split, key, reference, rows, verdict(rows, reference, what="configuration"))

@@ -1,0 +1,31 @@
+"""Recipes one study cannot hold side by side (here: training length), compared across studies seed by seed."""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.cli import main
+from workbench.search import run_study
+
+pytestmark = pytest.mark.slow
+
+
+def test_two_studies_are_paired_seed_by_seed_on_the_same_subjects(write_study, capsys) -> None:
+    one_tree = '["uniform-64"]'
+    extra = "[train.model]\nname = \"hstl-small\"\n"
+    short = write_study(name="short", trials=1, iterations=2, presets=one_tree, extra=extra)
+    long = write_study(name="long", trials=1, iterations=4, presets=one_tree, extra=extra)
+    for path in (short, long):
+        text = path.read_text().replace("fta = [true, false]", "fta = [true]").replace(
+            "eval_every = 2", "eval_every = 2\nseeds = 2")
+        path.write_text(text)
+        assert run_study(path).complete == 1
+    capsys.readouterr()
+    assert main(["study", "compare", str(long), str(short), "--split", "validation"]) == 0
+    out = capsys.readouterr().out
+    assert "comparison of studies on validation subjects" in out
+    assert "long: uniform-64 [1, 2, 4]" in out and "short: uniform-64 [1, 2, 4]" in out
+    assert "delta paired seed by seed against long: uniform-64 [1, 2, 4]" in out
+    assert "verdict: " in out and "configuration" in out
+    assert main(["study", "compare", str(long), str(short), "--split", "test"]) == 2
+    assert "study test" in capsys.readouterr().err, "test figures need the test step first"
