@@ -19,7 +19,14 @@ from workbench.search._devices import VISIBLE
 from workbench.search._heartbeat import RETRY_OF_KEY
 from workbench.search._prepare import PreparedStudy
 from workbench.search._sampling import DUPLICATE_OF_KEY, duplicate_of
-from workbench.search._space import CUTS_KEY, channels_key, stage_levels, suggest, trial_train_config
+from workbench.search._space import (
+    CUTS_KEY,
+    channels_key,
+    stage_levels,
+    suggest,
+    trial_choices,
+    trial_train_config,
+)
 from workbench.search._storage import sqlite_creation_lock
 from workbench.training import TrainConfig, Trainer, TrainingCallback, latest_checkpoint
 
@@ -134,7 +141,7 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
     if earlier is not None:  # nothing is trained or logged for a proposal that repeats a trial
         trial.set_user_attr(DUPLICATE_OF_KEY, earlier)
         return TrialOutcome(TrialState.FAIL, duplicate_of=earlier)
-    log.info("trial %d started: %s", trial.number, trial.params)
+    log.info("trial %d started: %s", trial.number, trial_choices(trial))
     output_dir = Path(trial.user_attrs.get("output_dir") or
                       config.project_dir / "trials" / config.study.name / f"trial-{trial.number:04d}")
     trial.set_user_attr("output_dir", str(output_dir))
