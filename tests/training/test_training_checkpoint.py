@@ -81,7 +81,7 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
 def test_loading_refuses_arbitrary_objects(tmp_path: Path) -> None:
     # weights_only loading: a pickled callable is refused instead of being run.
     torch.save({"model": {}, "hook": print}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="cannot read"):
+    with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(tmp_path / "evil.pt")
 
 
