@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
+from study_process_helpers import postgres_or_skip, start_study_run
 
 from workbench.search import load_study_config, open_storage
 from workbench.search._sampling import DUPLICATE_OF_KEY
@@ -18,25 +17,8 @@ from workbench.tracking import load_trials
 
 pytestmark = pytest.mark.slow
 
-POSTGRES_URL = os.environ.get("WORKBENCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_or_skip() -> str:
-    try:
-        import psycopg2
-
-        psycopg2.connect(POSTGRES_URL, connect_timeout=3).close()
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} does not answer ({type(exc).__name__}); "
-                    "start it or set WORKBENCH_TEST_POSTGRES")
-    return POSTGRES_URL
-
-
 def _start(study_file: Path, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    extra = ["--workers", str(workers)] if workers > 1 else []
-    return subprocess.Popen([sys.executable, "-m", "workbench", "study", "run", str(study_file), *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return start_study_run(study_file, *(["--workers", str(workers)] if workers > 1 else []))
 
 
 @pytest.mark.parametrize(("backend", "workers"), [("sqlite", 1), ("journal", 1), ("postgresql", 1),
@@ -45,7 +27,7 @@ def test_processes_started_together_train_distinct_configurations(backend: str, 
                                                                   tmp_path: Path) -> None:
     name = f"together-{backend}-{workers}-{uuid.uuid4().hex[:6]}"
     storage = {"sqlite": "", "journal": f"journal:{tmp_path / 'study.journal'}",
-               "postgresql": _postgres_or_skip() if backend == "postgresql" else ""}[backend]
+               "postgresql": postgres_or_skip() if backend == "postgresql" else ""}[backend]
     # Two trees x FTA on/off: four configurations for a budget of four, with the default sampler (TPE)
     # and one study seed, so every process would propose the same sequence if seeds were per process.
     path = write_study(name=name, trials=4, iterations=2, storage=storage)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -13,32 +10,13 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from study_process_helpers import postgres_or_skip, start_study_run
 
 from workbench.search import load_study_config, open_storage
 from workbench.search._heartbeat import WORKER_KEY
 from workbench.tracking import load_trials
 
 pytestmark = pytest.mark.slow
-
-POSTGRES_URL = os.environ.get("WORKBENCH_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def _postgres_or_skip() -> str:
-    try:
-        import psycopg2
-
-        psycopg2.connect(POSTGRES_URL, connect_timeout=3).close()
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL at {POSTGRES_URL} does not answer ({type(exc).__name__}); "
-                    "start it or set WORKBENCH_TEST_POSTGRES")
-    return POSTGRES_URL
-
-
-def _worker(study_file: Path, *extra: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "workbench", "study", "run", str(study_file), *extra],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-
 
 def _wait_for(predicate, timeout: float, what: str, procs=()) -> None:
     deadline = time.time() + timeout
@@ -78,11 +56,11 @@ def _check_accounting(study: optuna.Study, budget: int) -> None:
 @pytest.mark.parametrize("backend", ["journal", "postgresql"])
 def test_two_workers_survive_one_being_killed(backend: str, write_study, tmp_path: Path) -> None:
     name = f"workers-{backend}-{uuid.uuid4().hex[:8]}"
-    url = f"journal:{tmp_path / 'study.journal'}" if backend == "journal" else _postgres_or_skip()
+    url = f"journal:{tmp_path / 'study.journal'}" if backend == "journal" else postgres_or_skip()
     budget = 3
     path = write_study(name=name, trials=budget, iterations=6, storage=url)
     config = load_study_config(path)
-    first, second = _worker(path), _worker(path)
+    first, second = start_study_run(path), start_study_run(path)
     procs = [first, second]
     try:
         def ready() -> bool:
@@ -118,7 +96,7 @@ def test_killed_study_run_resumes_with_the_same_command(write_study) -> None:
     path = write_study(name="killed", trials=budget, iterations=6)
     config = load_study_config(path)
     url = f"sqlite:///{config.project_dir / 'optuna.db'}"
-    proc = _worker(path)
+    proc = start_study_run(path)
     try:
         def ready() -> bool:
             if not (config.project_dir / "optuna.db").exists():
@@ -133,7 +111,7 @@ def test_killed_study_run_resumes_with_the_same_command(write_study) -> None:
     finally:
         proc.kill()
         proc.wait()
-    again = _worker(path)
+    again = start_study_run(path)
     out, _ = again.communicate(timeout=900)
     assert again.returncode == 0, out.decode(errors="replace")[-3000:]
     study = optuna.load_study(study_name="killed", storage=open_storage(url))
