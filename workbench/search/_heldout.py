@@ -60,7 +60,7 @@ class HeldOutReport:
                  f"subjects ({self.n_test_subjects}); selection used validation only",
                  f"{'trial':>5}  {'tree':<28} {'cuts':<10} {'validation ' + m:<26} {'test ' + m:<26}"]
         for t in self.trials:
-            lines.append(f"{t.number:>5}  {t.tree[:28]:<28} {'/'.join(map(str, t.cuts)):<10} "
+            lines.append(f"{t.number:>5}  {t.tree[:28]:<28} {t.cuts!s:<10} "
                          f"{format_interval(t.validation, m):<26} {format_interval(t.test, m):<26}")
         lines.append("intervals: 95 % bootstrap over subjects (gallery fixed); a validation figure is the best of "
                      "many and biased upward, the test figure is not")
