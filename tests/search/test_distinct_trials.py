@@ -158,6 +158,14 @@ def test_a_process_whose_trees_differ_from_the_recorded_ones_is_refused(write_st
         for c in prepared.candidates))
     with pytest.raises(ValueError, match=r"casia-b-paper.*hierarchies"):
         check_shared_candidates(open_study(config, storage), other)
+    # A study extended with another tree is not refused; the new tree is recorded and checked from then on.
+    extended = dataclasses.replace(prepared, candidates=(*prepared.candidates, dataclasses.replace(
+        prepared.candidates[0], name="extra", tree=load_tree("casia-b-paper"))))
+    check_shared_candidates(open_study(config, storage), extended)
+    wrong_extra = dataclasses.replace(extended, candidates=(*prepared.candidates, dataclasses.replace(
+        prepared.candidates[0], name="extra", tree=load_tree("uniform-64"))))
+    with pytest.raises(ValueError, match="extra"):
+        check_shared_candidates(open_study(config, storage), wrong_extra)
 
 
 def test_fixed_choices_are_recorded_but_not_searched(write_study) -> None:

@@ -106,7 +106,8 @@ def check_shared_candidates(study: optuna.Study, prepared: PreparedStudy) -> Non
     Processes on several machines each prepare the study in their own project directory. A tree
     discovered on one machine could differ from the same discovery on another (other data, other
     settings, floating point), and trials would then train different trees under one name. The
-    first process records name -> tree id; every later one must match it.
+    first process records name -> tree id; every later one must match it for the names both have
+    (trees added to the study file later are recorded as they come).
     """
     mine = {c.name: c.tree.tree_id for c in prepared.candidates}
     storage = study._storage
@@ -114,7 +115,10 @@ def check_shared_candidates(study: optuna.Study, prepared: PreparedStudy) -> Non
     if recorded is None:
         storage.set_study_system_attr(study._study_id, CANDIDATES_KEY, mine)
         return
-    differ = sorted(name for name in set(mine) | set(recorded) if mine.get(name) != recorded.get(name))
+    differ = sorted(name for name in set(mine) & set(recorded) if mine[name] != recorded[name])
+    added = {name: tree_id for name, tree_id in mine.items() if name not in recorded}
+    if added and not differ:  # a study extended with more trees records them too
+        storage.set_study_system_attr(study._study_id, CANDIDATES_KEY, {**recorded, **added})
     if differ:
         raise ValueError(
             f"study {study.study_name}: the candidate trees prepared here differ from those its first process "
