@@ -45,3 +45,23 @@ def test_the_history_shows_pruned_trials_apart_and_counts_trials_in_whole_number
     by_label = {label: (x, y) for x, y, label in drawn}
     assert by_label["complete"] == ([0], [70.0])
     assert by_label["pruned (figure at its last step)"] == ([1], [55.0])
+
+
+def test_importances_of_a_maximised_first_objective_explain_its_high_values(tmp_path) -> None:
+    # Only a > 0.9 reaches rank-1 100; b does nothing. Explaining *low* rank-1 (Optuna's default reading
+    # of a target) would find no parameter that matters.
+    import numpy as np
+
+    from workbench.search._report import build_report
+
+    rng = np.random.default_rng(0)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    distributions = {"a": optuna.distributions.FloatDistribution(0, 1),
+                     "b": optuna.distributions.FloatDistribution(0, 1)}
+    for _ in range(60):
+        a, b = float(rng.random()), float(rng.random())
+        rank1 = 100.0 if a > 0.9 else 50.0 + float(rng.normal(0, 0.01))
+        study.add_trial(optuna.trial.create_trial(params={"a": a, "b": b}, distributions=distributions,
+                                                  values=[rank1, 1.0]))
+    report = build_report(study, ["rank1", "gflops"], tmp_path)
+    assert report.importances["a"] > 2 * report.importances["b"], report.importances

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,8 +118,15 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
     importances: dict[str, float] = {}
     if len(complete) >= 3:
         try:
-            target = (lambda t: t.values[0]) if multi else None
-            importances = dict(optuna.importance.get_param_importances(study, target=target))
+            target = None
+            if multi:
+                # Optuna's default evaluator explains *low* target values; the first objective is
+                # usually rank-1, which is maximised, so its sign is turned for it.
+                sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+                target = lambda t: sign * t.values[0]  # noqa: E731
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*importances of params to achieve low")
+                importances = dict(optuna.importance.get_param_importances(study, target=target))
         except (RuntimeError, ValueError) as exc:
             log.info("no parameter importances: %s", exc)
     figures: list[Path] = []
