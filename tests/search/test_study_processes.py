@@ -21,10 +21,8 @@ def _start(study_file: Path, workers: int) -> subprocess.Popen[bytes]:
     return start_study_run(study_file, *(["--workers", str(workers)] if workers > 1 else []))
 
 
-# Two processes with two workers each run on the journal only: PostgreSQL's case with one worker per
-# process already shows the server storage, and each multi-worker case costs a minute.
 @pytest.mark.parametrize(("backend", "workers"), [("sqlite", 1), ("journal", 1), ("postgresql", 1),
-                                                  ("journal", 2)])
+                                                  ("journal", 2), ("postgresql", 2)])
 def test_processes_started_together_train_distinct_configurations(backend: str, workers: int, write_study,
                                                                   tmp_path: Path) -> None:
     name = f"together-{backend}-{workers}-{uuid.uuid4().hex[:6]}"
