@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_models_opengait_io import randomised
 
 from workbench.cli import main
 from workbench.hierarchy import PartitionTree, save_tree
@@ -28,13 +29,7 @@ CASIA_SPLITS = ((40, 24), (8, 32, 16, 8))
 def public_model(splits=CASIA_SPLITS, channels=(4, 8, 16), num_classes=5) -> HSTL:
     """A narrow HSTL with every weight and the BN statistics perturbed, so a wrong mapping cannot pass."""
     torch.manual_seed(0)
-    model = HSTL(HSTLSpec.from_splits(splits, channels=channels, num_classes=num_classes))
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.05)
-        model.Bn.running_mean.normal_(0, 0.1)
-        model.Bn.running_var.uniform_(0.5, 1.5)
-    return model.eval()
+    return randomised(HSTL(HSTLSpec.from_splits(splits, channels=channels, num_classes=num_classes)))
 
 
 def save_public(model: HSTL, path: Path, iteration: int = 42) -> Path:

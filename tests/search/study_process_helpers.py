@@ -29,3 +29,11 @@ def start_study_run(study_file: Path, *extra: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "workbench", "study", "run", str(study_file), *extra],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Kill and reap every process still running (a test's cleanup, whatever happened)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

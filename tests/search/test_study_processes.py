@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from study_process_helpers import postgres_or_skip, start_study_run
+from study_process_helpers import postgres_or_skip, start_study_run, stop_all
 
 from workbench.search import load_study_config, open_storage
 from workbench.search._sampling import DUPLICATE_OF_KEY
@@ -54,9 +54,6 @@ def test_processes_started_together_train_distinct_configurations(backend: str, 
         state = next(c for c in runs.columns if c.endswith("state"))
         assert sorted(runs[state]) == ["complete"] * 4, "one MLflow run per trained trial, none for skipped ones"
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        stop_all(procs)
         if backend == "postgresql":
             optuna.delete_study(study_name=name, storage=open_storage(url))

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from study_process_helpers import postgres_or_skip, start_study_run
+from study_process_helpers import postgres_or_skip, start_study_run, stop_all
 
 from workbench.search import load_study_config, open_storage
 from workbench.search._heartbeat import WORKER_KEY
@@ -83,10 +83,7 @@ def test_two_workers_survive_one_being_killed(backend: str, write_study, tmp_pat
         state_col = next(c for c in runs.columns if c.endswith("state"))
         assert "failed" in set(runs[state_col]), "the lost trial's MLflow run is closed as failed"
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        stop_all(procs)
         if backend == "postgresql":
             optuna.delete_study(study_name=name, storage=open_storage(url))
 

@@ -184,8 +184,7 @@ def score_on_test(config: StudyConfig, prepared: PreparedStudy, study: optuna.St
     """
     from workbench.data import read_partition
     from workbench.search._objective import tracker_for
-    from workbench.search._report import _cuts
-    from workbench.search._space import trial_choices
+    from workbench.search._space import trial_choices, trial_cuts
     from workbench.tracking import TEST_METRIC_PREFIX
 
     trials = select_trials(study, numbers, every)
@@ -202,7 +201,7 @@ def score_on_test(config: StudyConfig, prepared: PreparedStudy, study: optuna.St
         scores = evaluate_on_test(config, prepared, trial)
         log_to_trial_run(tracker, runs.get(trial.number), trial.number, scores, TEST_METRIC_PREFIX)
         folder = _trial_folder(trial, config)
-        tested.append(HeldOutTrial(trial.number, str(trial_choices(trial).get("tree", "?")), _cuts(trial),
+        tested.append(HeldOutTrial(trial.number, str(trial_choices(trial).get("tree", "?")), trial_cuts(trial),
                                   _validation_scores(config, trial), scores, folder))
     n_test = len(read_partition(prepared.test_partition).test)
     n_validation = len(read_partition(prepared.split_path).test)

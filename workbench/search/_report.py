@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from workbench.search._heartbeat import count_trials
-from workbench.search._sampling import DUPLICATE_OF_KEY
+from workbench.search._sampling import count_repeats
 from workbench.search._space import trial_choices, trial_cuts
 
 log = logging.getLogger(__name__)
@@ -73,13 +73,9 @@ class StudyReport:
         }
 
 
-def _cuts(trial: FrozenTrial) -> list[int]:
-    return trial_cuts(trial)
-
-
 def trial_label(trial: FrozenTrial) -> str:
     """Short label of a trial's hierarchy, cuts as regions per stage: ``casia-b-paper [1, 2, 4]``."""
-    return f"{trial_choices(trial).get('tree', '?')} {_cuts(trial)}"
+    return f"{trial_choices(trial).get('tree', '?')} {trial_cuts(trial)}"
 
 
 def _splits(trial: FrozenTrial) -> list[list[int]]:
@@ -90,7 +86,7 @@ def _splits(trial: FrozenTrial) -> list[list[int]]:
         return []
     try:
         tree = load_tree(str(source))
-        return [tree.cut(k) for k in _cuts(trial)]
+        return [tree.cut(k) for k in trial_cuts(trial)]
     except (ValueError, FileNotFoundError, KeyError):
         return []
 
@@ -104,7 +100,7 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
     tree), with a forest plot per split.
     """
     counts = {state.name.lower(): n for state, n in count_trials(study).items()}
-    skipped = sum(DUPLICATE_OF_KEY in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    skipped = count_repeats(study)
     if skipped:  # repeated proposals trained nothing: they are not failures
         counts["fail"] -= skipped
         counts["skipped"] = skipped
@@ -113,7 +109,7 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
     best_trials: list[FrozenTrial] = []
     if complete:
         best_trials = sorted(study.best_trials, key=lambda t: t.number) if multi else [study.best_trial]
-    best = [{"number": t.number, "values": list(t.values), "params": trial_choices(t), "cuts": _cuts(t),
+    best = [{"number": t.number, "values": list(t.values), "params": trial_choices(t), "cuts": trial_cuts(t),
              "splits": _splits(t)} for t in best_trials]
     importances: dict[str, float] = {}
     if len(complete) >= 3:

@@ -19,7 +19,8 @@ from workbench.search._config import StudyConfig, load_study_config
 from workbench.search._devices import VISIBLE, visible_devices, visible_gpus, worker_gpus
 from workbench.search._heartbeat import Heartbeat, count_trials, reap_stale_trials
 from workbench.search._prepare import PreparedStudy, prepare_study
-from workbench.search._sampling import DUPLICATE_OF_KEY, check_grid_budget, create_sampler
+from workbench.search._sampling import DUPLICATE_OF_KEY, check_grid_budget, count_repeats, create_sampler
+from workbench.search._space import trial_choices
 from workbench.search._storage import default_storage_url, journal_path, normalise_url, open_storage
 from workbench.search._study_tracking import describe_study, log_study_to_tracking
 
@@ -306,12 +307,11 @@ def summarise(config: StudyConfig, storage_url: str, since: int = 0) -> RunSumma
     """Trial counts and the best trials (or the Pareto front) of a study."""
     study = optuna.load_study(study_name=config.study.name, storage=open_storage(storage_url))
     counts = count_trials(study)
-    skipped = sum(DUPLICATE_OF_KEY in t.user_attrs
-                  for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    skipped = count_repeats(study)
     best = []
     if counts[TrialState.COMPLETE]:
         for t in study.best_trials if config.multi_objective else [study.best_trial]:
-            best.append({"number": t.number, "values": t.values, "params": t.params})
+            best.append({"number": t.number, "values": t.values, "params": trial_choices(t)})
     return RunSummary(
         stopped=failure_stop(study, config.budget.max_failed, since) or repeats_stop(study),
         study_name=config.study.name,

@@ -93,9 +93,6 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         self._seed = seed
         self._by_trial: dict[int, optuna.samplers.BaseSampler] = {}
 
-    def __repr__(self) -> str:
-        return f"TrialSeededSampler({self._factory(self._seed).__class__.__name__}, seed={self._seed})"
-
     def _for(self, trial: FrozenTrial) -> optuna.samplers.BaseSampler:
         sampler = self._by_trial.get(trial.number)
         if sampler is None:
@@ -202,3 +199,8 @@ def duplicate_of(study: optuna.Study, trial: optuna.Trial, seeds: Sequence[int],
         if not pending or time.monotonic() >= deadline:
             return None
         time.sleep(poll_seconds)
+
+
+def count_repeats(study: optuna.Study) -> int:
+    """Proposals recorded as repeats of other trials (failed, with ``DUPLICATE_OF_KEY``): not failures."""
+    return sum(DUPLICATE_OF_KEY in t.user_attrs for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))

@@ -18,8 +18,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from workbench.evaluation._replicates import ConfigurationRow, compare_configurations, format_rows, verdict
 from workbench.search._config import StudyConfig
-from workbench.search._report import _cuts, trial_label
-from workbench.search._space import trial_choices
+from workbench.search._report import trial_label
+from workbench.search._space import trial_choices, trial_cuts
 from workbench.tracking import SPLIT_FOLDERS
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "valida
         if not results:
             continue
         label = trial_label(trial)
-        cuts[label] = _cuts(trial)
+        cuts[label] = trial_cuts(trial)
         splits[label] = list(trial.user_attrs.get("splits") or [])
         cost = trial.user_attrs.get("cost") or {}
         costs[label] = {k: cost[k] for k in ("params", "gflops") if k in cost}

@@ -89,20 +89,26 @@ def prune_checkpoints(directory: str | Path, keep_last: int) -> list[Path]:
     return removed
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (no arbitrary code) and check its layout."""
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The dict in a checkpoint file, read with ``weights_only=True`` (no arbitrary code), any layout.
+
+    The one safe reader (``workbench.models.read_checkpoint_file``): OpenGait's ``Counter`` allowed,
+    refusals without torch's advice to load the file anyway; errors as ``CheckpointError``.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; check the path or the run's output_dir")
     from workbench.models import read_checkpoint_file
 
     try:
-        # The one safe reader: weights only, OpenGait's Counter allowed, refusals without torch's advice
-        # to load the file anyway.
-        state = read_checkpoint_file(path, map_location)
+        return read_checkpoint_file(path, map_location)
     except Exception as exc:
         raise CheckpointError(str(exc)) from exc
-    if not isinstance(state, dict) or "model" not in state:
+
+
+def check_checkpoint(state: Any, path: str | Path) -> dict[str, Any]:
+    """``state`` if it has a workbench checkpoint's layout (a ``model`` entry, this format), else ``CheckpointError``."""
+    if not isinstance(state, dict) or not isinstance(state.get("model"), Mapping):
         raise CheckpointError(f"{path}: not a workbench checkpoint (no 'model' entry)")
     version = state.get("format", CHECKPOINT_FORMAT)
     if version != CHECKPOINT_FORMAT:
@@ -110,6 +116,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: checkpoint format {version}, this workbench reads format {CHECKPOINT_FORMAT}"
         )
     return state
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True`` (no arbitrary code) and check its layout."""
+    return check_checkpoint(read_checkpoint(path, map_location), path)
 
 
 def capture_rng_state() -> dict[str, Any]:

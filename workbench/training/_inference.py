@@ -11,7 +11,12 @@ from torch import nn
 
 from workbench.config import ConfigError, from_dict, load_config, to_dict
 from workbench.training._builders import build_model
-from workbench.training._checkpoint import CHECKPOINT_FORMAT, CheckpointError
+from workbench.training._checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    check_checkpoint,
+    read_checkpoint,
+)
 from workbench.training._config import ModelConfig, TrainConfig
 
 if TYPE_CHECKING:
@@ -28,17 +33,6 @@ def load_train_config(path: str | Path | None = None, overrides: Iterable[str] =
     return load_config(TrainConfig, path, overrides)
 
 
-def _read(path: str | Path) -> dict[str, Any]:
-    from workbench.models import SpecError, read_checkpoint_file
-
-    try:
-        return read_checkpoint_file(path)
-    except FileNotFoundError as exc:
-        raise CheckpointError(f"{path}: checkpoint not found; check the path or the run's output_dir") from exc
-    except SpecError as exc:
-        raise CheckpointError(str(exc)) from exc
-
-
 def _is_workbench(state: Mapping[str, Any]) -> bool:
     return "config" in state and "num_classes" in state
 
@@ -51,15 +45,11 @@ def load_for_inference(
     ``checkpoint`` is one written by ``workbench train`` / ``workbench import``, or a public HSTL
     checkpoint, imported on the way (:func:`import_opengait`); ``tree`` chooses the latter's split heights.
     """
-    state = _read(checkpoint)
+    state = read_checkpoint(checkpoint)
     if _is_workbench(state):
         if tree is not None:
             raise CheckpointError(f"{checkpoint}: a workbench checkpoint records its own network; drop the tree (--tree)")
-        version = state.get("format", CHECKPOINT_FORMAT)
-        if version != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{checkpoint}: checkpoint format {version}, this workbench reads format {CHECKPOINT_FORMAT}")
-        if not isinstance(state.get("model"), Mapping):
-            raise CheckpointError(f"{checkpoint}: no 'model' weights; the file is damaged, train or import it again")
+        check_checkpoint(state, checkpoint)
     else:
         state = import_opengait(state, tree=tree, where=str(checkpoint))
     try:
@@ -90,7 +80,7 @@ def import_opengait(
     from workbench.models import HSTL, SpecError, hstl_weights, resolve_tree, spec_from_state_dict
 
     where = where or (str(source) if isinstance(source, (str, Path)) else "checkpoint")
-    loaded = _read(source) if isinstance(source, (str, Path)) else source
+    loaded = read_checkpoint(source) if isinstance(source, (str, Path)) else source
     if _is_workbench(loaded):
         raise CheckpointError(f"{where}: already a workbench checkpoint; pass it to `workbench evaluate` or a study as it is")
     weights = hstl_weights(loaded)

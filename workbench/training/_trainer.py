@@ -70,10 +70,13 @@ def apply_gradients(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScal
     if not scaler.is_enabled():
         optimizer.step()
         return True
-    before = scaler.get_scale()
+    # The scale stays on the device until the comparison: one host synchronisation per step, not two.
+    scale = scaler._get_scale_async()
+    assert scale is not None, "scaler.scale(loss) runs before the step"
+    before = scale.clone()
     scaler.step(optimizer)
     scaler.update()
-    return scaler.get_scale() >= before
+    return bool((scaler._get_scale_async() >= before).item())  # type: ignore[operator]
 
 
 def _host_floats(values: Mapping[str, Any]) -> dict[str, float]:
