@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from workbench import __version__
+from workbench._process import EXIT_TERMINATED, Terminated, sigterm_as_interrupt
 
 # Each module defines ``register(subparsers)`` adding its subcommands; each subcommand sets
 # ``func(args) -> int``. Modules import their heavy dependencies inside the handlers so that
@@ -33,6 +34,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # the work ran and its outcome is a failure (a study stopped before its budget, a non-finite loss)
 EXIT_USAGE = 2  # bad usage or input (an option, a config value, a file or store), as argparse's own errors
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports a process ended by SIGINT
+# EXIT_TERMINATED = 143: SIGTERM (a scheduler or `kill`), handled like Ctrl-C (workbench._process)
 
 
 class CLIError(Exception):
@@ -99,10 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(func(args) or EXIT_OK)
+        with sigterm_as_interrupt():
+            return int(func(args) or EXIT_OK)
     except CLIError as exc:
         print(f"workbench: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("workbench: terminated (SIGTERM); what was saved is kept, `study run` resumes a study",
+              file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -117,6 +124,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "CLIError",
     "build_parser",

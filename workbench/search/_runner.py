@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from workbench._process import follow_parent, sigterm_as_interrupt
 from workbench.search._config import StudyConfig, load_study_config
 from workbench.search._devices import VISIBLE, visible_devices, visible_gpus, worker_gpus
 from workbench.search._heartbeat import Heartbeat, count_trials, reap_stale_trials
@@ -28,6 +29,12 @@ log = logging.getLogger(__name__)
 
 #: A worker stops after this many proposals in a row repeated a trial (the space is used up).
 MAX_REPEATED_PROPOSALS = 50
+
+#: Seconds a stopped worker gets to close its trial's runs before it is killed.
+WORKER_STOP_GRACE_SECONDS = 60.0
+
+#: Exit status of a worker stopped by SIGTERM or Ctrl-C (its trial is left to be resumed).
+WORKER_STOPPED = 130
 
 
 @dataclass(frozen=True)
@@ -222,9 +229,17 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
 def _worker_main(study_file: str, storage_url: str, n_trials: int, worker_index: int,
                  deadline: float | None, project_dir: str, since: int = 0) -> None:
     logging.basicConfig(level=logging.INFO, format=f"worker {worker_index} %(levelname)s %(name)s: %(message)s")
-    config = load_study_config(study_file, project_dir=project_dir)
-    prepared = prepare_study(config, progress=False)
-    worker_loop(config, prepared, storage_url, n_trials, worker_index, deadline, since)
+    follow_parent()  # the command that spawned this worker died without stopping it: stop too
+    try:
+        # Stopped by the command (SIGTERM), a scheduler or the terminal's Ctrl-C: end the trial's run cleanly.
+        with sigterm_as_interrupt(sigint_once=True):
+            config = load_study_config(study_file, project_dir=project_dir)
+            prepared = prepare_study(config, progress=False)
+            worker_loop(config, prepared, storage_url, n_trials, worker_index, deadline, since)
+    except KeyboardInterrupt as exc:
+        log.warning("worker %d stopped (%s); its trial resumes from its last checkpoint on the next `study run`",
+                    worker_index, exc or "interrupted")
+        raise SystemExit(WORKER_STOPPED) from None
 
 
 def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trials: int | None = None,
@@ -295,12 +310,25 @@ def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, d
         try:
             for proc in procs:
                 proc.join()
-        except KeyboardInterrupt:
-            for proc in procs:
-                proc.terminate()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the workers and wait for their cleanup
+            stop_workers(procs)
             raise
         # A worker that died mid-trial leaves a RUNNING trial: reap it and finish the budget here.
         worker_loop(config, prepared, url, budget, workers, deadline, since)
+
+
+def stop_workers(procs: Sequence[mp.process.BaseProcess], grace: float = WORKER_STOP_GRACE_SECONDS) -> None:
+    """SIGTERM every live worker, give them ``grace`` seconds to close their trial, then kill what is left."""
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    ends = time.monotonic() + grace
+    for proc in procs:
+        proc.join(max(0.0, ends - time.monotonic()))
+        if proc.is_alive():
+            log.warning("%s did not stop within %.0f s of SIGTERM; killed", proc.name, grace)
+            proc.kill()
+            proc.join()
 
 
 def summarise(config: StudyConfig, storage_url: str, since: int = 0) -> RunSummary:

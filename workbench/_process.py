@@ -1,0 +1,92 @@
+"""How workbench processes end: a SIGTERM is handled like Ctrl-C, and spawned workers follow their parent.
+
+Schedulers and service managers stop a job with SIGTERM (SLURM on preemption or at its time limit,
+``kill``, systemd, Kubernetes), then SIGKILL after a grace period. Python's default for SIGTERM is to die
+on the spot: no trial is marked, no MLflow run is closed, and the worker processes a study spawned keep
+training with nobody to collect their results. Here SIGTERM raises :class:`Terminated`, a
+``KeyboardInterrupt``, so every ``except KeyboardInterrupt`` cleanup that Ctrl-C runs runs for it too.
+
+A spawned worker also watches its parent: when the parent is gone (even by SIGKILL, which nothing can
+catch) the worker sends itself SIGTERM and ends the same way.
+
+Standard library only, so that any layer may use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from types import FrameType
+
+#: Exit status of a process ended by SIGTERM, as a shell reports it (128 + 15).
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+#: Seconds between two looks at whether a worker's parent is still there.
+PARENT_POLL_SECONDS = 1.0
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM."""
+
+
+def _stop_once(signum: int, frame: FrameType | None) -> None:
+    # Once: a second signal during the cleanup the first one started must not cut that cleanup short.
+    for handled in _HANDLED:
+        signal.signal(handled, signal.SIG_IGN)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Terminated(f"received {signal.Signals(signum).name}")
+
+
+_HANDLED: tuple[int, ...] = ()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt(*, sigint_once: bool = False) -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread; the old handlers return after.
+
+    After the first SIGTERM further ones are ignored, so the cleanup it started runs to its end. With
+    ``sigint_once`` SIGINT is handled the same way (a ``KeyboardInterrupt``, then ignored along with
+    SIGTERM): for spawned workers, which receive the terminal's Ctrl-C and then their parent's SIGTERM.
+    Outside the main thread (where Python cannot install handlers) it does nothing.
+    """
+    global _HANDLED
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGTERM, signal.SIGINT) if sigint_once else (signal.SIGTERM,)
+    previous = {s: signal.getsignal(s) for s in signals}
+    outer, _HANDLED = _HANDLED, signals
+    for s in signals:
+        signal.signal(s, _stop_once)
+    try:
+        yield
+    finally:
+        _HANDLED = outer
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def follow_parent(poll_seconds: float = PARENT_POLL_SECONDS) -> threading.Thread:
+    """Start a daemon thread that sends this process SIGTERM once its parent process has gone.
+
+    For processes that a workbench command spawns: if the command dies without stopping them (SIGKILL,
+    a crash), they stop on their own instead of training on, unseen, on a shared machine or GPU.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="follow-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+__all__ = ["EXIT_TERMINATED", "PARENT_POLL_SECONDS", "Terminated", "follow_parent", "sigterm_as_interrupt"]
