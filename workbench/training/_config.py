@@ -130,7 +130,9 @@ class TrainConfig:
 
     ``amp``: ``"fp16"`` (CUDA only, with a gradient scaler), ``"bf16"`` (autocast on CUDA or CPU; on a
     CPU only worth it with bf16 units, AVX512-BF16 or AMX, where it is 1.5-1.8x faster), ``"auto"``
-    (bf16 where the device has bf16 hardware, else off) or ``"off"``.
+    (the default: bf16 where the device has bf16 hardware, a GPU of compute capability 8.0 or newer or a
+    CPU with AVX512-BF16 or AMX, and float32 elsewhere, where bf16 autocast is emulated and slower) or
+    ``"off"`` (float32 everywhere; set it to compare figures across machines bit for bit).
     ``eval_every`` / ``save_every``: iterations between evaluations / checkpoints (0 = only at the end). ``nan_policy``: ``"stop"`` ends the run on a non-finite loss, ``"skip"`` drops that batch
     (a dropped batch, like a step the fp16 gradient scaler skips, does not advance the schedule).
     ``distributed_timeout_minutes``: how long a rank under torchrun waits in a collective while rank 0
@@ -147,7 +149,7 @@ class TrainConfig:
     save_every: int = 500
     keep_last: int = 3
     log_every: int = 10
-    amp: Literal["off", "fp16", "bf16", "auto"] = "off"
+    amp: Literal["off", "fp16", "bf16", "auto"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
     output_dir: str = "runs/train"
