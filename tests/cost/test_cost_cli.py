@@ -63,6 +63,20 @@ def test_tree_file_and_spec_files_agree(capsys: pytest.CaptureFixture[str], tmp_
     assert from_yaml["gflops"] == pytest.approx(from_tree["gflops"])
 
 
+
+def test_spec_file_of_another_family(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from workbench.models import GAITGS_SMALL_SPEC
+
+    spec_file = tmp_path / "gaitgs.toml"
+    spec_file.write_text('family = "gaitgs"\n[spec]\nchannels = [8, 16, 32]\nout_channels = 64\ndepth = 2\n'
+                         'heads = 4\nff_channels = 64\npart_split = [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]\n')
+    flat = _run_json(capsys, str(spec_file))
+    assert flat["model"] == "gaitgs"
+    assert flat["params"] == count_parameters(build_model(GAITGS_SMALL_SPEC)).total
+    spec_file.write_text('family = "nope"\n[spec]\n')
+    assert main(["cost", str(spec_file)]) != 0
+    assert "unknown model family 'nope'" in capsys.readouterr().err
+
 def test_latency_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
     flat = _run_json(capsys, "hstl-small", "--frames", "4", "--latency", "--repeats", "2", "--warmup", "0",
                      "--device", "cpu", "--threads", "1")

@@ -8,14 +8,12 @@ import pytest
 import torch
 
 from workbench.models import (
-    HSTL,
-    GaitGS,
-    GaitGSSpec,
-    HSTLSpec,
+    GaitModel,
     ModelOutput,
     autocast,
     create_model,
     list_models,
+    model_family,
     register_model,
 )
 
@@ -23,32 +21,21 @@ TINY_CLASSES = 5
 
 
 def tiny_overrides(name: str) -> dict[str, Any]:
-    """Shrink a registered model's channels (its splits and structure stay) so CPU tests are fast."""
+    """Shrink a registered model's widths as its family says (its splits and structure stay), so CPU tests are fast."""
     with torch.device("meta"):
         model = create_model(name)
-    spec = getattr(model, "spec", None)
-    if isinstance(spec, GaitGSSpec):
-        return {"channels": [4, 4, 8], "out_channels": 6, "heads": 2, "ff_channels": 8, "depth": 1,
-                "dropout": 0.0, "num_classes": TINY_CLASSES}
-    if not isinstance(spec, HSTLSpec):
-        return {}
-    return {
-        "stem_channels": [4] * len(spec.stem_channels),
-        "stages": [
-            {"channels": [4, 6], "split": list(st.split), "fta": st.fta, "project": st.project} for st in spec.stages
-        ],
-        "astp_channels": 6,
-        "num_classes": TINY_CLASSES,
-    }
+    return {**model_family(name).narrow(model.spec), "num_classes": TINY_CLASSES}
 
 
-def tiny_model(name: str) -> torch.nn.Module:
+def tiny_model(name: str) -> GaitModel:
     torch.manual_seed(0)
-    return create_model(name, **tiny_overrides(name))
+    model = create_model(name, **tiny_overrides(name))
+    assert isinstance(model, GaitModel), f"{name} does not implement the model contract (GaitModel)"
+    return model
 
 
-def input_height(model: torch.nn.Module) -> int:
-    return model.spec.input_height if isinstance(model, (HSTL, GaitGS)) else 64
+def input_height(model: GaitModel) -> int:
+    return int(model.spec.input_height)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -66,8 +53,7 @@ def test_forward_shapes_and_contract(name: str) -> None:
     embeddings, logits = model.forward_head(features)
     torch.testing.assert_close(embeddings, out.embeddings)
     torch.testing.assert_close(logits, out.logits)
-    if isinstance(model, HSTL):
-        assert p == model.spec.parts
+    assert p == model.parts == model.spec.parts
 
 
 @pytest.mark.parametrize("name", list_models())

@@ -152,3 +152,21 @@ def test_gaitgs_trials_train_with_parts_cut_from_the_tree(write_study) -> None:
     splits = {str(row[c]) for c in runs.columns if c.startswith("params.") and c.endswith(".split")}
     # casia-b-paper's or uniform-64's 4-region cut, rescaled to GaitGS's 32-row feature maps
     assert splits & {"[4, 16, 8, 4]", "[8, 8, 8, 8]"}, splits
+
+
+def test_a_model_named_only_in_train_model_logs_its_own_cuts(write_study) -> None:
+    # The study names GaitGS only in [train.model]: its trials must log GaitGS's levels (strips, parts),
+    # not HSTL's (whole body first), and train a GaitGS cut from the tree.
+    path = write_study(name="gaitgs-train-model", trials=1, iterations=2,
+                       extra='[train.model]\nname = "gaitgs-small"\n[train.loss]\ntriplet_margin = 0.25\n'
+                             'ce_weight = 0.0\n')
+    summary = run_study(path)
+    assert (summary.complete, summary.failed) == (1, 0)
+    (trial,) = _study(path).trials
+    assert trial.user_attrs["cuts"] == [2, 4]
+    config = load_study_config(path)
+    row = load_trials(config.tracking.uri, config.experiment_name).iloc[0]
+    assert row["params.model"] == "gaitgs-small"
+    assert row["params.cuts"] == "[2, 4]"
+    # GaitGS's three split lists (block strips at two heights, parts); its 4 parts on 32-row feature maps
+    assert row["params.stage3.split"] in {"[4, 16, 8, 4]", "[8, 8, 8, 8]"}

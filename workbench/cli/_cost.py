@@ -19,8 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="parameters, forward FLOPs, latency and peak memory of a model, spec or partition tree",
         description="Count parameters and forward FLOPs (on the meta device: no data runs) and optionally "
         "time a step and measure its peak memory. SPEC_OR_TREE is a registered model name (see "
-        "`workbench models list`), an HSTL spec file (.toml/.yaml/.json with HSTLSpec fields, at the top "
-        "level or under [spec]), or a partition tree (preset name, name in ./hierarchies, or hierarchy "
+        "`workbench models list`), a spec file (.toml/.yaml/.json with a family's spec fields, at the top "
+        "level or under [spec]; `family = NAME` picks the family, HSTL when absent), or a partition tree "
+        "(preset name, name in ./hierarchies, or hierarchy "
         "JSON) from which an HSTL spec is built with --cuts and --channels. FLOPs count 2 per "
         "multiply-add and cover convolutions and matrix products only (pooling is not counted).",
     )
@@ -127,40 +128,49 @@ def resolve_target(args: argparse.Namespace) -> Any:
         if spec_fields is not None:
             if tree_options:
                 raise CLIError(f"--cuts/--channels/--stage-channels build a spec from a tree; {path} is a spec file")
-            return ModelRecipe.from_spec(_spec_from_fields(spec_fields, path, args.num_classes), label=path.stem)
+            return ModelRecipe.from_spec(_spec_from_fields(*spec_fields, path, args.num_classes), label=path.stem)
     return _spec_from_tree(target, args)
 
 
-def _read_spec_fields(path: Path) -> dict[str, Any] | None:
-    """The HSTLSpec fields of a spec file, or ``None`` when the file is not a spec (e.g. a hierarchy JSON)."""
+def _read_spec_fields(path: Path) -> tuple[Any, dict[str, Any]] | None:
+    """The family and spec fields of a spec file, or ``None`` when the file is not a spec (e.g. a hierarchy JSON).
+
+    ``family = NAME`` (top level) names the model family; without it the file is read as a spec of the
+    default model's family (HSTL), recognised by its ``stages``.
+    """
     from workbench.cli import CLIError
     from workbench.config import ConfigError, read_mapping
+    from workbench.models import get_family, model_family
+    from workbench.training import ModelConfig
 
     try:
-        data = read_mapping(path)
-    except ConfigError as exc:
-        raise CLIError(str(exc)) from exc
+        data = dict(read_mapping(path))
+        family = get_family(str(data.pop("family"))) if "family" in data else None
+    except (ConfigError, ValueError) as exc:
+        raise CLIError(f"{path}: {exc}") from exc
+    default = model_family(ModelConfig().name)
     if isinstance(data.get("spec"), dict):
-        return dict(data["spec"])
+        return family or default, dict(data["spec"])
+    if family is not None:
+        return family, data
     if "stages" in data:
-        return data
+        return default, data
     if path.suffix.lower() == ".json":
         return None  # a hierarchy file; the tree branch reads it
     raise CLIError(
-        f"{path}: not an HSTL spec: expected HSTLSpec fields (stages, stem_channels, first_split ...) at the top "
-        "level or under [spec]"
+        f"{path}: not a model spec: expected {default.spec_type.__name__} fields (stages, stem_channels, first_split "
+        "...) at the top level or under [spec], or `family = NAME` with that family's spec fields"
     )
 
 
-def _spec_from_fields(fields: dict[str, Any], path: Path, num_classes: int | None) -> Any:
+def _spec_from_fields(family: Any, fields: dict[str, Any], path: Path, num_classes: int | None) -> Any:
     from workbench.cli import CLIError
     from workbench.config import ConfigError
-    from workbench.models import HSTLSpec
 
     if num_classes is not None:
         fields = {**fields, "num_classes": num_classes}
     try:
-        return HSTLSpec.from_dict(fields)
+        return family.spec_type.from_dict(fields)
     except (ConfigError, ValueError, TypeError) as exc:
         raise CLIError(f"{path}: {exc}") from exc
 
@@ -169,7 +179,8 @@ def _spec_from_tree(target: str, args: argparse.Namespace) -> Any:
     from workbench.cli import CLIError
     from workbench.cost import ModelRecipe
     from workbench.hierarchy import list_presets, load_tree
-    from workbench.models import HSTLSpec, list_models
+    from workbench.models import TreeCut, list_models, model_family
+    from workbench.training import ModelConfig
 
     try:
         tree = load_tree(target)
@@ -183,14 +194,12 @@ def _spec_from_tree(target: str, args: argparse.Namespace) -> Any:
         raise CLIError(message if message.startswith(str(target)) else f"{target}: {message}") from exc
     cuts = tuple(args.cuts) if args.cuts is not None else (2, 4)
     options: dict[str, Any] = {}
-    if args.channels is not None:
-        options["channels"] = tuple(args.channels)
     if args.stage_channels is not None:
         options["stage_channels"] = _stage_pairs(args.stage_channels, len(cuts))
-    if args.num_classes is not None:
-        options["num_classes"] = args.num_classes
+    channels = tuple(args.channels) if args.channels is not None else (32, 64, 128)
+    name = ModelConfig().name
     try:
-        spec = HSTLSpec.from_tree(tree, cuts, **options)
+        spec = model_family(name).cut(name, TreeCut(tree=tree, cuts=cuts, channels=channels), args.num_classes, options)
     except ValueError as exc:
         raise CLIError(f"{target} cut at {list(cuts)}: {exc} (set --cuts and --channels)") from exc
     name = Path(target).stem if target.endswith(".json") else target

@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing = models_sub.add_parser("list", help="registered models: parts, parameters, description")
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(func=list_command)
-    show = models_sub.add_parser("show", help="the full HSTL spec of a registered model")
+    show = models_sub.add_parser("show", help="the full spec of a registered model")
     show.add_argument("name", help="registered model name (see `workbench models list`)")
     show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                       help="spec override, e.g. --set num_classes=10 (repeatable)")
@@ -117,7 +117,7 @@ def show_command(args: argparse.Namespace) -> int:
         model = _build(args.name, _parse_overrides(args.overrides))
     spec = getattr(model, "spec", None)
     if spec is None:
-        raise CLIError(f"model {args.name!r} has no HSTL spec to show")
+        raise CLIError(f"model {args.name!r} has no spec to show")
     print(json.dumps({"name": args.name, "parts": spec.parts, "split_lists": spec.split_lists(),
                       "spec": spec.to_dict()}, indent=2))
     return 0
@@ -126,12 +126,14 @@ def show_command(args: argparse.Namespace) -> int:
 def _spec_file(path: Path) -> Any:
     from workbench.cli import CLIError
     from workbench.config import ConfigError, read_mapping
-    from workbench.models import HSTLSpec
+    from workbench.models import get_family, model_family
+    from workbench.training import ModelConfig
 
     try:
-        data = read_mapping(path)
-        return HSTLSpec.from_dict(data.get("spec", data))
-    except ConfigError as exc:
+        data = dict(read_mapping(path))
+        family = get_family(str(data.pop("family"))) if "family" in data else model_family(ModelConfig().name)
+        return family.spec_type.from_dict(data.get("spec", data))  # type: ignore[attr-defined]
+    except (ConfigError, ValueError) as exc:
         raise CLIError(f"{path}: {exc}") from exc
 
 
@@ -140,7 +142,8 @@ def export_command(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from workbench.cli import CLIError, checkpoint_error
-    from workbench.models import HSTL, HSTLSpec, SpecError, export_opengait
+    from workbench.models import TreeCut, build_model, family_of, get_family, list_families, model_family
+    from workbench.training import ModelConfig
 
     if (args.cuts or args.channels) and not args.tree:
         raise CLIError("--cuts and --channels go with --tree")
@@ -167,13 +170,20 @@ def export_command(args: argparse.Namespace) -> int:
                 if args.spec:
                     spec = _spec_file(args.spec)
                 else:
-                    spec = HSTLSpec.from_tree(args.tree, tuple(args.cuts or (2, 4)),
-                                              channels=tuple(args.channels or (32, 64, 128)))
-                model = HSTL(spec.merge(overrides))
-            except (SpecError, ValueError) as exc:
+                    name = ModelConfig().name
+                    cut = TreeCut(tree=args.tree, cuts=tuple(args.cuts or (2, 4)),
+                                  channels=tuple(args.channels or (32, 64, 128)))
+                    spec = model_family(name).cut(name, cut, None, {})
+                model = build_model(spec.merge(overrides))
+            except ValueError as exc:
                 raise CLIError(str(exc)) from exc
-        if not isinstance(model, HSTL):
-            raise CLIError(f"export writes HSTL models only, got {type(model).__name__}")
+        try:
+            family = family_of(getattr(model, "spec", None))
+        except TypeError:
+            family = None
+        if family is None or family.export is None:
+            exporting = [name for name in list_families() if get_family(name).export is not None]
+            raise CLIError(f"export writes {' and '.join(exporting)} models only, got {type(model).__name__}")
         progress.update()
         if args.iteration is not None:
             iteration = args.iteration
@@ -183,8 +193,9 @@ def export_command(args: argparse.Namespace) -> int:
         if existing and not args.overwrite:
             raise CLIError(f"{', '.join(existing)}: already exist(s); pass --overwrite to replace them with these "
                            "weights, or choose another --out or --name")
-        export_opengait(model, ckpt, cfg, iteration=iteration, optimizer_state=optimizer_state,
-                        scheduler_state=scheduler_state)
+        family.export(model, ckpt, cfg, iteration=iteration, optimizer_state=optimizer_state,
+                      scheduler_state=scheduler_state)
         progress.update()
-    print(f"checkpoint: {ckpt}\nmodel_cfg:  {cfg}\nparts: {model.spec.parts}, splits: {model.spec.split_lists()}")
+    written: Any = model.spec
+    print(f"checkpoint: {ckpt}\nmodel_cfg:  {cfg}\nparts: {written.parts}, splits: {written.split_lists()}")
     return 0

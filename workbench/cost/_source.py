@@ -1,4 +1,4 @@
-"""Where a measured model comes from: a registry name, an HSTL spec, or any importable factory.
+"""Where a measured model comes from: a registry name, a model family's spec, or any importable factory.
 
 A :class:`ModelRecipe` is plain JSON, so a fresh process (the CPU memory probe) can rebuild exactly
 the model the caller meant without unpickling anything.
@@ -53,14 +53,14 @@ class ModelRecipe:
 
     @classmethod
     def from_spec(cls, spec: Any, label: str = "") -> ModelRecipe:
-        """A model built from a frozen spec dataclass (e.g. ``HSTLSpec``, also one made by ``from_tree``)."""
+        """A model built from the spec of a registered model family (also one cut from a tree)."""
         if not dataclasses.is_dataclass(spec) or isinstance(spec, type):
             raise TypeError(f"from_spec expects a spec dataclass instance, got {type(spec).__name__}")
         from workbench.config import to_dict
 
         spec_type = type(spec)
         return cls(
-            _spec_builder_ref(spec_type),
+            _spec_builder_ref(spec),
             {"spec": to_dict(spec)},
             spec_class=f"{spec_type.__module__}:{spec_type.__qualname__}",
             label=label or _spec_label(spec),
@@ -116,12 +116,14 @@ def _import_ref(ref: str, what: str) -> Any:
     return target
 
 
-def _spec_builder_ref(spec_type: type) -> str:
+def _spec_builder_ref(spec: Any) -> str:
     """The ``module:callable`` that turns a spec into a model: ``workbench.models.build_model``."""
-    if not spec_type.__module__.startswith("workbench.models"):
-        raise TypeError(
-            f"{spec_type.__name__} is not a workbench.models spec; wrap its model in ModelRecipe(factory=...) instead"
-        )
+    from workbench.models import family_of
+
+    try:
+        family_of(spec)
+    except TypeError as exc:
+        raise TypeError(f"{exc}; wrap its model in ModelRecipe(factory=...) instead") from exc
     return "workbench.models:build_model"
 
 

@@ -1,4 +1,4 @@
-"""HSTL and GaitGS models: layers, the spec-driven networks, presets, a registry, OpenGait interop.
+"""Gait models by family (HSTL, GaitGS): layers, spec-driven networks, presets, registries, OpenGait interop.
 
 Example::
 
@@ -9,15 +9,15 @@ Example::
 
 from __future__ import annotations
 
+from workbench.models._family import GaitModel, ModelFamily, ModelSpec, SpecError, SpecFields, TreeCut
 from workbench.models._gaitgs import (
     GAITGS_128_SPEC,
     GAITGS_SMALL_SPEC,
     GAITGS_SPEC,
     GaitGS,
     GaitGSSpec,
-    build_gaitgs,
 )
-from workbench.models._hstl import HSTL, build_model
+from workbench.models._hstl import HSTL
 from workbench.models._layers import (
     ARME,
     ASTP,
@@ -45,8 +45,20 @@ from workbench.models._opengait_io import (
 from workbench.models._output import ModelOutput
 from workbench.models._precision import AMP_CHOICES, autocast, check_amp, native_bf16, resolve_amp
 from workbench.models._presets import CASIA_B_SPEC, GAIT3D_SPEC, OUMVLP_SPEC, PRESET_SPECS, SMALL_SPEC
-from workbench.models._registry import create_model, get_model_factory, list_models, register_model
-from workbench.models._spec import HSTLSpec, SpecError, StageSpec
+from workbench.models._registry import (
+    build_model,
+    create_model,
+    cut_model,
+    family_of,
+    get_family,
+    get_model_factory,
+    list_families,
+    list_models,
+    model_family,
+    register_family,
+    register_model,
+)
+from workbench.models._spec import HSTLSpec, StageSpec
 
 __all__ = [
     "AMP_CHOICES",
@@ -69,28 +81,38 @@ __all__ = [
     "FTABlock",
     "GaitGS",
     "GaitGSSpec",
+    "GaitModel",
     "GeMHPP",
     "GuessedSplitsWarning",
     "HSTLSpec",
+    "ModelFamily",
     "ModelOutput",
+    "ModelSpec",
     "SeparateFCs",
     "SpecError",
+    "SpecFields",
     "StageSpec",
     "Stem",
+    "TreeCut",
     "autocast",
-    "build_gaitgs",
     "build_model",
     "check_amp",
     "create_model",
+    "cut_model",
     "export_opengait",
+    "family_of",
+    "get_family",
     "get_model_factory",
     "hstl_weights",
+    "list_families",
     "list_models",
     "load_opengait_checkpoint",
+    "model_family",
     "native_bf16",
     "opengait_model_cfg",
     "opengait_state_dict",
     "read_checkpoint_file",
+    "register_family",
     "register_model",
     "resolve_amp",
     "resolve_tree",

@@ -9,13 +9,22 @@ parts and the per-strip block's strips can come from a ``PartitionTree`` cut (``
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.models._family import (
+    GaitModel,
+    ModelFamily,
+    SpecError,
+    SpecFields,
+    TreeCut,
+    check_split,
+    equal_split,
+)
 from workbench.models._gaitgs_layers import (
     GaitGSStem,
     GlobalSpan,
@@ -29,8 +38,7 @@ from workbench.models._gaitgs_layers import (
 )
 from workbench.models._layers import SeparateFCs, temporal_max
 from workbench.models._output import ModelOutput
-from workbench.models._registry import register_model
-from workbench.models._spec import SpecError
+from workbench.models._registry import register_family, register_model
 
 if TYPE_CHECKING:
     from workbench.hierarchy import PartitionTree
@@ -40,16 +48,8 @@ PAPER_STRIPS = 8
 PAPER_PARTS = 32
 
 
-def equal_split(total: int, count: int) -> tuple[int, ...]:
-    """``count`` contiguous regions of ``total`` rows, as equal as possible (larger ones first)."""
-    if not 1 <= count <= total:
-        raise SpecError(f"cannot split {total} rows into {count} regions: give 1..{total} regions")
-    base, extra = divmod(total, count)
-    return tuple(base + 1 if i < extra else base for i in range(count))
-
-
 @dataclasses.dataclass(frozen=True)
-class GaitGSSpec:
+class GaitGSSpec(SpecFields):
     """A complete GaitGS architecture; the part count is derived, never typed by hand.
 
     ``channels``: widths of the stem and the two stages. ``block_splits``: the strips of the per-strip
@@ -146,9 +146,9 @@ class GaitGSSpec:
         if self.block_splits and len(self.block_splits) != 2:
             raise SpecError(f"block_splits has {len(self.block_splits)} lists; give two (stage 1, stage 2) or none")
         first, second = self.stage_splits
-        _check_split(first, self.input_height, "block_splits[0]")
-        _check_split(second, self.feature_height, "block_splits[1]")
-        _check_split(self.part_list, self.feature_height, "part_split")
+        check_split(first, self.input_height, "block_splits[0]")
+        check_split(second, self.feature_height, "block_splits[1]")
+        check_split(self.part_list, self.feature_height, "part_split")
         for name in ("num_views", "out_channels", "depth", "heads", "ff_channels", "squeeze"):
             if getattr(self, name) < 1:
                 raise SpecError(f"{name}={getattr(self, name)}: must be >= 1")
@@ -161,31 +161,6 @@ class GaitGSSpec:
         if self.position_kernel < 1 or self.position_kernel % 2 == 0:
             raise SpecError(f"position_kernel={self.position_kernel}: must be odd (it keeps the frame count)")
         return self
-
-    # -- (de)serialisation --------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (lists, ints, floats) for config files and MLflow params."""
-        from workbench.config import to_dict
-
-        return to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GaitGSSpec:
-        """Rebuild a spec from :meth:`to_dict`; unknown keys raise ``ConfigError``."""
-        from workbench.config import from_dict
-
-        return from_dict(cls, data)
-
-    def merge(self, overrides: Mapping[str, Any]) -> GaitGSSpec:
-        """A copy with fields from plain config values; unknown keys raise ``ConfigError``."""
-        if not overrides:
-            return self
-        return GaitGSSpec.from_dict({**self.to_dict(), **overrides})
-
-    def replace(self, **changes: Any) -> GaitGSSpec:
-        """A copy with ``changes`` (validated)."""
-        return dataclasses.replace(self, **changes)
 
     # -- building from a partition tree -------------------------------------------------------
 
@@ -224,14 +199,7 @@ class GaitGSSpec:
         return cls(input_height=height, block_splits=block_splits, part_split=tuple(fine), **fields)
 
 
-def _check_split(split: Sequence[int], height: int, where: str) -> None:
-    if not split or min(split) < 1:
-        raise SpecError(f"{where} {list(split)}: give at least one region, each at least one row")
-    if sum(split) != height:
-        raise SpecError(f"{where} {list(split)} sums to {sum(split)} rows but the feature height there is {height}")
-
-
-class GaitGS(nn.Module):
+class GaitGS(GaitModel):
     """GaitGS: fine and coarse branches, local and global spans; output both branches' parts side by side.
 
     ``forward(x: [n, s, h, w], seqL: int64 [n] | None) -> ModelOutput``: ``embeddings`` and
@@ -273,11 +241,6 @@ class GaitGS(nn.Module):
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
-
-    @property
-    def parts(self) -> int:
-        """Number of feature parts ``p``."""
-        return self.spec.parts
 
     def prepare_input(
         self, x: torch.Tensor, seqL: torch.Tensor | None = None
@@ -331,13 +294,6 @@ class GaitGS(nn.Module):
         return ModelOutput(embeddings, logits, embeddings, view_logits=view_logits)
 
 
-def build_gaitgs(spec: GaitGSSpec) -> GaitGS:
-    """The GaitGS network a spec describes."""
-    if not isinstance(spec, GaitGSSpec):
-        raise TypeError(f"build_gaitgs expects a GaitGSSpec, got {type(spec).__name__}")
-    return GaitGS(spec)
-
-
 GAITGS_SPEC = GaitGSSpec()
 GAITGS_128_SPEC = GaitGSSpec(input_height=128)
 # Narrow enough for CPU studies; 16 parts leave room for a tree's cut to differ from equal strips.
@@ -346,14 +302,14 @@ GAITGS_SMALL_SPEC = GaitGSSpec(
 )
 
 
-def _create(
+def _spec(
     base: GaitGSSpec,
     name: str,
     tree: PartitionTree | str | None,
     parts: int | None,
     strips: int | None,
-    overrides: dict[str, Any],
-) -> GaitGS:
+    overrides: Mapping[str, Any],
+) -> GaitGSSpec:
     """``base`` with overrides, its parts/strips re-cut when a tree, counts or a new height are given."""
     recut = tree is not None or parts is not None or strips is not None or "input_height" in overrides
     if recut and ({"block_splits", "part_split"} & set(overrides)):
@@ -371,12 +327,42 @@ def _create(
                 cut = GaitGSSpec.from_tree(tree, part_count, strip_count, input_height=height)
                 overrides = {**overrides, "block_splits": [list(s) for s in cut.stage_splits],
                              "part_split": list(cut.part_list)}
-        return GaitGS(base.merge(overrides))
+        return base.merge(overrides)
     except ValueError as exc:
         raise ValueError(f"{name}: {exc}") from exc
 
 
-@register_model("gaitgs")
+PRESETS = {"gaitgs": GAITGS_SPEC, "gaitgs-128": GAITGS_128_SPEC, "gaitgs-small": GAITGS_SMALL_SPEC}
+
+
+def _cut(name: str, cut: TreeCut, num_classes: int | None, options: Mapping[str, Any]) -> GaitGSSpec:
+    """The preset with its strips from the first cut and its parts from the last (``fta`` is HSTL's)."""
+    overrides = {**options, **({} if num_classes is None else {"num_classes": num_classes})}
+    if cut.channels is not None:
+        overrides["channels"] = list(cut.channels)
+    cuts = cut.cuts or ()
+    return _spec(PRESETS[name], name, cut.tree, cuts[-1] if cuts else None, cuts[0] if cuts else None, overrides)
+
+
+def _narrow(spec: GaitGSSpec) -> dict[str, Any]:
+    """Widths 4-8, one Transformer layer of two heads, no dropout; the splits unchanged."""
+    return {"channels": [4, 4, 8], "out_channels": 6, "heads": 2, "ff_channels": 8, "depth": 1, "dropout": 0.0}
+
+
+GAITGS_FAMILY = register_family(
+    ModelFamily(
+        name="gaitgs",
+        spec_type=GaitGSSpec,
+        build=GaitGS,
+        cut=_cut,
+        levels=lambda cuts: [int(k) for k in cuts],
+        narrow=_narrow,
+        description="GaitGS (ICIP 2024): fine and coarse temporal branches, local and global spans",
+    )
+)
+
+
+@register_model("gaitgs", family="gaitgs")
 def gaitgs(
     tree: PartitionTree | str | None = None, parts: int | None = None, strips: int | None = None, **overrides: Any
 ) -> GaitGS:
@@ -385,20 +371,20 @@ def gaitgs(
     ``tree`` (a PartitionTree or name) with ``parts``/``strips`` cuts the horizontal parts and the
     per-strip block from the tree; without a tree they are equal. Other keywords replace spec fields.
     """
-    return _create(GAITGS_SPEC, "gaitgs", tree, parts, strips, overrides)
+    return GaitGS(_spec(GAITGS_SPEC, "gaitgs", tree, parts, strips, overrides))
 
 
-@register_model("gaitgs-128")
+@register_model("gaitgs-128", family="gaitgs")
 def gaitgs_128(
     tree: PartitionTree | str | None = None, parts: int | None = None, strips: int | None = None, **overrides: Any
 ) -> GaitGS:
     """GaitGS for 128x88 input: as ``gaitgs``, parts pool 2 rows each of the 64-row feature map."""
-    return _create(GAITGS_128_SPEC, "gaitgs-128", tree, parts, strips, overrides)
+    return GaitGS(_spec(GAITGS_128_SPEC, "gaitgs-128", tree, parts, strips, overrides))
 
 
-@register_model("gaitgs-small")
+@register_model("gaitgs-small", family="gaitgs")
 def gaitgs_small(
     tree: PartitionTree | str | None = None, parts: int | None = None, strips: int | None = None, **overrides: Any
 ) -> GaitGS:
     """A narrow GaitGS for CPU studies: channels [8, 16, 32], 2 x 16 parts, Transformer d=32, 2 layers."""
-    return _create(GAITGS_SMALL_SPEC, "gaitgs-small", tree, parts, strips, overrides)
+    return GaitGS(_spec(GAITGS_SMALL_SPEC, "gaitgs-small", tree, parts, strips, overrides))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from workbench.models._family import GaitModel
 from workbench.models._layers import (
     ASTP,
     ARMEStage,
@@ -17,12 +16,8 @@ from workbench.models._layers import (
     Stem,
     split_regions,
 )
-from workbench.models._output import ModelOutput
 from workbench.models._pooling import pool_regions
 from workbench.models._spec import HSTLSpec
-
-if TYPE_CHECKING:
-    from workbench.models._gaitgs import GaitGSSpec
 
 MIN_FRAMES = 3
 
@@ -32,7 +27,7 @@ def fta_name(stage_number: int) -> str:
     return "fta" if stage_number == 2 else f"fta{stage_number}"
 
 
-class HSTL(nn.Module):
+class HSTL(GaitModel):
     """Hierarchical spatio-temporal gait model, any split lists; module names match the public code.
 
     ``forward(x: [n, s, h, w], seqL: int64 [n] | None) -> ModelOutput``; embeddings and inference
@@ -71,11 +66,6 @@ class HSTL(nn.Module):
             elif isinstance(module, nn.BatchNorm1d):
                 nn.init.normal_(module.weight, 1.0, 0.02)
                 nn.init.zeros_(module.bias)
-
-    @property
-    def parts(self) -> int:
-        """Number of feature parts ``p``."""
-        return self.spec.parts
 
     def prepare_input(
         self, x: torch.Tensor, seqL: torch.Tensor | None = None
@@ -133,11 +123,6 @@ class HSTL(nn.Module):
         bnft = self.Bn(self.Head0(features))
         return bnft, self.Head1(bnft)
 
-    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> ModelOutput:
-        """``x: [n, s, h, w]`` in [0, 1], ``seqL: int64 [n]`` or ``None`` -> ``ModelOutput``."""
-        embeddings, logits = self.forward_head(self.forward_features(x, seqL))
-        return ModelOutput(embeddings, logits, embeddings)
-
 
 def prepare_lengths(
     x: torch.Tensor, seqL: torch.Tensor | None, model: str
@@ -177,15 +162,3 @@ def _repeat_short(x: torch.Tensor, seqL: torch.Tensor) -> tuple[torch.Tensor, to
             valid = valid.repeat(1, new // length, 1, 1)
         sequences.append(F.pad(valid, (0, 0, 0, 0, 0, frames - new)))
     return torch.stack(sequences), torch.tensor(new_lengths, dtype=torch.int64, device=x.device)
-
-
-def build_model(spec: HSTLSpec | GaitGSSpec) -> nn.Module:
-    """The model a spec describes (the builder ``workbench.cost`` uses for spec recipes)."""
-    # Imported here: _gaitgs imports this module's input helpers.
-    from workbench.models._gaitgs import GaitGS, GaitGSSpec
-
-    if isinstance(spec, GaitGSSpec):
-        return GaitGS(spec)
-    if not isinstance(spec, HSTLSpec):
-        raise TypeError(f"build_model expects an HSTLSpec or GaitGSSpec, got {type(spec).__name__}")
-    return HSTL(spec)

@@ -1,12 +1,14 @@
-"""The registered HSTL models: the three public presets and a small variant for CPU studies."""
+"""The HSTL family: its registration, the three public presets and a small variant for CPU studies."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from workbench.models._family import ModelFamily, TreeCut
 from workbench.models._hstl import HSTL
-from workbench.models._registry import register_model
+from workbench.models._opengait_export import export_opengait
+from workbench.models._registry import register_family, register_model
 from workbench.models._spec import HSTLSpec, StageSpec
 
 CASIA_B_SPEC = HSTLSpec(
@@ -44,7 +46,11 @@ GAIT3D_SPEC = OUMVLP_SPEC.replace(
 
 # The CASIA-B paper's splits at height 64, coarse to fine.
 PAPER_SPLITS = ((40, 24), (8, 32, 16, 8))
-SMALL_SPEC = HSTLSpec.from_splits(PAPER_SPLITS, channels=(8, 16, 32))
+#: ``hstl-small``'s widths ``[stem, stage1, stage2]``, and what it is cut with when a tree gives no more.
+SMALL_CHANNELS = (8, 16, 32)
+SMALL_TREE = "casia-b-paper"
+SMALL_CUTS = (2, 4)
+SMALL_SPEC = HSTLSpec.from_splits(PAPER_SPLITS, channels=SMALL_CHANNELS)
 
 PRESET_SPECS: dict[str, HSTLSpec] = {
     "hstl-casia-b": CASIA_B_SPEC,
@@ -54,7 +60,60 @@ PRESET_SPECS: dict[str, HSTLSpec] = {
 }
 
 
-def apply_overrides(spec: HSTLSpec, overrides: dict[str, Any], where: str) -> HSTLSpec:
+def _cut(name: str, cut: TreeCut, num_classes: int | None, options: Mapping[str, Any]) -> HSTLSpec:
+    """``hstl-small`` with its stages cut from a tree; the public presets keep the paper's splits."""
+    if name != "hstl-small":
+        raise ValueError(
+            f"model.tree/cuts/channels/fta build an HSTL from a partition tree (the 'hstl-small' model), "
+            f"but model.name is {name!r}; drop them or set model.name='hstl-small'"
+        )
+    fields: dict[str, Any] = {**options} if num_classes is None else {**options, "num_classes": num_classes}
+    return HSTLSpec.from_tree(
+        cut.tree if cut.tree is not None else SMALL_TREE,
+        cut.cuts or SMALL_CUTS,
+        channels=cut.channels or SMALL_CHANNELS,
+        fta_stages=(0,) if cut.fta in (None, True) else (),
+        **fields,
+    )
+
+
+def _levels(cuts: Sequence[int]) -> list[int]:
+    """HSTL's first ASTP pools the whole body: one region before the cut stages."""
+    return [1, *(int(k) for k in cuts)]
+
+
+def _narrow(spec: HSTLSpec) -> dict[str, Any]:
+    """Widths 4 and 6 everywhere, the splits, FTA placement and projections unchanged."""
+    return {
+        "stem_channels": [4] * len(spec.stem_channels),
+        "stages": [
+            {"channels": [4, 6], "split": list(st.split), "fta": st.fta, "project": st.project} for st in spec.stages
+        ],
+        "astp_channels": 6,
+    }
+
+
+def _export(model: Any, checkpoint: Any, model_cfg: Any, **options: Any) -> None:
+    if not isinstance(model, HSTL):
+        raise TypeError(f"the HSTL exporter writes HSTL networks, got {type(model).__name__}")
+    export_opengait(model, checkpoint, model_cfg, **options)
+
+
+HSTL_FAMILY = register_family(
+    ModelFamily(
+        name="hstl",
+        spec_type=HSTLSpec,
+        build=HSTL,
+        cut=_cut,
+        levels=_levels,
+        narrow=_narrow,
+        description="HSTL (ICCV 2023): ARME stages over nested height regions, ASTP, FTA, GeM-HPP",
+        export=_export,
+    )
+)
+
+
+def _with_overrides(spec: HSTLSpec, overrides: dict[str, Any], where: str) -> HSTLSpec:
     """``spec`` with HSTLSpec fields replaced; the error names the model the overrides were for."""
     try:
         return spec.merge(overrides)
@@ -62,29 +121,29 @@ def apply_overrides(spec: HSTLSpec, overrides: dict[str, Any], where: str) -> HS
         raise ValueError(f"{where}: {exc}") from exc
 
 
-@register_model("hstl-casia-b")
+@register_model("hstl-casia-b", family="hstl")
 def hstl_casia_b(**overrides: Any) -> HSTL:
     """HSTL for CASIA-B: channels [32, 64, 128], splits [40, 24] / [8, 32, 16, 8], 73 parts, 74 classes."""
-    return HSTL(apply_overrides(CASIA_B_SPEC, overrides, "hstl-casia-b"))
+    return HSTL(_with_overrides(CASIA_B_SPEC, overrides, "hstl-casia-b"))
 
 
-@register_model("hstl-oumvlp")
+@register_model("hstl-oumvlp", family="hstl")
 def hstl_oumvlp(**overrides: Any) -> HSTL:
     """HSTL for OUMVLP: channels [32, 64, 128, 256], height halved, 50 parts, 5153 classes."""
-    return HSTL(apply_overrides(OUMVLP_SPEC, overrides, "hstl-oumvlp"))
+    return HSTL(_with_overrides(OUMVLP_SPEC, overrides, "hstl-oumvlp"))
 
 
-@register_model("hstl-gait3d")
+@register_model("hstl-gait3d", family="hstl")
 def hstl_gait3d(**overrides: Any) -> HSTL:
     """HSTL for Gait3D/GREW: as OUMVLP with splits [20, 12] / [4, 16, 8, 4] / [4, 4, 12, 8, 4], 46 parts."""
-    return HSTL(apply_overrides(GAIT3D_SPEC, overrides, "hstl-gait3d"))
+    return HSTL(_with_overrides(GAIT3D_SPEC, overrides, "hstl-gait3d"))
 
 
-@register_model("hstl-small")
+@register_model("hstl-small", family="hstl")
 def hstl_small(
     tree: Any = None,
-    cuts: Sequence[int] = (2, 4),
-    channels: Sequence[int] = (8, 16, 32),
+    cuts: Sequence[int] = SMALL_CUTS,
+    channels: Sequence[int] = SMALL_CHANNELS,
     **overrides: Any,
 ) -> HSTL:
     """A narrow HSTL for CPU studies: channels [8, 16, 32]; splits from ``tree`` cut at ``cuts``.
@@ -93,9 +152,9 @@ def hstl_small(
     CASIA-B paper splits are used. Other keyword arguments replace spec fields (e.g. ``num_classes``).
     """
     if tree is None:
-        if tuple(cuts) != (2, 4):
+        if tuple(cuts) != SMALL_CUTS:
             raise ValueError("hstl-small: choosing cuts needs a tree; pass tree='casia-b-paper' (or another) with cuts")
         spec = HSTLSpec.from_splits(PAPER_SPLITS, channels=channels)
     else:
         spec = HSTLSpec.from_tree(tree, cuts, channels=channels)
-    return HSTL(apply_overrides(spec, overrides, "hstl-small"))
+    return HSTL(_with_overrides(spec, overrides, "hstl-small"))

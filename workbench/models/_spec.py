@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, Protocol
 
-
-class SpecError(ValueError):
-    """An HSTL spec that cannot build a network; the message names the field and the fix."""
+from workbench.models._family import SpecError, SpecFields, check_split
 
 
 class _CutTree(Protocol):
@@ -41,7 +39,7 @@ class StageSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class HSTLSpec:
+class HSTLSpec(SpecFields):
     """A complete HSTL architecture; ``parts`` is derived, never typed by hand.
 
     Order of blocks: stem convs (each followed by LeakyReLU), ASTP over ``first_split``, then per
@@ -131,7 +129,7 @@ class HSTLSpec:
             raise SpecError(f"astp_channels={self.astp_channels}, num_classes={self.num_classes}: both must be >= 1")
         if not self.stages:
             raise SpecError("stages is empty: give at least one stage with channels and a split list")
-        _check_split(self.first_split, height, "first_split")
+        check_split(self.first_split, height, "first_split")
         bad = [i for i in self.downsample_before if not 0 <= i < len(self.stages)]
         if bad or len(set(self.downsample_before)) != len(self.downsample_before):
             raise SpecError(
@@ -153,7 +151,7 @@ class HSTLSpec:
                     f"{where}.project=false needs channels[1] ({stage.channels[1]}) == astp_channels "
                     f"({self.astp_channels}): every part must have the same width"
                 )
-            _check_split(stage.split, stage_height, f"{where}.split")
+            check_split(stage.split, stage_height, f"{where}.split")
             if not _refines(previous, previous_height, stage.split, stage_height):
                 raise SpecError(
                     f"{where}.split {list(stage.split)} does not refine the previous split {list(previous)}: every "
@@ -165,31 +163,6 @@ class HSTLSpec:
         if self.hpp_rows is not None and (self.hpp_rows < 1 or final % self.hpp_rows):
             raise SpecError(f"hpp_rows={self.hpp_rows}: must divide the last stage's height {final}")
         return self
-
-    # -- (de)serialisation --------------------------------------------------------------------
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (lists, ints, bools) for config files and MLflow params."""
-        from workbench.config import to_dict
-
-        return to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HSTLSpec:
-        """Rebuild a spec from :meth:`to_dict`; unknown keys raise ``ConfigError``."""
-        from workbench.config import from_dict
-
-        return from_dict(cls, data)
-
-    def merge(self, overrides: Mapping[str, Any]) -> HSTLSpec:
-        """A copy with fields from plain config values (lists, dicts); unknown keys raise ``ConfigError``."""
-        if not overrides:
-            return self
-        return HSTLSpec.from_dict({**self.to_dict(), **overrides})
-
-    def replace(self, **changes: Any) -> HSTLSpec:
-        """A copy with ``changes`` (validated)."""
-        return dataclasses.replace(self, **changes)
 
     # -- building from a partition tree -------------------------------------------------------
 
@@ -297,18 +270,6 @@ class HSTLSpec:
             raise SpecError(f"cuts={counts}: {exc}") from exc
         splits = [[size * (h // final) for size in split] for split, h in zip(finest, heights, strict=True)]
         return cls.from_splits(splits, input_height=height, downsample_before=down, **options)
-
-
-def _check_split(split: Sequence[int], height: int, where: str) -> None:
-    if not split:
-        raise SpecError(f"{where} is empty: give at least one region height, e.g. [{height}]")
-    if min(split) < 1:
-        raise SpecError(f"{where} {list(split)} has an empty region: every region needs at least one row")
-    if sum(split) != height:
-        raise SpecError(
-            f"{where} {list(split)} sums to {sum(split)} rows but the feature height there is {height}; "
-            "the regions must cover every row exactly once"
-        )
 
 
 def _refines(coarse: Sequence[int], coarse_height: int, fine: Sequence[int], fine_height: int) -> bool:

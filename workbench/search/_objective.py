@@ -155,7 +155,7 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
         tags["workbench.cuda_visible_devices"] = os.environ[VISIBLE]  # the worker's GPU on this machine
     run = tracker.start_trial(trial.number, tags=tags, retry_of=int(retry_of) if retry_of is not None else None)
     candidate = candidates[choice.tree]
-    levels = stage_levels(choice)
+    levels = stage_levels(train_config)
     trial.set_user_attr(CUTS_KEY, levels)
     trial.set_user_attr("mlflow_run_id", run.run_id)
     # The choices go in first so that a pruned or failed trial still shows its tree and cuts.
@@ -166,7 +166,7 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
         run.log_params(choice_params)
         # The tree and its drawing go first too, so that a tree tried only by pruned trials still
         # reaches MLflow.
-        for path in _tree_files(candidate, choice, output_dir):
+        for path in _tree_files(candidate, choice, levels, output_dir):
             run.log_artifact(path, "hierarchy")
         # Cost first, from the model as built, so that pruned and failed trials show it too.
         spec, cost = _model_cost(config, prepared, train_config)
@@ -252,7 +252,7 @@ def _cost(model_or_spec: Any, config: StudyConfig, train_config: TrainConfig) ->
     return out
 
 
-def _tree_files(candidate: Any, choice: Any, output_dir: Path) -> list[Path]:
+def _tree_files(candidate: Any, choice: Any, levels: list[int], output_dir: Path) -> list[Path]:
     """The trial's tree as JSON and its dendrogram at the trial's cuts (PNG and SVG), in ``output_dir``."""
     from workbench.hierarchy import plot_dendrogram
 
@@ -263,7 +263,7 @@ def _tree_files(candidate: Any, choice: Any, output_dir: Path) -> list[Path]:
     png = output_dir / f"{candidate.name}-dendrogram.png"
     if not png.exists():  # one drawing writes the PNG and an SVG beside it
         plot_dendrogram(candidate.tree, png, cuts=[k for k in choice.cuts if k > 1],
-                        title=f"{candidate.name}: regions per stage {stage_levels(choice)}")
+                        title=f"{candidate.name}: regions per stage {levels}")
     return [tree_file, *(p for p in (png, png.with_suffix(".svg")) if p.exists())]
 
 

@@ -41,11 +41,6 @@ def channels_key(channels: Sequence[int]) -> str:
     return "-".join(str(int(c)) for c in channels)
 
 
-def is_gaitgs(model_name: str) -> bool:
-    """True for the GaitGS family, whose parts come from a tree through model options."""
-    return model_name.startswith("gaitgs")
-
-
 def check_candidates(candidates: Sequence[Candidate], space: SearchSpace) -> list[str]:
     """Problems that make the space infeasible: cuts that do not grow, or a tree that cannot reach a cut."""
     problems: list[str] = []
@@ -99,8 +94,9 @@ def suggest(trial: optuna.trial.BaseTrial, space: SearchSpace, candidates: Seque
     return TrialChoice(tree=tree, cuts=cuts, channels=channels, lr=lr, frames=frames, fta=fta, model=model)
 
 
-#: User attribute of a trial: its regions per stage, every stage (HSTL ``[1, 2, 4]``; GaitGS has no
-#: whole-body stage), as MLflow's ``cuts`` param and ``workbench compare`` show them.
+#: User attribute of a trial: its regions per stage, every stage, as its model's family counts them
+#: (HSTL ``[1, 2, 4]`` with its whole-body stage; GaitGS ``[2, 4]``), as MLflow's ``cuts`` param and
+#: ``workbench compare`` show them.
 CUTS_KEY = "cuts"
 
 
@@ -115,10 +111,16 @@ def trial_cuts(trial: optuna.trial.FrozenTrial | optuna.trial.BaseTrial) -> list
     return [1, *(v for _, v in stages)]
 
 
-def stage_levels(choice: TrialChoice) -> list[int]:
-    """Regions per stage of a trial's model, every stage: GaitGS takes the cuts as they are; HSTL's first
-    stage is the whole body."""
-    return list(choice.cuts) if is_gaitgs(choice.model) else [1, *choice.cuts]
+def stage_levels(train_config: TrainConfig) -> list[int]:
+    """Regions per stage of the model a trial trains, every stage, as the model's family counts them.
+
+    It reads the model the trial's training config names (a study may name it in ``space.models`` or
+    only in ``[train.model]``), so the logged cuts always describe the network that was trained.
+    """
+    from workbench.models import model_family
+
+    model = train_config.model
+    return model_family(model.name).levels(model.cuts or ())
 
 
 def trial_choices(trial: optuna.trial.FrozenTrial | optuna.trial.BaseTrial) -> dict[str, object]:
@@ -135,17 +137,10 @@ def trial_train_config(config: StudyConfig, choice: TrialChoice, candidates: Map
     """
     base = config.train_for(choice.model) if choice.model else config.train
     cand = candidates[choice.tree]
-    name = choice.model or base.model.name
-    if is_gaitgs(name):
-        # GaitGS takes its strips from the first level and its parts from the last; FTA is HSTL's.
-        options = {**base.model.options, "tree": cand.source, "strips": choice.cuts[0],
-                   "parts": choice.cuts[-1], "channels": list(choice.channels)}
-        model = dataclasses.replace(base.model, name=name, tree=None, cuts=None, channels=None, fta=None,
-                                    options=options)
-    else:
-        model = dataclasses.replace(
-            base.model, name=name, tree=cand.source, cuts=choice.cuts, channels=choice.channels, fta=choice.fta
-        )
+    # The model's family decides what it takes from the tree (HSTL: a split per stage; GaitGS: strips
+    # from the first level, parts from the last).
+    model = dataclasses.replace(base.model, name=choice.model or base.model.name, tree=cand.source,
+                                cuts=choice.cuts, channels=choice.channels, fta=choice.fta)
     data = dataclasses.replace(base.data, path=data_path, frames=choice.frames, partition=partition, subset="train")
     optimizer = dataclasses.replace(base.optimizer, lr=choice.lr)
     return dataclasses.replace(

@@ -69,19 +69,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: SchedulerConfig) -
 
 def build_model(config: ModelConfig, num_classes: int) -> nn.Module:
     """The model ``config`` describes, with ``num_classes`` output classes."""
-    from workbench.models import HSTLSpec, create_model
-    from workbench.models import build_model as build_hstl
+    from workbench.models import build_model as build_spec
+    from workbench.models import create_model
 
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     if not config.from_tree:
         return create_model(config.name, num_classes=num_classes, **config.options)
-    spec = HSTLSpec.from_tree(
-        config.tree or "casia-b-paper",
-        config.cuts or (2, 4),
-        channels=config.channels or (8, 16, 32),
-        fta_stages=(0,) if config.fta in (None, True) else (),
-        num_classes=num_classes,
-        **config.options,
-    )
-    return build_hstl(spec)
+    return build_spec(config.cut_spec(num_classes))

@@ -58,13 +58,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The model: a registry name, or an HSTL built from a partition tree; classes come from the train set.
+    """The model: a registered name, taken as it is or with its parts cut from a partition tree.
 
-    Any of ``tree`` (hierarchy name or JSON path), ``cuts`` (regions per stage), ``channels``
-    (``[stem, stage1, ...]``) or ``fta`` (FTA after the first stage) builds
-    ``HSTLSpec.from_tree(tree, cuts, ...)``, with the ``hstl-small`` defaults for what is unset
-    (``casia-b-paper``, ``(2, 4)``, ``(8, 16, 32)``, FTA on). ``options`` are further keyword overrides:
-    spec fields for a registry model, ``HSTLSpec.from_splits`` options for a tree-built one.
+    Any of ``tree`` (hierarchy name or JSON path), ``cuts`` (regions per level, coarse to fine),
+    ``channels`` (widths in the model family's order, HSTL's ``[stem, stage1, ...]``) or ``fta`` (HSTL:
+    FTA after the first stage) cuts the model from a tree, as its family does it (``ModelFamily.cut``),
+    with the family's defaults for what is unset (for ``hstl-small``: ``casia-b-paper``, ``(2, 4)``,
+    ``(8, 16, 32)``, FTA on). Classes come from the training set. ``options`` are further keyword
+    overrides: spec fields for a registered model, the family's tree options for a tree-cut one.
     """
 
     name: str = "hstl-small"
@@ -77,11 +78,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError("model.name is empty; name a registered model (see `workbench models list`)")
-        if self.from_tree and self.name != "hstl-small":
-            raise ValueError(
-                f"model.tree/cuts/channels/fta build an HSTL from a partition tree (the 'hstl-small' family), "
-                f"but model.name is {self.name!r}; drop them or set model.name='hstl-small'"
-            )
+        if self.from_tree:
+            self.cut_spec(1)  # a model its family cannot cut from a tree fails here, naming the fix
         if self.channels is not None:
             _positive("model", **{f"channels[{i}]": c for i, c in enumerate(self.channels)})
 
@@ -89,6 +87,13 @@ class ModelConfig:
     def from_tree(self) -> bool:
         """True when the model is built from a partition tree rather than taken from the registry as is."""
         return any(v is not None for v in (self.tree, self.cuts, self.channels, self.fta))
+
+    def cut_spec(self, num_classes: int) -> Any:
+        """The spec of this tree-cut model with ``num_classes`` classes (``from_tree`` configs only)."""
+        from workbench.models import TreeCut, model_family
+
+        cut = TreeCut(tree=self.tree, cuts=self.cuts, channels=self.channels, fta=self.fta)
+        return model_family(self.name).cut(self.name, cut, num_classes, self.options)
 
 
 @dataclass(frozen=True)
