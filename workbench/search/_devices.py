@@ -1,9 +1,14 @@
-"""Which GPU each study worker on this machine trains on.
+"""Which GPU, and how many CPU threads, each study worker on this machine uses.
 
 A worker sees one GPU: ``CUDA_VISIBLE_DEVICES`` is set in its environment before it starts (and so
 before torch initialises CUDA), and inside it that GPU is ``cuda:0``. Without ``--gpus``, worker ``i``
 of ``N`` takes GPU ``i mod G``; ``--gpus 0,2`` restricts (and orders) the GPUs used. GPU numbers are
 those this process sees: when ``CUDA_VISIBLE_DEVICES`` is already set, they index that list.
+
+CPU threads: torch gives every process as many threads as the machine has cores, so N workers would run
+N times too many threads and slow each other down. Each spawned worker gets ``OMP_NUM_THREADS`` = its
+share of the cores this process may use (at least one), unless ``OMP_NUM_THREADS`` is already set, which
+then holds for every worker.
 """
 
 from __future__ import annotations
@@ -14,6 +19,23 @@ from contextlib import contextmanager
 
 #: The environment variable CUDA reads once, when a process first uses it.
 VISIBLE = "CUDA_VISIBLE_DEVICES"
+
+#: The environment variable torch reads for its CPU thread count when it is imported.
+THREADS = "OMP_NUM_THREADS"
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the system has one)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
+
+
+def worker_threads(workers: int, cores: int, inherited: str | None) -> int | None:
+    """CPU threads for each of ``workers`` spawned workers sharing ``cores`` cores; ``None`` leaves the
+    inherited ``OMP_NUM_THREADS`` (the user's choice) in place."""
+    if inherited:
+        return None
+    return max(1, cores // max(1, workers))
 
 
 def visible_gpus() -> list[str]:
@@ -62,20 +84,18 @@ def parse_gpus(text: str) -> list[int]:
 
 
 @contextmanager
-def visible_devices(value: str | None) -> Iterator[None]:
-    """Set ``CUDA_VISIBLE_DEVICES`` to ``value`` (unchanged when ``None``) for the block, then restore it.
-
-    A process started inside the block inherits the setting.
-    """
-    if value is None:
-        yield
-        return
-    before = os.environ.get(VISIBLE)
-    os.environ[VISIBLE] = value
+def visible_devices(value: str | None, threads: int | None = None) -> Iterator[None]:
+    """Set ``CUDA_VISIBLE_DEVICES`` to ``value`` and ``OMP_NUM_THREADS`` to ``threads`` (each unchanged
+    when ``None``) for the block, then restore them. A process started inside the block inherits them."""
+    changes = {name: v for name, v in ((VISIBLE, value), (THREADS, None if threads is None else str(threads)))
+               if v is not None}
+    before = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop(VISIBLE, None)
-        else:
-            os.environ[VISIBLE] = before
+        for name, old in before.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old

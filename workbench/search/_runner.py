@@ -17,7 +17,15 @@ from optuna.trial import TrialState
 
 from workbench._process import follow_parent, sigterm_as_interrupt
 from workbench.search._config import StudyConfig, load_study_config
-from workbench.search._devices import VISIBLE, visible_devices, visible_gpus, worker_gpus
+from workbench.search._devices import (
+    THREADS,
+    VISIBLE,
+    usable_cores,
+    visible_devices,
+    visible_gpus,
+    worker_gpus,
+    worker_threads,
+)
 from workbench.search._heartbeat import Heartbeat, count_trials, reap_stale_trials
 from workbench.search._prepare import PreparedStudy, prepare_study
 from workbench.search._sampling import DUPLICATE_OF_KEY, check_grid_budget, count_repeats, create_sampler
@@ -302,10 +310,16 @@ def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, d
                         args=(str(study_file), url, budget, i, deadline, str(project), since))
             for i in range(workers)
         ]
+        cores = usable_cores()
+        threads = worker_threads(workers, cores, os.environ.get(THREADS))
+        if threads is None:
+            log.info("%d workers, %s CPU threads each (OMP_NUM_THREADS)", workers, os.environ[THREADS])
+        else:
+            log.info("%d workers share %d CPU cores: %d thread(s) each", workers, cores, threads)
         for i, (proc, device) in enumerate(zip(procs, devices, strict=True)):
             if device is not None:
                 log.info("worker %d trains on GPU %s", i, device)
-            with visible_devices(device):  # the spawned worker inherits it before it imports torch
+            with visible_devices(device, threads):  # the spawned worker inherits both before it imports torch
                 proc.start()
         try:
             for proc in procs:
