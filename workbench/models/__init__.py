@@ -9,6 +9,9 @@ Example::
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from workbench.models._family import GaitModel, ModelFamily, ModelSpec, SpecError, SpecFields, TreeCut
 from workbench.models._gaitgs import (
     GAITGS_128_SPEC,
@@ -120,3 +123,12 @@ __all__ = [
     "spec_from_state_dict",
     "unpickling_refusal",
 ]
+
+
+def _import_family_modules() -> None:
+    """Import every module of this package, so that a family module added to it registers its family and presets."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_family_modules()

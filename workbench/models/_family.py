@@ -160,7 +160,8 @@ class ModelFamily:
     gives (HSTL adds its whole-body stage), as logged and compared; ``narrow(spec) -> overrides``:
     the smallest widths that keep the spec's structure (the registered-model tests and quick CPU
     checks build it); ``export``: write an OpenGait checkpoint and model_cfg, where the family has
-    one (``export(model, checkpoint_path, model_cfg_path, **options)``).
+    one (``export(model, checkpoint_path, model_cfg_path, **options)``); ``tree_models``: the registered
+    models ``cut`` accepts (``None``: all of the family's), so configs are checked before any tree is read.
     """
 
     name: str
@@ -171,3 +172,13 @@ class ModelFamily:
     narrow: Callable[[Any], dict[str, Any]]
     description: str = ""
     export: Exporter | None = None
+    tree_models: tuple[str, ...] | None = None
+
+    def check_tree_model(self, name: str) -> None:
+        """Raise ``ValueError`` naming the fix when ``name`` is not a model this family cuts from a tree."""
+        if self.tree_models is not None and name not in self.tree_models:
+            allowed = ", ".join(repr(m) for m in self.tree_models)
+            raise ValueError(
+                f"model.tree/cuts/channels/fta cut a model from a partition tree, but the {self.name} family cuts "
+                f"only {allowed}, and model.name is {name!r}; drop them or set model.name to {allowed}"
+            )

@@ -62,11 +62,7 @@ PRESET_SPECS: dict[str, HSTLSpec] = {
 
 def _cut(name: str, cut: TreeCut, num_classes: int | None, options: Mapping[str, Any]) -> HSTLSpec:
     """``hstl-small`` with its stages cut from a tree; the public presets keep the paper's splits."""
-    if name != "hstl-small":
-        raise ValueError(
-            f"model.tree/cuts/channels/fta build an HSTL from a partition tree (the 'hstl-small' model), "
-            f"but model.name is {name!r}; drop them or set model.name='hstl-small'"
-        )
+    HSTL_FAMILY.check_tree_model(name)
     fields: dict[str, Any] = {**options} if num_classes is None else {**options, "num_classes": num_classes}
     return HSTLSpec.from_tree(
         cut.tree if cut.tree is not None else SMALL_TREE,
@@ -109,6 +105,7 @@ HSTL_FAMILY = register_family(
         narrow=_narrow,
         description="HSTL (ICCV 2023): ARME stages over nested height regions, ASTP, FTA, GeM-HPP",
         export=_export,
+        tree_models=("hstl-small",),
     )
 )
 

@@ -79,7 +79,9 @@ class ModelConfig:
         if not self.name:
             raise ValueError("model.name is empty; name a registered model (see `workbench models list`)")
         if self.from_tree:
-            self.cut_spec(1)  # a model its family cannot cut from a tree fails here, naming the fix
+            from workbench.models import model_family
+
+            model_family(self.name).check_tree_model(self.name)
         if self.channels is not None:
             _positive("model", **{f"channels[{i}]": c for i, c in enumerate(self.channels)})
 
