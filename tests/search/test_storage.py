@@ -72,6 +72,8 @@ def test_unknown_scheme_is_refused() -> None:
 # so they guard against it coming back rather than prove its absence. Three keep the cost down (each
 # opener pays seconds of imports).
 OPENERS = 3
+# A pool whose worker dies mid-task waits for ever; a lost opener fails the test instead.
+OPEN_TIMEOUT = 300
 
 
 def _open_and_create(url: str, name: str) -> str:
@@ -85,7 +87,7 @@ def test_processes_opening_one_fresh_sqlite_file_at_once_all_succeed(tmp_path: P
     url = f"sqlite:///{tmp_path / 'fresh' / 'optuna.db'}"
     context = multiprocessing.get_context("spawn")
     with context.Pool(OPENERS) as pool:
-        names = pool.starmap(_open_and_create, [(url, "shared")] * OPENERS)
+        names = pool.starmap_async(_open_and_create, [(url, "shared")] * OPENERS).get(timeout=OPEN_TIMEOUT)
     assert names == ["shared"] * OPENERS
     assert [s.study_name for s in optuna.get_all_study_summaries(open_storage(url))] == ["shared"]
 
@@ -103,7 +105,7 @@ def test_workers_opening_one_fresh_postgresql_database_at_once_all_succeed() -> 
     url = base.rsplit("/", 1)[0] + f"/{name}"
     try:
         with multiprocessing.get_context("spawn").Pool(OPENERS) as pool:
-            names = pool.starmap(_open_and_create, [(url, "shared")] * OPENERS)
+            names = pool.starmap_async(_open_and_create, [(url, "shared")] * OPENERS).get(timeout=OPEN_TIMEOUT)
         assert names == ["shared"] * OPENERS
     finally:
         admin.cursor().execute(f"DROP DATABASE {name} WITH (FORCE)")
