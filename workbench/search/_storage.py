@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import importlib.util
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -153,7 +152,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     meant for one process; a database server is for several machines. A file that is there but is
     not a store of that kind (a text file, an image) is refused before the storage touches it.
     """
-    from workbench.tracking import redact_uri
+    from workbench.tracking import redact_uri, with_postgres_driver
 
     problem = _store_file_problem(url)
     if problem is not None:
@@ -173,7 +172,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             with sqlite_creation_lock(database):
                 return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
         if url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "mysql"):
-            return _open_server_storage(_with_driver(url))
+            return _open_server_storage(with_postgres_driver(url))
     except Exception as exc:  # the storage's own errors vary by backend; name the URL and the fix
         fix = _FILE_FIX if url.startswith(("journal:", "sqlite:")) else _SERVER_FIX
         raise StorageError(f"cannot open Optuna storage {redact_uri(url)!r}: {_first_line(exc)}. {fix}") from exc
@@ -181,10 +180,3 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         f"unknown Optuna storage {redact_uri(url)!r}; use sqlite:///ABS/PATH.db, journal:/ABS/PATH.journal, "
         "or postgresql://user@host:port/db"
     )
-
-
-def _with_driver(url: str) -> str:
-    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2, so name it.
-    if not url.startswith("postgresql://") or importlib.util.find_spec("psycopg") is not None:
-        return url
-    return "postgresql+psycopg2://" + url[len("postgresql://"):]

@@ -59,6 +59,7 @@ from workbench.tracking._store import (
     resolve_tracking_uri,
     sqlite_file_problem,
     ui_hint,
+    with_postgres_driver,
 )
 from workbench.tracking._trees import SPLIT_FOLDERS, compare_logged_trees, run_evaluations, tree_groups
 from workbench.tracking._values import format_value, sanitize_key
@@ -109,4 +110,5 @@ __all__ = [
     "tree_label",
     "trial_label",
     "ui_hint",
+    "with_postgres_driver",
 ]

@@ -101,7 +101,7 @@ def resolve_tracking_uri(uri: str | None, project_dir: str | Path = ".", *, chec
     elif scheme in ("http", "https"):
         resolved = text.rstrip("/")
     elif scheme.split("+")[0] in _SQL_SCHEMES:
-        resolved = _with_driver(text)
+        resolved = with_postgres_driver(text)
     elif scheme == "postgres":
         raise TrackingError(
             f"tracking URI {redact_uri(text)!r}: SQLAlchemy needs the scheme 'postgresql://', not 'postgres://'"
@@ -123,14 +123,16 @@ def resolve_tracking_uri(uri: str | None, project_dir: str | Path = ".", *, chec
     return resolved
 
 
-def _with_driver(uri: str) -> str:
-    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the project ships psycopg2, so name it.
+def with_postgres_driver(uri: str) -> str:
+    """``uri`` with the psycopg2 driver named when it is a bare ``postgresql://`` and psycopg 3 is absent.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3; the project ships psycopg2. MLflow's
+    tracking store and Optuna's storage both open their URI through this.
+    """
     if _scheme(uri) != "postgresql" or importlib.util.find_spec("psycopg") is not None:
         return uri
     if importlib.util.find_spec("psycopg2") is None:
-        raise TrackingError(
-            f"tracking URI {redact_uri(uri)!r}: no PostgreSQL driver is installed; pip install psycopg2-binary"
-        )
+        raise TrackingError(f"{redact_uri(uri)!r}: no PostgreSQL driver is installed; pip install psycopg2-binary")
     return "postgresql+psycopg2" + uri[len("postgresql"):]
 
 
