@@ -12,7 +12,6 @@ from pathlib import Path
 import torch
 
 from workbench.training import load_train_config
-from workbench.training._builders import build_model
 
 REPO = Path(__file__).resolve().parents[2]
 CPU_EXAMPLE = REPO / "docs" / "examples" / "train-synthetic-cpu.toml"
@@ -23,7 +22,7 @@ def test_cpu_example_config_loads_and_builds() -> None:
     assert config.device == "cpu" and config.model.name == "hstl-small"
     assert config.data.is_builtin and config.data.synthetic == "default"
     assert config.model.options == {"downsample_before": [0]}
-    model = build_model(config.model, num_classes=30)
+    model = config.model.build(num_classes=30)
     out = model(torch.rand(2, 8, 64, 44))
     # casia-b-paper cut at (2, 4) regions: 1 + 2 + 2 + 4 ASTP parts plus 32 HPP rows after halving.
     assert out.embeddings.shape == (2, 32, 41)

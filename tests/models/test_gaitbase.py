@@ -11,7 +11,7 @@ import torch
 from workbench.cli import main
 from workbench.models import SpecError, TreeCut, create_model, get_family, model_family
 from workbench.models._gaitbase import GaitBase, GaitBaseSpec
-from workbench.training import ModelConfig, build_model, load_for_inference
+from workbench.training import ModelConfig, load_for_inference
 
 
 def tiny(**overrides: object) -> GaitBase:
@@ -119,7 +119,7 @@ def test_the_family_cuts_trains_and_logs_like_the_others() -> None:
     spec = family.cut("gaitbase-small", TreeCut(tree="casia-b-paper", cuts=(2, 4), channels=(4, 4, 8, 8)), 3, {})
     assert (spec.part_list, spec.channels, spec.num_classes) == ((2, 8, 4, 2), (4, 4, 8, 8), 3)
     with torch.device("meta"):
-        model = build_model(ModelConfig(name="gaitbase-small", tree="casia-b-paper", cuts=(2, 4), fta=True), 7)
+        model = ModelConfig(name="gaitbase-small", tree="casia-b-paper", cuts=(2, 4), fta=True).build(7)
     assert isinstance(model, GaitBase) and model.spec.part_list == (2, 8, 4, 2) and model.spec.num_classes == 7
 
 

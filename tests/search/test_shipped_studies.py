@@ -9,7 +9,6 @@ import torch
 
 from workbench.search import TrialChoice, check_candidates, load_candidates, load_study_config
 from workbench.search._space import trial_train_config
-from workbench.training import build_model
 
 STUDIES = sorted((Path(__file__).resolve().parents[2] / "studies").glob("*.toml"))
 
@@ -43,7 +42,7 @@ def test_paper_choice_rebuilds_the_public_model(study: str, tree: str, cuts: tup
                          frames=30, fta=True)
     train = trial_train_config(config, choice, candidates, tmp_path, "unused", "split.json")
     with torch.device("meta"):
-        model = build_model(train.model, num_classes=classes)
+        model = train.model.build(num_classes=classes)
     assert sum(p.numel() for p in model.parameters()) == params
 
 
@@ -56,7 +55,7 @@ def test_model_families_get_their_own_overrides_and_tree_parts(tmp_path: Path) -
                              fta=True, model=family)
         train = trial_train_config(config, choice, candidates, tmp_path, "unused", "split.json")
         with torch.device("meta"):
-            built[family] = (train, build_model(train.model, num_classes=10))
+            built[family] = (train, train.model.build(num_classes=10))
     hstl_train, hstl = built["hstl-small"]
     gaitgs_train, gaitgs = built["gaitgs-small"]
     assert type(hstl).__name__ == "HSTL" and type(gaitgs).__name__ == "GaitGS"

@@ -13,7 +13,6 @@ from workbench.training import (
     ModelConfig,
     SchedulerConfig,
     TrainConfig,
-    build_model,
     build_optimizer,
     build_scheduler,
     load_train_config,
@@ -84,8 +83,8 @@ def test_example_config_loads() -> None:
 
 
 def test_build_model_from_registry_and_from_tree() -> None:
-    registry = build_model(ModelConfig(), num_classes=5)
-    tree_built = build_model(ModelConfig(tree="uniform-64", cuts=(2, 4), channels=(2, 2, 4), fta=False), 3)
+    registry = ModelConfig().build(num_classes=5)
+    tree_built = ModelConfig(tree="uniform-64", cuts=(2, 4), channels=(2, 2, 4), fta=False).build(3)
     x = torch.rand(2, 4, 64, 44)
     with torch.no_grad():
         out = tree_built(x)
@@ -93,7 +92,7 @@ def test_build_model_from_registry_and_from_tree() -> None:
     assert out.embeddings.shape[1] == 4
     assert sum(p.numel() for p in tree_built.parameters()) < sum(p.numel() for p in registry.parameters())
     with pytest.raises(ValueError, match="num_classes"):
-        build_model(ModelConfig(), num_classes=0)
+        ModelConfig().build(num_classes=0)
 
 
 def test_optimizer_and_scheduler() -> None:

@@ -221,12 +221,11 @@ def _model_cost(config: StudyConfig, prepared: PreparedStudy, train_config: Trai
     import torch
 
     from workbench.data import read_partition
-    from workbench.training import build_model
 
     classes = len(read_partition(prepared.split_path).train)
     with torch.device("meta"):
-        spec = getattr(build_model(train_config.model, classes), "spec", None)
-    model = spec if spec is not None else build_model(train_config.model, classes)
+        spec = getattr(train_config.model.build(classes), "spec", None)
+    model = spec if spec is not None else train_config.model.build(classes)
     return spec, _cost(model, config, train_config)
 
 

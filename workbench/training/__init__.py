@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from workbench.training._batches import TrainBatch, TrainData, shard_slice, step_rng
 from workbench.training._builders import (
-    build_model,
     build_optimizer,
     build_scheduler,
     release_memory,
@@ -87,7 +86,6 @@ __all__ = [
     "Trainer",
     "TrainingCallback",
     "TripletLossOutput",
-    "build_model",
     "build_optimizer",
     "build_scheduler",
     "build_train_data",

@@ -1,4 +1,4 @@
-"""Build the device, optimizer and scheduler of a run from its config."""
+"""Build the device, optimizer and scheduler of a run from its config (``ModelConfig.build`` builds its model)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from workbench.training._config import ModelConfig, OptimizerConfig, SchedulerConfig
+from workbench.training._config import OptimizerConfig, SchedulerConfig
 from workbench.training._distributed import DistributedContext
 
 
@@ -65,15 +65,3 @@ def build_optimizer(parameters: Iterable[nn.Parameter], config: OptimizerConfig)
 def build_scheduler(optimizer: torch.optim.Optimizer, config: SchedulerConfig) -> torch.optim.lr_scheduler.LRScheduler:
     """MultiStepLR stepped once per iteration."""
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(config.milestones), gamma=config.gamma)
-
-
-def build_model(config: ModelConfig, num_classes: int) -> nn.Module:
-    """The model ``config`` describes, with ``num_classes`` output classes."""
-    from workbench.models import build_model as build_spec
-    from workbench.models import create_model
-
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
-    if not config.from_tree:
-        return create_model(config.name, num_classes=num_classes, **config.options)
-    return build_spec(config.cut_spec(num_classes))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from workbench.training._losses import LossConfig
+
+if TYPE_CHECKING:
+    from torch import nn
 
 #: ``data.path`` value that means "render the built-in synthetic set into the output directory".
 BUILTIN_DATA = "synthetic"
@@ -90,12 +93,16 @@ class ModelConfig:
         """True when the model is built from a partition tree rather than taken from the registry as is."""
         return any(v is not None for v in (self.tree, self.cuts, self.channels, self.fta))
 
-    def cut_spec(self, num_classes: int) -> Any:
-        """The spec of this tree-cut model with ``num_classes`` classes (``from_tree`` configs only)."""
-        from workbench.models import TreeCut, model_family
+    def build(self, num_classes: int) -> nn.Module:
+        """The model this config describes, with ``num_classes`` output classes."""
+        from workbench.models import TreeCut, build_model, create_model, model_family
 
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if not self.from_tree:
+            return create_model(self.name, num_classes=num_classes, **self.options)
         cut = TreeCut(tree=self.tree, cuts=self.cuts, channels=self.channels, fta=self.fta)
-        return model_family(self.name).cut(self.name, cut, num_classes, self.options)
+        return build_model(model_family(self.name).cut(self.name, cut, num_classes, self.options))
 
 
 @dataclass(frozen=True)

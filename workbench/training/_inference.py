@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from workbench.config import ConfigError, from_dict, load_config, to_dict
-from workbench.training._builders import build_model
 from workbench.training._checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -56,7 +55,7 @@ def load_for_inference(
         config = from_dict(TrainConfig, state.get("config"), where=str(checkpoint))
     except ConfigError as exc:
         raise CheckpointError(f"{checkpoint}: stored config does not load ({exc})") from exc
-    model = build_model(config.model, int(state["num_classes"]))
+    model = config.model.build(int(state["num_classes"]))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -123,7 +122,7 @@ def _builds(config: ModelConfig, spec: HSTLSpec) -> bool:
     try:
         # Meta tensors: the shapes without the weights, so checking a large network costs nothing.
         with torch.device("meta"):
-            built = build_model(config, spec.num_classes)
+            built = config.build(spec.num_classes)
     except (SpecError, ValueError, TypeError):
         return False
     return getattr(built, "spec", None) == spec

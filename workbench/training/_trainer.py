@@ -16,7 +16,6 @@ from workbench.config import dump_config, to_dict
 from workbench.models import autocast
 from workbench.training._batches import TrainBatch, TrainData
 from workbench.training._builders import (
-    build_model,
     build_optimizer,
     build_scheduler,
     resolve_device,
@@ -159,7 +158,7 @@ class Trainer:
             data = build_train_data(self.config, ctx, device)
         model = self.model
         if model is None:
-            model = build_model(self.config.model, data.num_classes)
+            model = self.config.model.build(data.num_classes)
         self.data, self.model = data, model
         return data, model
 
