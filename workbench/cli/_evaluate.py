@@ -103,13 +103,11 @@ def _save(result: Any, out: Path | None, extra: dict[str, Any]) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Handler of ``workbench evaluate``."""
-    import torch
-
     from workbench.cli import CLIError, checkpoint_error
     from workbench.cli._import import reported_guesses, tree_option
     from workbench.data import DataError
     from workbench.evaluation import evaluate_model
-    from workbench.models import autocast, resolve_amp
+    from workbench.models import autocast, resolve_amp, resolve_device
     from workbench.training import CheckpointError, load_for_inference
 
     if args.batch_size < 1:
@@ -122,9 +120,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     _check_data(args.data)
     _check_out(args.out, args.save_embeddings)
     tree = tree_option(args.tree)
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise CLIError(f"--device {args.device}: {exc}") from exc
     try:
         autocast(device, args.amp)
     except (ValueError, RuntimeError) as exc:

@@ -15,10 +15,9 @@ from workbench.cost._step import (
     check_shape,
     left_as_found,
     random_input,
-    resolve_device,
     run_step,
 )
-from workbench.models import autocast
+from workbench.models import autocast, resolve_device
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,8 +15,8 @@ from workbench.cost._latency import WARMUP_STEPS, measure_latency
 from workbench.cost._memory import measure_peak_memory
 from workbench.cost._params import count_parameters
 from workbench.cost._source import as_recipe, source_label
-from workbench.cost._step import check_mode, check_shape, resolve_device
-from workbench.models import autocast, check_amp, resolve_amp
+from workbench.cost._step import check_mode, check_shape
+from workbench.models import autocast, check_amp, resolve_amp, resolve_device
 
 MEASURES: tuple[str, ...] = ("params", "flops", "latency", "memory")
 

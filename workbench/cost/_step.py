@@ -31,21 +31,6 @@ def check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Turn ``cpu``, ``cuda``, ``cuda:1`` or ``auto`` into a usable device; ``auto`` prefers CUDA."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r}: expected cpu, cuda, cuda:N or auto") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r}: CUDA is not available on this machine; use --device cpu or auto")
-    if resolved.type not in ("cpu", "cuda"):
-        raise ValueError(f"device={device!r}: only cpu and cuda are supported")
-    return resolved
-
-
 def random_input(input_shape: Sequence[int], device: torch.device, seed: int = 0) -> torch.Tensor:
     """Silhouette-like input in [0, 1]: ``x: float32 input_shape`` (``[n, s, h, w]`` for HSTL)."""
     generator = torch.Generator().manual_seed(seed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+from workbench.models._device import resolve_device
 from workbench.models._family import GaitModel, ModelFamily, ModelSpec, SpecError, SpecFields, TreeCut
 from workbench.models._gaitgs import (
     GAITGS_128_SPEC,
@@ -118,6 +119,7 @@ __all__ = [
     "register_family",
     "register_model",
     "resolve_amp",
+    "resolve_device",
     "resolve_tree",
     "spec_from_model_cfg",
     "spec_from_state_dict",

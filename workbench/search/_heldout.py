@@ -131,7 +131,8 @@ def _trial_folder(trial: FrozenTrial, config: StudyConfig) -> Path:
 def _evaluate_folder(config: StudyConfig, prepared: PreparedStudy, folder: Path, number: int) -> Any:
     """The test result of the final model in one replicate folder (computed once, then read back)."""
     from workbench.evaluation import evaluate_model, load_result
-    from workbench.training import latest_checkpoint, load_for_inference, resolve_device
+    from workbench.models import resolve_device
+    from workbench.training import latest_checkpoint, load_for_inference
 
     out = folder / SPLIT_FOLDERS["test"]
     if (out / "subject_scores.npz").is_file():

@@ -15,7 +15,6 @@ from workbench.training._builders import (
     build_optimizer,
     build_scheduler,
     release_memory,
-    resolve_device,
     seed_everything,
 )
 from workbench.training._callbacks import (
@@ -104,7 +103,6 @@ __all__ = [
     "prune_checkpoints",
     "release_memory",
     "render_builtin",
-    "resolve_device",
     "restore_rng_state",
     "save_checkpoint",
     "seed_everything",

@@ -11,24 +11,6 @@ import torch
 from torch import nn
 
 from workbench.training._config import OptimizerConfig, SchedulerConfig
-from workbench.training._distributed import DistributedContext
-
-
-def resolve_device(choice: str, context: DistributedContext | None = None) -> torch.device:
-    """``"auto"``: this rank's CUDA device when there is one, else the CPU; ``"cuda"`` fails without one."""
-    local = context.local_rank if context is not None else 0
-    if choice == "cpu":
-        return torch.device("cpu")
-    if choice in ("auto", "cuda"):
-        if torch.cuda.is_available():
-            count = torch.cuda.device_count()
-            if local >= count:
-                raise ValueError(f"LOCAL_RANK={local} but only {count} CUDA device(s); start fewer processes")
-            return torch.device("cuda", local)
-        if choice == "cuda":
-            raise ValueError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
-        return torch.device("cpu")
-    raise ValueError(f"device {choice!r} is not one of 'auto', 'cpu', 'cuda'")
 
 
 def release_memory() -> None:

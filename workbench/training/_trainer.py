@@ -13,12 +13,11 @@ import torch.distributed as dist
 from torch import nn
 
 from workbench.config import dump_config, to_dict
-from workbench.models import autocast
+from workbench.models import autocast, resolve_device
 from workbench.training._batches import TrainBatch, TrainData
 from workbench.training._builders import (
     build_optimizer,
     build_scheduler,
-    resolve_device,
     seed_everything,
 )
 from workbench.training._callbacks import (
@@ -131,7 +130,7 @@ class Trainer:
     def fit(self, resume: bool | str | Path = False) -> TrainResult:
         """Run until ``config.iterations``; ``resume=True`` continues from the newest checkpoint, a path from that file."""
         ctx = self.context = self.context or context_from_env()
-        device = resolve_device(self.config.device, ctx)
+        device = resolve_device(self.config.device, ctx.local_rank)
         created = init_process_group(ctx, device, self.config.distributed_timeout_minutes)
         if device.type == "cuda":
             # Training batches have one shape (frames x height x width), so cuDNN's autotuner pays.
