@@ -13,7 +13,8 @@ def _boundaries(split: Sequence[int]) -> list[int]:
     return [int(b) for b in np.cumsum(split)[:-1]]
 
 
-def _check_split(split: Sequence[int], what: str = "split") -> list[int]:
+def _region_sizes(split: Sequence[int], what: str = "split") -> list[int]:
+    """The region heights of ``split`` as ints; empty splits and empty regions raise naming ``what``."""
     sizes = [int(s) for s in split]
     if not sizes:
         raise ValueError(f"{what} is empty; give at least one region height, e.g. [64]")
@@ -24,8 +25,8 @@ def _check_split(split: Sequence[int], what: str = "split") -> list[int]:
 
 def refines(coarse: Sequence[int], fine: Sequence[int]) -> bool:
     """Whether every region of ``coarse`` is a union of consecutive regions of ``fine``."""
-    coarse_sizes = _check_split(coarse, "coarse split")
-    fine_sizes = _check_split(fine, "fine split")
+    coarse_sizes = _region_sizes(coarse, "coarse split")
+    fine_sizes = _region_sizes(fine, "fine split")
     if sum(coarse_sizes) != sum(fine_sizes):
         return False
     return set(_boundaries(coarse_sizes)) <= set(_boundaries(fine_sizes))
@@ -69,7 +70,7 @@ def rescale_split(split: Sequence[int], height: int) -> list[int]:
 
     Example: ``rescale_split([8, 32, 16, 8], 32) == [4, 16, 8, 4]``.
     """
-    sizes = _check_split(split)
+    sizes = _region_sizes(split)
     if height < 1:
         raise ValueError(f"target height must be >= 1, got {height}")
     return _sizes(_place_boundaries(_boundaries(sizes), sum(sizes), height), height)
@@ -83,7 +84,7 @@ def rescale_cuts(cuts: Sequence[Sequence[int]], height: int) -> list[list[int]]:
     """
     if not cuts:
         return []
-    checked = [_check_split(c, f"cut {i}") for i, c in enumerate(cuts)]
+    checked = [_region_sizes(c, f"cut {i}") for i, c in enumerate(cuts)]
     total = sum(checked[0])
     for i, c in enumerate(checked):
         if sum(c) != total:
