@@ -13,7 +13,16 @@ import importlib
 import pkgutil
 
 from workbench.models._device import resolve_device
-from workbench.models._family import GaitModel, ModelFamily, ModelSpec, SpecError, SpecFields, TreeCut
+from workbench.models._family import (
+    GaitModel,
+    ImportedWeights,
+    ModelFamily,
+    ModelSpec,
+    Rebuild,
+    SpecError,
+    SpecFields,
+    TreeCut,
+)
 from workbench.models._gaitgs import (
     GAITGS_128_SPEC,
     GAITGS_SMALL_SPEC,
@@ -89,9 +98,11 @@ __all__ = [
     "GeMHPP",
     "GuessedSplitsWarning",
     "HSTLSpec",
+    "ImportedWeights",
     "ModelFamily",
     "ModelOutput",
     "ModelSpec",
+    "Rebuild",
     "SeparateFCs",
     "SpecError",
     "SpecFields",

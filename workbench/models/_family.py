@@ -143,6 +143,36 @@ class TreeCut:
     fta: bool | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class Rebuild:
+    """One way a training config may rebuild a network: a registered model, cut from a tree or not.
+
+    ``tree_cut=None`` means the registered ``model`` with ``options`` as spec overrides; otherwise
+    ``options`` are the family's further tree options.
+    """
+
+    model: str
+    tree_cut: TreeCut | None = None
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportedWeights:
+    """A network read from a public checkpoint of another code base, its weights loaded.
+
+    ``tree``: the ``PartitionTree`` whose cuts gave its splits; ``rebuilds``: configs that may rebuild
+    it, most specific first (training keeps the first that builds the same spec).
+    """
+
+    model: nn.Module
+    tree: Any
+    rebuilds: tuple[Rebuild, ...]
+
+
+#: ``import_weights(loaded_checkpoint, tree_or_none, where) -> ImportedWeights | None`` (``None``: not this
+#: family's weights); a checkpoint of the family that does not fit raises ``SpecError``, ``FileNotFoundError``
+#: or ``RuntimeError``.
+Importer = Callable[[Mapping[str, Any], Any, str], ImportedWeights | None]
 #: ``cut(model_name, tree_cut, num_classes, options) -> spec`` (``num_classes=None``: the preset's)
 CutFromTree = Callable[[str, TreeCut, int | None, Mapping[str, Any]], Any]
 #: ``export(model, checkpoint_path, model_cfg_path, **options)``
@@ -160,8 +190,10 @@ class ModelFamily:
     gives (HSTL adds its whole-body stage), as logged and compared; ``narrow(spec) -> overrides``:
     the smallest widths that keep the spec's structure (the registered-model tests and quick CPU
     checks build it); ``export``: write an OpenGait checkpoint and model_cfg, where the family has
-    one (``export(model, checkpoint_path, model_cfg_path, **options)``); ``tree_models``: the registered
-    models ``cut`` accepts (``None``: all of the family's), so configs are checked before any tree is read.
+    one (``export(model, checkpoint_path, model_cfg_path, **options)``); ``import_weights``: read a
+    public checkpoint of the family (``Importer``), with ``import_hint`` saying what such a checkpoint
+    holds; ``tree_models``: the registered models ``cut`` accepts (``None``: all of the family's), so
+    configs are checked before any tree is read.
     """
 
     name: str
@@ -172,6 +204,8 @@ class ModelFamily:
     narrow: Callable[[Any], dict[str, Any]]
     description: str = ""
     export: Exporter | None = None
+    import_weights: Importer | None = None
+    import_hint: str = ""
     tree_models: tuple[str, ...] | None = None
 
     def check_tree_model(self, name: str) -> None:

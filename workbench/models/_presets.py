@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from workbench.models._family import ModelFamily, TreeCut
+from workbench.models._family import ImportedWeights, ModelFamily, Rebuild, TreeCut
 from workbench.models._hstl import HSTL
 from workbench.models._opengait_export import export_opengait
+from workbench.models._opengait_io import hstl_weights, resolve_tree, spec_from_state_dict
 from workbench.models._registry import register_family, register_model
 from workbench.models._spec import HSTLSpec, StageSpec
 
@@ -95,6 +96,48 @@ def _export(model: Any, checkpoint: Any, model_cfg: Any, **options: Any) -> None
     export_opengait(model, checkpoint, model_cfg, **options)
 
 
+def _import_weights(loaded: Mapping[str, Any], tree: Any, where: str) -> ImportedWeights | None:
+    """A public HSTL checkpoint's network; its split heights come from ``tree`` or the one paper tree that fits."""
+    weights = hstl_weights(loaded)
+    if weights is None:
+        return None
+    chosen = resolve_tree(weights, tree, where=where)
+    model = HSTL(spec_from_state_dict(weights, tree=chosen, where=where))
+    model.load_state_dict(weights)
+    return ImportedWeights(model, chosen, _rebuilds(model.spec, chosen))
+
+
+def _rebuilds(spec: HSTLSpec, tree: Any) -> tuple[Rebuild, ...]:
+    """``hstl-small`` cut from ``tree`` when it is a preset, then a registered HSTL with every spec field."""
+    from workbench.hierarchy import list_presets, preset_tree
+
+    rebuilds = []
+    fta = [i for i, stage in enumerate(spec.stages) if stage.fta]
+    if tree.name in list_presets() and tree == preset_tree(tree.name) and fta in ([], [0]):
+        options: dict[str, Any] = {
+            "input_height": spec.input_height,
+            "stem_convs": len(spec.stem_channels),
+            "downsample_before": list(spec.downsample_before),
+            "astp_channels": spec.astp_channels,
+            "project_last": spec.stages[-1].project,
+            "hpp_rows": spec.hpp_rows,
+        }
+        defaults = {"input_height": tree.n_rows, "stem_convs": 1, "downsample_before": [],
+                    "astp_channels": spec.stages[-1].channels[1], "project_last": False, "hpp_rows": None}
+        cut = TreeCut(
+            tree=tree.name,
+            cuts=tuple(len(stage.split) for stage in spec.stages),
+            channels=(spec.stem_channels[0], *(stage.channels[1] for stage in spec.stages)),
+            fta=bool(fta),
+        )
+        rebuilds.append(Rebuild("hstl-small", cut, {k: v for k, v in options.items() if v != defaults[k]}))
+    # Any other network: a registered HSTL carrying every spec field, so no tree file is needed.
+    overrides = spec.to_dict()
+    overrides.pop("num_classes")
+    rebuilds.append(Rebuild("hstl-casia-b", None, overrides))
+    return tuple(rebuilds)
+
+
 HSTL_FAMILY = register_family(
     ModelFamily(
         name="hstl",
@@ -105,6 +148,8 @@ HSTL_FAMILY = register_family(
         narrow=_narrow,
         description="HSTL (ICCV 2023): ARME stages over nested height regions, ASTP, FTA, GeM-HPP",
         export=_export,
+        import_weights=_import_weights,
+        import_hint="a public HSTL checkpoint (no 'arme1.<i>.conv3d.weight' and 'Head0.fc_bin' weights)",
         tree_models=("hstl-small",),
     )
 )

@@ -1,4 +1,4 @@
-"""Rebuild a trained model from a checkpoint for evaluation; import public HSTL checkpoints."""
+"""Rebuild a trained model from a checkpoint for evaluation; import public checkpoints of other code bases."""
 
 from __future__ import annotations
 
@@ -20,11 +20,7 @@ from workbench.training._config import ModelConfig, TrainConfig
 
 if TYPE_CHECKING:
     from workbench.hierarchy import PartitionTree
-    from workbench.models import HSTLSpec
-
-# An imported network that no tree-built config describes is stored as this registered HSTL with every
-# spec field overridden, so the checkpoint rebuilds it without any tree file.
-_SPEC_CARRIER = "hstl-casia-b"
+    from workbench.models import ImportedWeights
 
 
 def load_train_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> TrainConfig:
@@ -41,8 +37,9 @@ def load_for_inference(
 ) -> tuple[nn.Module, TrainConfig]:
     """The model of ``checkpoint`` (weights loaded, eval mode, on ``device``) and the config it trained with.
 
-    ``checkpoint`` is one written by ``workbench train`` / ``workbench import``, or a public HSTL
-    checkpoint, imported on the way (:func:`import_opengait`); ``tree`` chooses the latter's split heights.
+    ``checkpoint`` is one written by ``workbench train`` / ``workbench import``, or a public checkpoint
+    of a family with an importer (HSTL's), imported on the way (:func:`import_opengait`); ``tree``
+    chooses the latter's split heights.
     """
     state = read_checkpoint(checkpoint)
     if _is_workbench(state):
@@ -70,53 +67,58 @@ def import_opengait(
     tree: PartitionTree | str | Path | None = None,
     where: str | None = None,
 ) -> dict[str, Any]:
-    """A workbench checkpoint (what ``workbench train`` saves, without optimizer state) of a public HSTL checkpoint.
+    """A workbench checkpoint (what ``workbench train`` saves, without optimizer state) of a public checkpoint.
 
-    ``source`` is a file or a loaded checkpoint (``{'model': state_dict, ...}`` or a bare state dict).
-    The split heights come from ``tree`` (a ``PartitionTree``, preset name or tree JSON file), else from
-    the one matching paper tree, with a ``GuessedSplitsWarning`` (see ``workbench.models.resolve_tree``).
+    ``source`` is a file or a loaded checkpoint (``{'model': state_dict, ...}`` or a bare state dict) of a
+    model family with an importer (``ModelFamily.import_weights``: the public HSTL code's). The split
+    heights come from ``tree`` (a ``PartitionTree``, preset name or tree JSON file), else from the one
+    matching paper tree, with a ``GuessedSplitsWarning`` (see ``workbench.models.resolve_tree``).
     """
-    from workbench.models import HSTL, SpecError, hstl_weights, resolve_tree, spec_from_state_dict
+    from workbench.models import SpecError, get_family, list_families
 
     where = where or (str(source) if isinstance(source, (str, Path)) else "checkpoint")
     loaded = read_checkpoint(source) if isinstance(source, (str, Path)) else source
     if _is_workbench(loaded):
         raise CheckpointError(f"{where}: already a workbench checkpoint; pass it to `workbench evaluate` or a study as it is")
-    weights = hstl_weights(loaded)
-    if weights is None:
-        inner = loaded.get("model")
-        keys = [str(k) for k in (inner if isinstance(inner, Mapping) else loaded)][:3]
-        raise CheckpointError(
-            f"{where}: neither a workbench checkpoint (no 'config' entry) nor a public HSTL checkpoint (no "
-            f"'arme1.<i>.conv3d.weight' and 'Head0.fc_bin' weights; it holds {keys or 'nothing'}); pass a checkpoint "
-            "written by `workbench train` or `workbench import`, or one of the public HSTL code"
-        )
+    families = [get_family(name) for name in list_families()]
+    importers = [(family, family.import_weights) for family in families if family.import_weights is not None]
+    imported = None
     try:
-        chosen = resolve_tree(weights, tree, where=where)
-        model = HSTL(spec_from_state_dict(weights, tree=chosen, where=where))
-        model.load_state_dict(weights)
+        for _, import_weights in importers:
+            imported = import_weights(loaded, tree, where)
+            if imported is not None:
+                break
     except (SpecError, FileNotFoundError, RuntimeError) as exc:
         raise CheckpointError(str(exc)) from exc
-    spec = model.spec
+    if imported is None:
+        inner = loaded.get("model")
+        keys = [str(k) for k in (inner if isinstance(inner, Mapping) else loaded)][:3]
+        hints = " nor ".join(family.import_hint or f"a public {family.name} checkpoint" for family, _ in importers)
+        raise CheckpointError(
+            f"{where}: neither a workbench checkpoint (no 'config' entry) nor {hints or 'a public checkpoint'} (it "
+            f"holds {keys or 'nothing'}); pass a checkpoint written by `workbench train` or `workbench import`, or "
+            f"one of the public {' or '.join(family.name.upper() for family, _ in importers)} code"
+        )
+    spec: Any = imported.model.spec
     iteration = loaded.get("iteration")
     return {
         "format": CHECKPOINT_FORMAT,
-        "model": model.state_dict(),
+        "model": imported.model.state_dict(),
         "iteration": iteration if isinstance(iteration, int) and iteration >= 0 else 0,
-        "config": to_dict(TrainConfig(model=_model_config(spec, chosen, where))),
+        "config": to_dict(TrainConfig(model=_model_config(imported, where))),
         "num_classes": spec.num_classes,
         "imported": {
             "source": where,
             "format": "opengait",
-            "tree": chosen.name,
-            "tree_id": chosen.tree_id,
+            "tree": imported.tree.name,
+            "tree_id": imported.tree.tree_id,
             "tree_guessed": tree is None,
             "splits": spec.split_lists(),
         },
     }
 
 
-def _builds(config: ModelConfig, spec: HSTLSpec) -> bool:
+def _builds(config: ModelConfig, spec: Any) -> bool:
     from workbench.models import SpecError
 
     try:
@@ -128,34 +130,17 @@ def _builds(config: ModelConfig, spec: HSTLSpec) -> bool:
     return getattr(built, "spec", None) == spec
 
 
-def _model_config(spec: HSTLSpec, tree: PartitionTree, where: str) -> ModelConfig:
-    """The model config that rebuilds ``spec``: tree-built when ``tree`` is a preset, else the spec itself."""
-    from workbench.hierarchy import list_presets, preset_tree
-
-    fta = [i for i, stage in enumerate(spec.stages) if stage.fta]
-    if tree.name in list_presets() and tree == preset_tree(tree.name) and fta in ([], [0]):
-        options: dict[str, Any] = {
-            "input_height": spec.input_height,
-            "stem_convs": len(spec.stem_channels),
-            "downsample_before": list(spec.downsample_before),
-            "astp_channels": spec.astp_channels,
-            "project_last": spec.stages[-1].project,
-            "hpp_rows": spec.hpp_rows,
-        }
-        defaults = {"input_height": tree.n_rows, "stem_convs": 1, "downsample_before": [],
-                    "astp_channels": spec.stages[-1].channels[1], "project_last": False, "hpp_rows": None}
-        config = ModelConfig(
-            tree=tree.name,
-            cuts=tuple(len(stage.split) for stage in spec.stages),
-            channels=(spec.stem_channels[0], *(stage.channels[1] for stage in spec.stages)),
-            fta=bool(fta),
-            options={key: value for key, value in options.items() if value != defaults[key]},
-        )
+def _model_config(imported: ImportedWeights, where: str) -> ModelConfig:
+    """The first of the family's proposed configs that rebuilds the imported network's spec."""
+    spec: Any = imported.model.spec
+    for rebuild in imported.rebuilds:
+        cut = rebuild.tree_cut
+        options = dict(rebuild.options)
+        if cut is None:
+            config = ModelConfig(name=rebuild.model, options=options)
+        else:
+            config = ModelConfig(name=rebuild.model, tree=cut.tree, cuts=cut.cuts, channels=cut.channels,
+                                 fta=cut.fta, options=options)
         if _builds(config, spec):
             return config
-    overrides = spec.to_dict()
-    overrides.pop("num_classes")
-    config = ModelConfig(name=_SPEC_CARRIER, options=overrides)
-    if not _builds(config, spec):
-        raise CheckpointError(f"{where}: no workbench model config rebuilds this network ({spec.split_lists()})")
-    return config
+    raise CheckpointError(f"{where}: no workbench model config rebuilds this network ({spec.split_lists()})")
