@@ -87,9 +87,10 @@ class SearchSpace:
     """What each trial chooses. A single value pins a choice; more than one makes it searchable.
 
     ``models`` lists registered model families to choose among (empty: ``train.model.name``).
-    ``stage_cuts[i]`` lists the region counts allowed at level ``i`` (coarse to fine): HSTL's ARME
-    stages; for GaitGS the first level gives its strips and the last its parts. A trial's cuts must
-    grow from level to level, so cuts from one tree nest.
+    ``stage_cuts[i]`` lists the region counts allowed at level ``i`` (coarse to fine); each model's
+    family decides what it takes from the levels (``ModelFamily.cut``: HSTL one ARME stage per level,
+    GaitGS strips from the first and parts from the last, GaitBase parts from the last). A trial's cuts
+    must grow from level to level, so cuts from one tree nest. ``channels`` are in the family's order.
     """
 
     models: tuple[str, ...] = ()

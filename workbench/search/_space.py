@@ -95,8 +95,8 @@ def suggest(trial: optuna.trial.BaseTrial, space: SearchSpace, candidates: Seque
 
 
 #: User attribute of a trial: its regions per stage, every stage, as its model's family counts them
-#: (HSTL ``[1, 2, 4]`` with its whole-body stage; GaitGS ``[2, 4]``), as MLflow's ``cuts`` param and
-#: ``workbench compare`` show them.
+#: (``ModelFamily.levels``: ``[1, 2, 4]`` for a family with a whole-body stage), as MLflow's ``cuts``
+#: param and ``workbench compare`` show them.
 CUTS_KEY = "cuts"
 
 
@@ -137,8 +137,7 @@ def trial_train_config(config: StudyConfig, choice: TrialChoice, candidates: Map
     """
     base = config.train_for(choice.model) if choice.model else config.train
     cand = candidates[choice.tree]
-    # The model's family decides what it takes from the tree (HSTL: a split per stage; GaitGS: strips
-    # from the first level, parts from the last).
+    # The model's family decides what it takes from the tree and the cuts (ModelFamily.cut).
     model = dataclasses.replace(base.model, name=choice.model or base.model.name, tree=cand.source,
                                 cuts=choice.cuts, channels=choice.channels, fta=choice.fta)
     data = dataclasses.replace(base.data, path=data_path, frames=choice.frames, partition=partition, subset="train")
