@@ -102,11 +102,12 @@ def test_baseline_rejects_bad_components(tiny_data: Path, capsys: pytest.Capture
     assert "--components must be >= 1" in capsys.readouterr().err
 
 
-def test_command_line_precision_choices_are_the_library_ones() -> None:
-    from workbench.cli._choices import AMP
+def test_command_line_choices_are_the_library_registries() -> None:
+    from workbench.cli._choices import AMP, PROTOCOLS
+    from workbench.evaluation import list_protocols
     from workbench.models import AMP_CHOICES
 
-    assert AMP == AMP_CHOICES
+    assert tuple(AMP) == AMP_CHOICES and list(PROTOCOLS) == list_protocols()
 
 
 def test_evaluate_checks_its_output_before_any_inference(checkpoint: Path, tiny_data: Path, tmp_path: Path,

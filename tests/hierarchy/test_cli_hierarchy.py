@@ -72,14 +72,14 @@ def test_discover_on_synthetic_beats_the_uniform_tree(synthetic: Path, tmp_path:
 
 
 def test_cli_and_discover_tree_share_one_implementation(synthetic: Path, tmp_path: Path) -> None:
-    from workbench.cli._hierarchy import DEFAULT_DESCRIPTOR as CLI_DEFAULT
-
-    assert CLI_DEFAULT == DEFAULT_DESCRIPTOR
+    # The CLI keeps no default of its own: the library's applies.
+    assert build_parser().parse_args(["discover", "--data", "d", "--out", "t.json"]).descriptor is None
     out = tmp_path / "cli.json"
     assert main(["discover", "--data", str(synthetic), "--linkage", "average", "--bootstrap", "0",
                  "--out", str(out)]) == 0
     result = discover_tree(synthetic, linkage="average", rows=64, name="cli", progress=False)
     written = PartitionTree.load(out)
+    assert written.provenance["descriptor"] == DEFAULT_DESCRIPTOR
     assert written.tree_id == result.tree.tree_id and written.paper_cuts == result.tree.paper_cuts
     assert written.provenance["ground_truth"] == {k: v.as_dict() for k, v in (result.ground_truth or {}).items()}
     assert "stability" not in written.provenance and result.stability == []

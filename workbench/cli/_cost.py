@@ -39,8 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int,
                    help="untimed steps before timing (default 3: the CPU kernels and allocator settle first)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps (default 5)")
-    p.add_argument("--amp", choices=AMP, default="off",
-                   help="time latency and memory under autocast: bf16 (CUDA, or a CPU with bf16 units) or fp16 "
+    p.add_argument("--amp", choices=AMP, default="off", metavar="AMP",
+                   help="%(choices)s: time latency and memory under autocast: bf16 (CUDA, or a CPU with bf16 units) or fp16 "
                    "(CUDA) (default off)")
     p.add_argument("--threads", type=int, help="torch CPU threads for the measurements (default: torch's)")
     p.add_argument("--cuts", type=int, nargs="+", metavar="K",

@@ -7,12 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from workbench.cli._choices import AMP
+from workbench.cli._choices import AMP, DISTANCES, PROTOCOLS
 from workbench.cli._import import TREE_HELP
-
-# Kept here rather than read from the registry so that ``--help`` does not import torch.
-_PROTOCOLS = ("casia-b", "oumvlp", "grew", "gait3d", "synthetic")
-_METRICS = ("euclidean", "cosine")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="sequences per inference batch (default 8)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA if available)")
     p.add_argument("--frames", type=int, help="use only the first N frames of each sequence (default: all)")
-    p.add_argument("--amp", choices=AMP, default="off",
-                   help="run the model under autocast: bf16 (CUDA, or a CPU with bf16 units) or fp16 (CUDA); "
+    p.add_argument("--amp", choices=AMP, default="off", metavar="AMP",
+                   help="%(choices)s: run the model under autocast: bf16 (CUDA, or a CPU with bf16 units) or fp16 (CUDA); "
                    "embeddings stay float32 (default off)")
     p.add_argument("--save-embeddings", action="store_true", help="also write embeddings.npz into --out")
     p.set_defaults(func=run_evaluate)
@@ -57,10 +53,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _common(parser: argparse.ArgumentParser, default_protocol: str) -> None:
-    parser.add_argument("--protocol", choices=_PROTOCOLS, default=default_protocol,
-                        help=f"evaluation protocol (default {default_protocol})")
-    parser.add_argument("--metric", choices=_METRICS, default="euclidean",
-                        help="per-part distance (default euclidean)")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=default_protocol, metavar="PROTOCOL",
+                        help=f"evaluation protocol: %(choices)s (default {default_protocol})")
+    parser.add_argument("--metric", choices=DISTANCES, default="euclidean", metavar="METRIC",
+                        help="per-part distance: %(choices)s (default euclidean)")
     parser.add_argument("--partition", type=Path, help="partition JSON (default: DATA/partition.json)")
     parser.add_argument("--out", type=Path,
                         help="directory for summary.json, results.txt, subject_scores.npz and figures/CSV")

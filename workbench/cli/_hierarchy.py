@@ -6,29 +6,26 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from workbench.cli._choices import LINKAGES, ROW_METRICS, SILHOUETTE_DESCRIPTORS, LazyEpilogFormatter
+
 if TYPE_CHECKING:
     from workbench.hierarchy import CutComparison, PartitionTree, TreeSupport
 
 DEFAULT_KS = (2, 3, 4, 6, 8)
 
-DEFAULT_DESCRIPTOR = "row-articulation"  # workbench.hierarchy.DEFAULT_DESCRIPTOR, kept here so --help stays light
-
-_DESCRIPTOR_HELP = {
-    "row-articulation": "row-coherence plus the coherence of each row's edge tilt, equal weight per block (rows "
-    "of one rigid segment lean together, so joints show even where the width does not change; the default)",
-    "row-coherence": "correlation of each row's temporal signals with every other row's (rows of one rigid "
-    "part move together)",
-    "row-spectrum": "magnitude spectrum bands of each row's occupancy, edges, centroid and change (phase-free)",
-    "row-stats": "mean, spread, range and speed of each row's occupancy, edges, centroid and change",
-    "activation-stats": "per-row channel statistics of model activations [c, s, h, w] (needs an adapter; "
-    "not readable from a data folder)",
-}
-_SILHOUETTE_DESCRIPTORS = [name for name in _DESCRIPTOR_HELP if name != "activation-stats"]
-
-
 def _descriptor_epilog() -> str:
+    """The registered descriptors with their one-line summaries, the default marked (read when help is printed)."""
+    from workbench.hierarchy import DEFAULT_DESCRIPTOR, descriptor_summaries, list_descriptors
+
+    readable = set(list_descriptors(kind="silhouette"))
     lines = ["descriptors:"]
-    lines += [f"  {name:<17} {text}" for name, text in _DESCRIPTOR_HELP.items()]
+    for name, summary in descriptor_summaries().items():
+        text = (summary.split(": ", 1)[1] if summary.startswith(f"{name}: ") else summary).rstrip(".")
+        if name == DEFAULT_DESCRIPTOR:
+            text += " (the default)"
+        elif name not in readable:
+            text += " (needs an adapter; not readable from a data folder)"
+        lines.append(f"  {name:<17} {text}")
     return "\n".join(lines)
 
 
@@ -39,17 +36,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="discover a body-part hierarchy from silhouettes (contiguous agglomerative clustering of rows)",
         description="Stream every sequence of --data into per-row motion descriptors (per subject), cluster the "
         "rows into a tree of contiguous regions, print its cuts and scores and save it as a hierarchy file.",
-        epilog=_descriptor_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_descriptor_epilog,  # type: ignore[arg-type]
+        formatter_class=LazyEpilogFormatter,
     )
     p.add_argument("--data", required=True, type=Path, help="OpenGait pkl tree, packed store, raw "
                    "<id>/<type>/<view> frames or GIFs, or a folder of GIFs (raw input is pretreated on the fly)")
-    p.add_argument("--descriptor", default=DEFAULT_DESCRIPTOR, choices=_SILHOUETTE_DESCRIPTORS,
-                   help=f"row descriptor (see below; default {DEFAULT_DESCRIPTOR})")
-    p.add_argument("--linkage", default="ward", choices=["ward", "average", "complete", "single"])
-    p.add_argument("--metric", default="euclidean",
-                   choices=["euclidean", "cosine", "correlation", "cityblock", "sqeuclidean", "chebyshev"],
-                   help="row distance (ward needs euclidean)")
+    p.add_argument("--descriptor", choices=SILHOUETTE_DESCRIPTORS, metavar="DESCRIPTOR",
+                   help="row descriptor: %(choices)s (see below; default: the one marked there)")
+    p.add_argument("--linkage", default="ward", choices=LINKAGES, metavar="LINKAGE",
+                   help="%(choices)s (default ward)")
+    p.add_argument("--metric", default="euclidean", choices=ROW_METRICS, metavar="METRIC",
+                   help="row distance: %(choices)s (default euclidean; ward needs euclidean)")
     p.add_argument("--no-standardize", action="store_true", help="cluster raw features (default: z-score each)")
     p.add_argument("--rows", type=int, default=64, help="descriptor rows (the data is area-resampled; default 64)")
     p.add_argument("--bootstrap", type=int, default=100, metavar="N",
@@ -79,8 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="second tree (same rows) to draw beside TREE; prints boundary distances and ARI per cut")
     p.add_argument("--no-evidence", action="store_true",
                    help="with --data, draw the mean silhouette only (skips describing the data's rows)")
-    p.add_argument("--descriptor", choices=_SILHOUETTE_DESCRIPTORS,
-                   help="descriptor of the evidence panels (default: the tree's own, else row-articulation)")
+    p.add_argument("--descriptor", choices=SILHOUETTE_DESCRIPTORS, metavar="DESCRIPTOR",
+                   help="descriptor of the evidence panels: %(choices)s (default: the tree's own, else discover's)")
     p.add_argument("--out", required=True, type=Path, help="figure file (.png or .svg; the other is written too)")
     p.set_defaults(func=dendrogram)
 
@@ -96,8 +93,9 @@ def _fmt(value: float) -> str:
 def discover(args: argparse.Namespace) -> int:
     """Handler of ``workbench discover``: ``discover_tree`` does the work, this prints and saves."""
     from workbench.cli import CLIError
-    from workbench.hierarchy import discover_tree
+    from workbench.hierarchy import DEFAULT_DESCRIPTOR, discover_tree
 
+    args.descriptor = args.descriptor or DEFAULT_DESCRIPTOR
     if args.out.suffix != ".json":
         raise CLIError(f"--out {args.out}: a hierarchy file must end in .json, e.g. hierarchies/mine.json")
     try:

@@ -145,9 +145,9 @@ def register_descriptor(cls: _D) -> _D:
     return cls
 
 
-def list_descriptors() -> list[str]:
-    """Registered descriptor names."""
-    return sorted(_REGISTRY)
+def list_descriptors(kind: str | None = None) -> list[str]:
+    """Registered descriptor names, sorted; ``kind`` keeps those of one input kind (``"silhouette"``)."""
+    return sorted(name for name, cls in _REGISTRY.items() if kind is None or cls.kind == kind)
 
 
 def descriptor_summaries() -> dict[str, str]:
