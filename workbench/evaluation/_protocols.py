@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from workbench._plugins import load_entry_points
 from workbench.evaluation._distance import check_metric
 from workbench.evaluation._embeddings import EmbeddingSet
 from workbench.evaluation._engine import cross_view_counts, retrieval_scores
@@ -256,6 +257,8 @@ _OUMVLP = CrossViewProtocol(
 )
 
 _REGISTRY: dict[str, Callable[[], Protocol]] = {}
+#: Entry-point group of other distributions' protocols (``workbench._plugins``).
+PLUGIN_GROUP = "workbench.protocols"
 
 
 def register_protocol(name: str) -> Callable[[Callable[[], Protocol]], Callable[[], Protocol]]:
@@ -279,6 +282,7 @@ register_protocol("synthetic")(SyntheticProtocol)
 
 def list_protocols() -> list[str]:
     """Names of the registered protocols, sorted."""
+    load_entry_points(PLUGIN_GROUP)
     return sorted(_REGISTRY)
 
 
@@ -286,6 +290,7 @@ def get_protocol(name: str | Protocol) -> Protocol:
     """The protocol registered as ``name`` (a ``Protocol`` instance passes through)."""
     if isinstance(name, Protocol):
         return name
+    load_entry_points(PLUGIN_GROUP)
     if name not in _REGISTRY:
         raise ValueError(f"unknown protocol {name!r}: expected one of {', '.join(list_protocols())}")
     return _REGISTRY[name]()

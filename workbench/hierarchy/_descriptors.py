@@ -9,6 +9,7 @@ from typing import ClassVar, TypeVar
 
 import numpy as np
 
+from workbench._plugins import load_entry_points
 from workbench.hierarchy._stats import DescriptorStats
 
 SIGNALS = ("occupancy", "left", "right", "centroid", "change")
@@ -135,6 +136,8 @@ class RowDescriptor(ABC):
 
 _D = TypeVar("_D", bound=type[RowDescriptor])
 _REGISTRY: dict[str, type[RowDescriptor]] = {}
+#: Entry-point group of other distributions' descriptors (``workbench._plugins``).
+PLUGIN_GROUP = "workbench.descriptors"
 
 
 def register_descriptor(cls: _D) -> _D:
@@ -147,6 +150,7 @@ def register_descriptor(cls: _D) -> _D:
 
 def list_descriptors(kind: str | None = None) -> list[str]:
     """Registered descriptor names, sorted; ``kind`` keeps those of one input kind (``"silhouette"``)."""
+    load_entry_points(PLUGIN_GROUP)
     return sorted(name for name, cls in _REGISTRY.items() if kind is None or cls.kind == kind)
 
 
@@ -157,6 +161,7 @@ def descriptor_summaries() -> dict[str, str]:
 
 def create_descriptor(name: str, **params: object) -> RowDescriptor:
     """Instantiate the descriptor registered as ``name``."""
+    load_entry_points(PLUGIN_GROUP)
     if name not in _REGISTRY:
         raise ValueError(f"unknown descriptor {name!r}; available: {', '.join(list_descriptors())}")
     return _REGISTRY[name](**params)  # type: ignore[arg-type]

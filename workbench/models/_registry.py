@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
+from workbench._plugins import load_entry_points
 from workbench.models._family import ModelFamily, TreeCut
 
 ModelFactory = Callable[..., nn.Module]
@@ -15,6 +16,8 @@ F = TypeVar("F", bound=ModelFactory)
 _REGISTRY: dict[str, ModelFactory] = {}
 _FAMILY_OF_MODEL: dict[str, str] = {}
 _FAMILIES: dict[str, ModelFamily] = {}
+#: Entry-point group of other distributions' model families and models (``workbench._plugins``).
+PLUGIN_GROUP = "workbench.models"
 
 
 def register_family(family: ModelFamily) -> ModelFamily:
@@ -32,11 +35,13 @@ def register_family(family: ModelFamily) -> ModelFamily:
 
 def list_families() -> list[str]:
     """Registered family names, sorted."""
+    load_entry_points(PLUGIN_GROUP)
     return sorted(_FAMILIES)
 
 
 def get_family(name: str) -> ModelFamily:
     """The family registered as ``name``; unknown names raise ``ValueError`` listing the known ones."""
+    load_entry_points(PLUGIN_GROUP)
     if name not in _FAMILIES:
         raise ValueError(f"unknown model family {name!r}; registered families: {', '.join(list_families())}")
     return _FAMILIES[name]
@@ -50,8 +55,12 @@ def register_model(name: str, family: str | None = None) -> Callable[[F], F]:
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"register_model: name must be a non-empty string, got {name!r}")
-    if family is not None:
-        get_family(family)
+    if family is not None and family not in _FAMILIES:
+        # Not get_family: registering must not load other distributions' extensions mid-import.
+        raise ValueError(
+            f"register_model({name!r}): family {family!r} is not registered (known: {', '.join(sorted(_FAMILIES))}); "
+            "register_family it first"
+        )
 
     def decorate(factory: F) -> F:
         if name in _REGISTRY:
@@ -66,11 +75,13 @@ def register_model(name: str, family: str | None = None) -> Callable[[F], F]:
 
 def list_models() -> list[str]:
     """Registered model names, sorted."""
+    load_entry_points(PLUGIN_GROUP)
     return sorted(_REGISTRY)
 
 
 def get_model_factory(name: str) -> ModelFactory:
     """The factory registered under ``name``; unknown names raise ``ValueError`` listing the known ones."""
+    load_entry_points(PLUGIN_GROUP)
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}")
     return _REGISTRY[name]
@@ -94,6 +105,7 @@ def model_family(name: str) -> ModelFamily:
 
 def family_of(spec: Any) -> ModelFamily:
     """The family whose spec type ``spec`` is; other objects raise ``TypeError`` naming the known spec types."""
+    load_entry_points(PLUGIN_GROUP)
     for family in _FAMILIES.values():
         if type(spec) is family.spec_type:
             return family
