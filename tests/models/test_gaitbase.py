@@ -133,6 +133,13 @@ def test_models_list_and_cost_show_it(capsys: pytest.CaptureFixture[str]) -> Non
     assert flat["params"] == rows["gaitbase"]["parameters"] and flat["gflops"] > 0
 
 
+def test_export_refuses_it_naming_the_families_that_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "--model", "gaitbase-small", "--out", str(tmp_path)]) == 2
+    assert "export writes models of the hstl family only (those with an OpenGait exporter), got GaitBase" in (
+        capsys.readouterr().err)
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_train_command_trains_it_and_the_checkpoint_loads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"

@@ -183,7 +183,8 @@ def export_command(args: argparse.Namespace) -> int:
             family = None
         if family is None or family.export is None:
             exporting = [name for name in list_families() if get_family(name).export is not None]
-            raise CLIError(f"export writes {' and '.join(exporting)} models only, got {type(model).__name__}")
+            raise CLIError(f"export writes models of the {' and '.join(exporting)} family only (those with an OpenGait "
+                           f"exporter), got {type(model).__name__}")
         progress.update()
         if args.iteration is not None:
             iteration = args.iteration
