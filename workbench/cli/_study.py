@@ -54,6 +54,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--reference", default=None,
                          help="configuration label or study name to pair with (default: the first study's)")
     compare.set_defaults(func=compare_handler)
+    curve = sub.add_parser("curve", help="validation figures along training, per configuration and seed, and "
+                                         "where each stops rising (to choose a training length)")
+    curve.add_argument("file", type=Path, help="the study file the study was run from")
+    curve.add_argument("--metric", default="rank1", help="validation metric to follow (default rank1)")
+    curve.add_argument("--tolerance", type=float, default=None,
+                       help="points a later gain may reach and still count as a plateau (default 1.0)")
+    curve.add_argument("--storage", default=None, help="storage URL if not the default")
+    curve.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
+    curve.add_argument("--out", type=Path, default=None,
+                       help="figure folder (default: PROJECT/reports/NAME); the figure is learning-curve.png")
+    curve.set_defaults(func=curve_handler)
     replicate = sub.add_parser("replicate", help="retrain the best configurations on fresh seeds: confirm, not select")
     replicate.add_argument("file", type=Path, help="the study file the study was run from")
     replicate.add_argument("--top", type=int, default=1, help="how many of the best configurations (default 1)")
@@ -139,6 +150,25 @@ def compare_handler(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
     print(comparison.text().replace("per-tree comparison", "comparison of studies", 1))
+    return 0
+
+
+def curve_handler(args: argparse.Namespace) -> int:
+    """Handler of ``workbench study curve``: reads the stores, writes only the figure."""
+    from workbench.cli import CLIError
+    from workbench.search._curves import DEFAULT_TOLERANCE, curves_text, plot_curves, read_curves
+    from workbench.tracking import resolve_tracking_uri
+
+    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    if tolerance < 0:
+        raise CLIError(f"--tolerance {tolerance}: give 0 or more points")
+    config, study, _ = _open(args)
+    uri = resolve_tracking_uri(config.tracking.uri or None, project_dir=config.project_dir)
+    curves = read_curves(study, uri, args.metric)
+    print(curves_text(curves, args.metric, tolerance))
+    if curves:
+        out = args.out or config.project_dir / "reports" / config.study.name
+        print(f"figure: {plot_curves(curves, out / 'learning-curve.png', args.metric, tolerance)}")
     return 0
 
 

@@ -185,8 +185,10 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
                       checkpoint=last.checkpoint if config.tracking.log_checkpoint else None)
         scores = replicate_scores(replicates, config.objectives[0].metric)
         metrics = {**scores, **cost}
+        # At the last step, where these figures come from: at step 0 they would start every learning curve
+        # in MLflow (and `study curve`) with the final value.
         run.log_metrics({**{f"{VALIDATION_METRIC_PREFIX}{k}": v for k, v in scores.items()}, **cost,
-                         "train_seconds": sum(r.seconds for r in replicates)})
+                         "train_seconds": sum(r.seconds for r in replicates)}, step=config.budget.iterations)
         values = tuple(_objective_value(o.metric, metrics) for o in config.objectives)
         for obj, value in zip(config.objectives, values, strict=True):
             trial.set_user_attr(obj.metric, value)

@@ -1,0 +1,48 @@
+"""`workbench study curve`: validation figures along training per configuration and seed, and the plateau."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workbench.cli import main
+from workbench.search import run_study
+from workbench.search._curves import Curve, curves_text
+
+
+def test_the_plateau_is_the_first_step_after_which_the_mean_never_gains_more_than_the_tolerance() -> None:
+    rising_then_flat = Curve("uniform-64 [2, 4]", 0, {0: {100: 40.0, 200: 60.0, 300: 70.0, 400: 70.5, 500: 70.2},
+                                                      1: {100: 42.0, 200: 58.0, 300: 71.0, 400: 71.5, 500: 71.9}})
+    assert rising_then_flat.steps == [100, 200, 300, 400, 500]
+    assert rising_then_flat.mean[300] == pytest.approx(70.5)
+    assert rising_then_flat.plateau(1.0) == 300
+    assert rising_then_flat.plateau(0.1) == 400, "a stricter tolerance waits for the later gain"
+    assert rising_then_flat.spread(500) == pytest.approx(1.7)
+    text = curves_text([rising_then_flat], tolerance=1.0)
+    assert "plateau from step 300" in text and "70.50 (70.0, 71.0)" in text
+
+    still_rising = Curve("casia-b-paper [2, 4]", 1, {0: {100: 40.0, 200: 50.0, 300: 60.0}})
+    assert still_rising.plateau(1.0) == 300
+    assert "still rising at the last step, no plateau yet (+10.00 since step 200)" in curves_text([still_rising])
+
+
+def test_steps_some_seed_did_not_reach_are_left_out_of_the_mean() -> None:
+    cut_short = Curve("t", 0, {0: {100: 1.0, 200: 2.0}, 1: {100: 3.0}})
+    assert cut_short.steps == [100] and cut_short.mean == {100: 2.0}
+
+
+def test_study_curve_prints_each_evaluation_of_each_seed_and_draws_them(write_study, tmp_path: Path, capsys) -> None:
+    path = write_study(name="curve", trials=1, iterations=4, extra="")
+    path.write_text(path.read_text().replace("[budget]", "[budget]\nseeds = 2"))
+    run_study(path)
+    capsys.readouterr()
+    out_dir = tmp_path / "figures"
+    assert main(["study", "curve", str(path), "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "mean over seeds 0, 1" in out
+    rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[0] for row in rows] == ["2", "4"], out
+    assert "(trial 0)" in out and "plateau" in out
+    assert (out_dir / "learning-curve.png").stat().st_size > 0
+    assert main(["study", "curve", str(path), "--tolerance", "-1"]) == 2

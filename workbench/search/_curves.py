@@ -1,0 +1,161 @@
+"""Learning curves of a study's trials: validation figures along training, per seed and averaged.
+
+How long must a recipe train before a comparison is about the configurations and not about where each
+run happened to stop? Each trial evaluates its validation subjects every ``budget.eval_every``
+iterations and logs the figures to MLflow (``val/<metric>``, or ``val/seed<s>/<metric>`` per seed);
+this module reads them back, averages each configuration over its seeds, and finds where the mean stops
+rising: the **plateau step** is the first evaluation after which the mean never gains more than
+``tolerance`` points. Read-only on the stores; a figure is drawn only where asked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+from workbench.search._report import trial_label
+
+#: Points of rank-1 (or of whatever metric) below which a later gain does not count as still rising.
+DEFAULT_TOLERANCE = 1.0
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One configuration's validation figures along training.
+
+    ``seeds`` maps each training seed to its ``{step: value}``; ``mean`` averages the seeds at the
+    steps every seed reached.
+    """
+
+    label: str
+    trial: int
+    seeds: Mapping[int, Mapping[int, float]]
+
+    @property
+    def steps(self) -> list[int]:
+        common = set.intersection(*(set(v) for v in self.seeds.values())) if self.seeds else set()
+        return sorted(common)
+
+    @property
+    def mean(self) -> dict[int, float]:
+        return {s: sum(v[s] for v in self.seeds.values()) / len(self.seeds) for s in self.steps}
+
+    def plateau(self, tolerance: float = DEFAULT_TOLERANCE) -> int | None:
+        """The first step after which the mean never rises by more than ``tolerance``; ``None`` without steps."""
+        mean = self.mean
+        steps = self.steps
+        for i, step in enumerate(steps):
+            if all(mean[later] - mean[step] <= tolerance for later in steps[i + 1:]):
+                return step
+        return None
+
+    def spread(self, step: int) -> float:
+        """Largest minus smallest seed at ``step`` (0 for one seed)."""
+        values = [v[step] for v in self.seeds.values() if step in v]
+        return max(values) - min(values) if values else math.nan
+
+
+def _history_keys(trial: FrozenTrial, metric: str, prefix: str) -> dict[int, str]:
+    seeds = list(trial.user_attrs.get("seeds") or [0])
+    if len(seeds) == 1:
+        return {int(seeds[0]): f"{prefix}{metric}"}
+    return {int(s): f"{prefix}seed{s}/{metric}" for s in seeds}
+
+
+def read_curves(study: Any, tracking_uri: str, metric: str = "rank1") -> list[Curve]:
+    """Every complete or pruned trial's validation ``metric`` history from MLflow, one ``Curve`` each.
+
+    Trials without an MLflow run (skipped repeats) or without any logged evaluation are left out.
+    """
+    from workbench.tracking import VALIDATION_METRIC_PREFIX
+    from workbench.tracking._store import make_client
+
+    client = make_client(tracking_uri)
+    curves = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if not run_id:
+            continue
+        seeds: dict[int, dict[int, float]] = {}
+        for seed, key in _history_keys(trial, metric, VALIDATION_METRIC_PREFIX).items():
+            history = {int(m.step): float(m.value) for m in client.get_metric_history(run_id, key)}
+            if history:
+                seeds[seed] = history
+        if seeds:
+            curves.append(Curve(trial_label(trial), trial.number, seeds))
+    return curves
+
+
+def curves_text(curves: Sequence[Curve], metric: str = "rank1", tolerance: float = DEFAULT_TOLERANCE) -> str:
+    """A table (steps down, configurations across: mean over seeds, seeds in brackets) and each plateau."""
+    if not curves:
+        return (f"no validation {metric} along training: no complete or pruned trial logged one (the study's "
+                "budget.eval_every sets how often trials evaluate)")
+    steps = sorted(set().union(*(c.steps for c in curves)))
+    width = max(24, *(len(f"{c.label} (trial {c.trial})") + 2 for c in curves))
+    seeds = sorted(set().union(*(c.seeds for c in curves)))
+    lines = [f"validation {metric} along training: mean over seeds {', '.join(map(str, seeds))} (each seed in "
+             "brackets)",
+             f"{'step':>6}  " + "".join(f"{c.label} (trial {c.trial})".ljust(width) for c in curves)]
+    for step in steps:
+        cells = []
+        for c in curves:
+            if step in c.mean:
+                each = ", ".join(f"{c.seeds[s][step]:.1f}" for s in sorted(c.seeds))
+                cells.append(f"{c.mean[step]:.2f} ({each})".ljust(width))
+            else:
+                cells.append("-".ljust(width))
+        lines.append(f"{step:>6}  " + "".join(cells))
+    lines.append(f"plateau: the first step after which the mean never gains more than {tolerance:g} points")
+    for c in curves:
+        plateau = c.plateau(tolerance)
+        last = c.steps[-1] if c.steps else None
+        if plateau is None or last is None:
+            continue
+        if plateau == last and len(c.steps) > 1:  # the last evaluation still gained more than the tolerance
+            state = f"still rising at the last step, no plateau yet ({c.mean[last] - c.mean[c.steps[-2]]:+.2f} " \
+                    f"since step {c.steps[-2]})"
+        else:
+            state = f"plateau from step {plateau} ({c.mean[last] - c.mean[plateau]:+.2f} after it)"
+        lines.append(f"  {c.label} (trial {c.trial}): {state}; {c.mean[last]:.2f} at step {last}, seeds "
+                     f"{c.spread(last):.1f} points apart there")
+    return "\n".join(lines)
+
+
+def plot_curves(curves: Sequence[Curve], path: Path, metric: str = "rank1",
+                tolerance: float = DEFAULT_TOLERANCE) -> Path:
+    """Draw each configuration's mean (thick) and seeds (thin), with its plateau marked; writes ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for index, c in enumerate(curves):
+        colour = f"C{index}"
+        for _, values in sorted(c.seeds.items()):
+            steps = sorted(values)
+            ax.plot(steps, [values[s] for s in steps], color=colour, lw=0.8, alpha=0.45)
+        mean = c.mean
+        ax.plot(list(mean), list(mean.values()), color=colour, lw=2.2, label=f"{c.label} (mean of {len(c.seeds)})")
+        plateau = c.plateau(tolerance)
+        if plateau is not None:
+            ax.axvline(plateau, color=colour, ls=":", lw=1)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"validation {metric}")
+    ax.set_title(f"learning curves (dotted: plateau, gains after it <= {tolerance:g} points)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["DEFAULT_TOLERANCE", "Curve", "curves_text", "plot_curves", "read_curves"]
