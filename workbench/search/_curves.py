@@ -83,7 +83,9 @@ def read_curves(study: Any, tracking_uri: str, metric: str = "rank1") -> list[Cu
             continue
         seeds: dict[int, dict[int, float]] = {}
         for seed, key in _history_keys(trial, metric, VALIDATION_METRIC_PREFIX).items():
-            history = {int(m.step): float(m.value) for m in client.get_metric_history(run_id, key)}
+            # Step 0 holds no evaluation (trials evaluate after training steps); earlier releases logged
+            # the final figures there, which would start the curve at its end.
+            history = {int(m.step): float(m.value) for m in client.get_metric_history(run_id, key) if m.step > 0}
             if history:
                 seeds[seed] = history
         if seeds:
