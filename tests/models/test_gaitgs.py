@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench.models import GaitGS, GaitGSSpec, SpecError, build_model, create_model
-from workbench.models._gaitgs_layers import ConvBlock3d, LocalSpan, StripBlock, UnitConv, ViewPrior
+from workbench.models.gaitgs._layers import ConvBlock3d, LocalSpan, StripBlock, UnitConv, ViewPrior
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

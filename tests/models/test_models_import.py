@@ -61,7 +61,7 @@ def test_no_or_several_matching_trees_ask_for_one(tmp_path: Path, monkeypatch: p
     one_stage = save_public(public_model(splits=((20, 24, 20),), channels=(4, 8)), tmp_path / "one.pt")
     with pytest.raises(SpecError, match=r"\[3\] and 71 parts match no preset tree \(casia-b-paper.*--tree"):
         load_opengait_checkpoint(one_stage)
-    import workbench.models._opengait_io as opengait_io
+    import workbench.models.hstl._opengait_io as opengait_io
 
     monkeypatch.setattr(opengait_io, "PAPER_TREES", (*opengait_io.PAPER_TREES, "uniform-64"))
     casia = save_public(public_model(), tmp_path / "casia.pt")

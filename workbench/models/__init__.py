@@ -1,4 +1,5 @@
-"""Gait models by family (HSTL, GaitGS): layers, spec-driven networks, presets, registries, OpenGait interop.
+"""Gait models by family: shared layers, the family contract and registries; families live in subpackages
+(``hstl``, ``gaitgs``) or single modules (``_gaitbase``), each registering itself when imported.
 
 Example::
 
@@ -23,14 +24,6 @@ from workbench.models._family import (
     SpecFields,
     TreeCut,
 )
-from workbench.models._gaitgs import (
-    GAITGS_128_SPEC,
-    GAITGS_SMALL_SPEC,
-    GAITGS_SPEC,
-    GaitGS,
-    GaitGSSpec,
-)
-from workbench.models._hstl import HSTL
 from workbench.models._layers import (
     ARME,
     ASTP,
@@ -43,21 +36,8 @@ from workbench.models._layers import (
     SeparateFCs,
     Stem,
 )
-from workbench.models._opengait_export import export_opengait, opengait_model_cfg, opengait_state_dict
-from workbench.models._opengait_io import (
-    PAPER_TREES,
-    GuessedSplitsWarning,
-    hstl_weights,
-    load_opengait_checkpoint,
-    read_checkpoint_file,
-    resolve_tree,
-    spec_from_model_cfg,
-    spec_from_state_dict,
-    unpickling_refusal,
-)
 from workbench.models._output import ModelOutput
 from workbench.models._precision import AMP_CHOICES, autocast, check_amp, native_bf16, resolve_amp
-from workbench.models._presets import CASIA_B_SPEC, GAIT3D_SPEC, OUMVLP_SPEC, PRESET_SPECS, SMALL_SPEC
 from workbench.models._registry import (
     build_model,
     create_model,
@@ -71,7 +51,35 @@ from workbench.models._registry import (
     register_family,
     register_model,
 )
-from workbench.models._spec import HSTLSpec, StageSpec
+from workbench.models.gaitgs import (
+    GAITGS_128_SPEC,
+    GAITGS_SMALL_SPEC,
+    GAITGS_SPEC,
+    GaitGS,
+    GaitGSSpec,
+)
+from workbench.models.hstl import (
+    CASIA_B_SPEC,
+    GAIT3D_SPEC,
+    HSTL,
+    OUMVLP_SPEC,
+    PAPER_TREES,
+    PRESET_SPECS,
+    SMALL_SPEC,
+    GuessedSplitsWarning,
+    HSTLSpec,
+    StageSpec,
+    export_opengait,
+    hstl_weights,
+    load_opengait_checkpoint,
+    opengait_model_cfg,
+    opengait_state_dict,
+    read_checkpoint_file,
+    resolve_tree,
+    spec_from_model_cfg,
+    spec_from_state_dict,
+    unpickling_refusal,
+)
 
 __all__ = [
     "AMP_CHOICES",

@@ -8,6 +8,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+#: The public HSTL and GaitGS code repeat a shorter sequence to at least 3 frames.
+MIN_FRAMES = 3
+
 
 def frame_mask(seqL: torch.Tensor, frames: int) -> torch.Tensor:
     """Valid frames: ``seqL: [n]`` -> ``bool [n, frames]``."""
@@ -152,3 +155,43 @@ def time_pools(x: torch.Tensor, windows: Sequence[Window], with_max: bool = Fals
 def time_max_pool(x: torch.Tensor, kernel: int, stride: int, padding: int = 0) -> torch.Tensor:
     """Max-pool ``x: [n, c, s, h, w]`` over time (kernel, stride, padding); values as ``max_pool3d``."""
     return time_pools(x, [(kernel, stride, padding)])[0]
+
+
+def prepare_lengths(
+    x: torch.Tensor, seqL: torch.Tensor | None, model: str
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Check ``seqL`` against ``x: [n, c, s, h, w]`` and repeat short sequences to 3+ frames.
+
+    ``seqL`` comes back ``None`` when every sequence fills the batch, so the fixed-length path runs.
+    """
+    n, s = x.shape[0], x.shape[2]
+    if s < 1:
+        raise ValueError(f"{model} input: a batch needs at least one frame per sequence")
+    if seqL is not None:
+        seqL = torch.as_tensor(seqL, dtype=torch.int64, device=x.device).reshape(-1)
+        if seqL.numel() != n:
+            raise ValueError(f"{model} input: seqL has {seqL.numel()} lengths for a batch of {n} sequences")
+        if n and (int(seqL.min()) < 1 or int(seqL.max()) > s):
+            raise ValueError(f"{model} input: seqL must lie in 1..{s} (the batch's frame count), got {seqL.tolist()}")
+        if bool((seqL == s).all()):
+            seqL = None
+    if seqL is None:
+        if s < MIN_FRAMES:
+            # The public code repeats 1 frame 3 times and 2 frames twice.
+            x = x.repeat(1, 1, 3 if s == 1 else 2, 1, 1)
+        return x, None
+    return _repeat_short(x, seqL)
+
+
+def _repeat_short(x: torch.Tensor, seqL: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Repeat sequences under 3 frames as a lone run would; zero every padding frame."""
+    lengths = seqL.tolist()
+    new_lengths = [length if length >= MIN_FRAMES else (3 if length == 1 else 4) for length in lengths]
+    frames = max(x.shape[2], *new_lengths)
+    sequences = []
+    for i, (length, new) in enumerate(zip(lengths, new_lengths, strict=True)):
+        valid = x[i, :, :length]
+        if new != length:
+            valid = valid.repeat(1, new // length, 1, 1)
+        sequences.append(F.pad(valid, (0, 0, 0, 0, 0, frames - new)))
+    return torch.stack(sequences), torch.tensor(new_lengths, dtype=torch.int64, device=x.device)

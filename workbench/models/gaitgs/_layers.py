@@ -15,9 +15,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from workbench.models._activation import LEAKY_SLOPE
-from workbench.models._hstl import prepare_lengths
 from workbench.models._layers import GeMHPP, SeparateFCs
-from workbench.models._pooling import fill_padding_frames, frame_mask, temporal_max, zero_padding_frames
+from workbench.models._pooling import (
+    fill_padding_frames,
+    frame_mask,
+    prepare_lengths,
+    temporal_max,
+    zero_padding_frames,
+)
 
 #: Frames per coarse-branch unit (the Conv3d (3, 1, 1) with temporal stride 3).
 UNIT_FRAMES = 3

@@ -25,7 +25,10 @@ from workbench.models._family import (
     check_split,
     equal_split,
 )
-from workbench.models._gaitgs_layers import (
+from workbench.models._layers import SeparateFCs, temporal_max
+from workbench.models._output import ModelOutput
+from workbench.models._registry import register_family, register_model
+from workbench.models.gaitgs._layers import (
     GaitGSStem,
     GlobalSpan,
     LocalSpan,
@@ -36,9 +39,6 @@ from workbench.models._gaitgs_layers import (
     prepare_silhouettes,
     unit_lengths,
 )
-from workbench.models._layers import SeparateFCs, temporal_max
-from workbench.models._output import ModelOutput
-from workbench.models._registry import register_family, register_model
 
 if TYPE_CHECKING:
     from workbench.hierarchy import PartitionTree

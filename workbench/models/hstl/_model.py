@@ -16,10 +16,8 @@ from workbench.models._layers import (
     Stem,
     split_regions,
 )
-from workbench.models._pooling import pool_regions
-from workbench.models._spec import HSTLSpec
-
-MIN_FRAMES = 3
+from workbench.models._pooling import pool_regions, prepare_lengths
+from workbench.models.hstl._spec import HSTLSpec
 
 
 def fta_name(stage_number: int) -> str:
@@ -122,43 +120,3 @@ class HSTL(GaitModel):
         """``features: [n, c, p]`` -> ``(embeddings [n, c, p], logits [n, classes, p])``."""
         bnft = self.Bn(self.Head0(features))
         return bnft, self.Head1(bnft)
-
-
-def prepare_lengths(
-    x: torch.Tensor, seqL: torch.Tensor | None, model: str
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Check ``seqL`` against ``x: [n, c, s, h, w]`` and repeat short sequences to 3+ frames.
-
-    ``seqL`` comes back ``None`` when every sequence fills the batch, so the fixed-length path runs.
-    """
-    n, s = x.shape[0], x.shape[2]
-    if s < 1:
-        raise ValueError(f"{model} input: a batch needs at least one frame per sequence")
-    if seqL is not None:
-        seqL = torch.as_tensor(seqL, dtype=torch.int64, device=x.device).reshape(-1)
-        if seqL.numel() != n:
-            raise ValueError(f"{model} input: seqL has {seqL.numel()} lengths for a batch of {n} sequences")
-        if n and (int(seqL.min()) < 1 or int(seqL.max()) > s):
-            raise ValueError(f"{model} input: seqL must lie in 1..{s} (the batch's frame count), got {seqL.tolist()}")
-        if bool((seqL == s).all()):
-            seqL = None
-    if seqL is None:
-        if s < MIN_FRAMES:
-            # The public code repeats 1 frame 3 times and 2 frames twice.
-            x = x.repeat(1, 1, 3 if s == 1 else 2, 1, 1)
-        return x, None
-    return _repeat_short(x, seqL)
-
-
-def _repeat_short(x: torch.Tensor, seqL: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Repeat sequences under 3 frames as a lone run would; zero every padding frame."""
-    lengths = seqL.tolist()
-    new_lengths = [length if length >= MIN_FRAMES else (3 if length == 1 else 4) for length in lengths]
-    frames = max(x.shape[2], *new_lengths)
-    sequences = []
-    for i, (length, new) in enumerate(zip(lengths, new_lengths, strict=True)):
-        valid = x[i, :, :length]
-        if new != length:
-            valid = valid.repeat(1, new // length, 1, 1)
-        sequences.append(F.pad(valid, (0, 0, 0, 0, 0, frames - new)))
-    return torch.stack(sequences), torch.tensor(new_lengths, dtype=torch.int64, device=x.device)

@@ -12,8 +12,8 @@ from typing import Any
 
 import torch
 
-from workbench.models._hstl import HSTL
-from workbench.models._spec import HSTLSpec
+from workbench.models.hstl._model import HSTL
+from workbench.models.hstl._spec import HSTLSpec
 
 
 def opengait_state_dict(model: HSTL) -> dict[str, torch.Tensor]:

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from workbench.models._hstl import HSTL, fta_name
-from workbench.models._spec import HSTLSpec, SpecError, StageSpec
+from workbench.models.hstl._model import HSTL, fta_name
+from workbench.models.hstl._spec import HSTLSpec, SpecError, StageSpec
 
 if TYPE_CHECKING:
     from workbench.hierarchy import PartitionTree

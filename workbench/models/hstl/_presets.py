@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from workbench.models._family import ImportedWeights, ModelFamily, Rebuild, TreeCut
-from workbench.models._hstl import HSTL
-from workbench.models._opengait_export import export_opengait
-from workbench.models._opengait_io import hstl_weights, resolve_tree, spec_from_state_dict
 from workbench.models._registry import register_family, register_model
-from workbench.models._spec import HSTLSpec, StageSpec
+from workbench.models.hstl._model import HSTL
+from workbench.models.hstl._opengait_export import export_opengait
+from workbench.models.hstl._opengait_io import hstl_weights, resolve_tree, spec_from_state_dict
+from workbench.models.hstl._spec import HSTLSpec, StageSpec
 
 CASIA_B_SPEC = HSTLSpec(
     stem_channels=(32,),
