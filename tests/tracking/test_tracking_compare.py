@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from workbench.cli import main
-from workbench.tracking import comparison_table, load_trials, trial_label
+from workbench.tracking import comparison_table, load_trials, run_label
 
 TRIALS: list[dict[str, Any]] = [
     {"params": {"tree_id": "aaaa1111bbbb", "tree_name": "casia-b-paper", "cuts": [1, 2, 4],
@@ -73,9 +73,9 @@ def test_comparison_table_sorts_and_shows_splits_and_costs(store: str) -> None:
     assert list(table["trial"]) == [3, 1, 0, 2, 4]  # no gflops (failed) sorts last
     assert df.loc[0, "metrics.gflops.arme3"] == 37.4  # loaded, but a breakdown stays out of the table
     assert table.loc[1, "stage2.split"] == "[32, 32]"
-    assert trial_label(df.iloc[2]) == "#2 discovered [1, 3, 5]"
-    assert trial_label({"params.tree_id": "0123456789ab"}) == "01234567"
-    assert trial_label({"trial": 5}) == "#5 ?"
+    assert run_label(df.iloc[2]) == "#2 discovered [1, 3, 5]"
+    assert run_label({"params.tree_id": "0123456789ab"}) == "01234567"
+    assert run_label({"trial": 5}) == "#5 ?"
     by_name = comparison_table(df, "tree_name")
     assert list(by_name["tree"])[:2] == ["uniform-64", "uniform-64"]
 

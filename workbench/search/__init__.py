@@ -20,7 +20,7 @@ from workbench.search._config import (
 from workbench.search._confirm import Confirmation, ConfirmationReport, confirm_trials
 from workbench.search._heartbeat import Heartbeat, ReapResult, count_trials, is_stale, reap_stale_trials
 from workbench.search._heldout import HeldOutReport, HeldOutTrial, score_on_test, select_trials
-from workbench.search._objective import PruningCallback, TrialOutcome, headline, run_trial
+from workbench.search._objective import PruningCallback, TrialResult, headline, run_trial
 from workbench.search._prepare import SYNTHETIC_SETS, PreparedStudy, prepare_study, synthetic_data
 from workbench.search._report import StudyReport, build_report, trial_label
 from workbench.search._runner import (
@@ -55,7 +55,7 @@ __all__ = [
     "StudyConfig",
     "StudyReport",
     "TrialChoice",
-    "TrialOutcome",
+    "TrialResult",
     "build_report",
     "check_candidates",
     "choose_storage_url",

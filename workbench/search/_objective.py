@@ -34,8 +34,11 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TrialOutcome:
-    """How a trial ended: its Optuna state and, when complete, one value per objective."""
+class TrialResult:
+    """What running one trial returned: its Optuna state and, when complete, one value per objective.
+
+    The tag an MLflow run carries for how its trial ended is ``workbench.tracking.TrialOutcome``.
+    """
 
     state: TrialState
     values: tuple[float, ...] = ()
@@ -129,7 +132,7 @@ def mark_lost_trials(config: StudyConfig, numbers: tuple[int, ...]) -> None:
                 "failed", error="worker lost (killed or stopped heartbeating); the trial was queued again")
 
 
-def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, trial: optuna.Trial) -> TrialOutcome:
+def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, trial: optuna.Trial) -> TrialResult:
     """Train and evaluate one trial; every way it can end is recorded in Optuna and MLflow."""
     from workbench.tracking import TAG_STEP, VALIDATION_METRIC_PREFIX, hierarchy_params, log_hierarchy
 
@@ -140,7 +143,7 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
     earlier = duplicate_of(study, trial, seeds)
     if earlier is not None:  # nothing is trained or logged for a proposal that repeats a trial
         trial.set_user_attr(DUPLICATE_OF_KEY, earlier)
-        return TrialOutcome(TrialState.FAIL, duplicate_of=earlier)
+        return TrialResult(TrialState.FAIL, duplicate_of=earlier)
     log.info("trial %d started: %s", trial.number, trial_choices(trial))
     output_dir = Path(trial.user_attrs.get("output_dir") or
                       config.project_dir / "trials" / config.study.name / f"trial-{trial.number:04d}")
@@ -194,13 +197,13 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
             trial.set_user_attr(obj.metric, value)
         run.set_tags({TAG_STEP: config.budget.iterations})
         run.finish("complete")
-        return TrialOutcome(TrialState.COMPLETE, values)
+        return TrialResult(TrialState.COMPLETE, values)
     except optuna.TrialPruned as exc:
         steps = study._storage.get_trial(trial._trial_id).intermediate_values
         if steps:
             run.set_tags({TAG_STEP: max(steps)})  # its figures are from this step, not the last
         run.finish("pruned", error=str(exc))
-        return TrialOutcome(TrialState.PRUNED)
+        return TrialResult(TrialState.PRUNED)
     except KeyboardInterrupt:
         run.finish("failed", error="interrupted")
         raise
@@ -208,7 +211,7 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
         log.error("trial %d failed: %s", trial.number, exc)
         trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
         run.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
-        return TrialOutcome(TrialState.FAIL)
+        return TrialResult(TrialState.FAIL)
 
 
 def _objective_value(metric: str, metrics: Mapping[str, float]) -> float:

@@ -186,7 +186,7 @@ def repeats_stop(study: optuna.Study) -> str:
 def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, n_trials: int,
                 worker_index: int = 0, deadline: float | None = None, since: int = 0) -> int:
     """Ask-train-tell until the budget is reached, the deadline passes or no work is left; returns trials run."""
-    from workbench.search._objective import TrialOutcome, mark_lost_trials, run_trial
+    from workbench.search._objective import TrialResult, mark_lost_trials, run_trial
     from workbench.training import release_memory
 
     study = open_study(config, storage_url, prepared)
@@ -210,7 +210,7 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
         trial = study.ask()
         started = time.time()
         with Heartbeat(study, trial._trial_id, interval=config.storage.heartbeat_seconds):
-            outcome: TrialOutcome = run_trial(config, prepared, study, trial)
+            outcome: TrialResult = run_trial(config, prepared, study, trial)
         if outcome.duplicate_of is not None:
             log.info("trial %d repeats trial %d's configuration; skipped (worker %d)", trial.number,
                      outcome.duplicate_of, worker_index)

@@ -25,8 +25,8 @@ from workbench.tracking._compare import (
     load_trials,
     numeric_column,
     resolve_column,
+    run_label,
     tree_label,
-    trial_label,
 )
 from workbench.tracking._hierarchy import hierarchy_params, log_hierarchy
 from workbench.tracking._pareto import (
@@ -103,12 +103,12 @@ __all__ = [
     "resolve_column",
     "resolve_tracking_uri",
     "run_evaluations",
+    "run_label",
     "sanitize_key",
     "search_all_runs",
     "sqlite_file_problem",
     "tree_groups",
     "tree_label",
-    "trial_label",
     "ui_hint",
     "with_postgres_driver",
 ]

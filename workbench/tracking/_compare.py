@@ -152,8 +152,11 @@ def tree_label(row: Any) -> str:
     return _text(row, "params.tree_name") or _text(row, "params.tree_id")[:8] or "?"
 
 
-def trial_label(row: Any) -> str:
-    """A short point label: trial number, tree and cuts, e.g. ``#3 casia-b-paper [1, 2, 4]``."""
+def run_label(row: Any) -> str:
+    """A trial run's point label from its MLflow row: number, tree and cuts, e.g. ``#3 casia-b-paper [1, 2, 4]``.
+
+    ``workbench.search.trial_label`` labels an Optuna trial instead (tree and cuts, no number).
+    """
     trial = _text(row, "trial")
     number = f"#{trial} " if trial else ""
     cuts = _text(row, "params.cuts")

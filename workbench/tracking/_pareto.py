@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from workbench.tracking._compare import numeric_column, resolve_column, trial_label
+from workbench.tracking._compare import numeric_column, resolve_column, run_label
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -109,7 +109,7 @@ def pareto_figure(df: pd.DataFrame, objectives: Mapping[str, str] | None, out_pn
     if not finite.any():
         raise ValueError(f"no trial has finite values for both {y_name!r} and {x_name!r}; nothing to plot")
     on_front = pareto_mask(df, checked) & finite
-    labels = [trial_label(row) for _, row in df.iterrows()]
+    labels = [run_label(row) for _, row in df.iterrows()]
     # A bare Figure (no pyplot) keeps this free of global backend state and safe in worker threads.
     fig = Figure(figsize=(8, 6), dpi=120)
     ax = fig.subplots()
