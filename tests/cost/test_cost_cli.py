@@ -45,6 +45,15 @@ def test_tree_preset_with_cuts_and_channels(capsys: pytest.CaptureFixture[str]) 
     assert three["params"] > flat["params"]
 
 
+def test_a_tree_without_cuts_or_channels_costs_the_papers_width(capsys: pytest.CaptureFixture[str]) -> None:
+    # Cost figures of a tree are the paper's CASIA-B width at the paper's cuts, not training's CPU-sized width.
+    default = _run_json(capsys, "casia-b-paper", "--num-classes", "10")
+    assert default["model"] == "casia-b-paper cuts 2-4"
+    paper = _run_json(capsys, "casia-b-paper", "--cuts", "2", "4", "--channels", "32", "64", "128", "--num-classes", "10")
+    assert default["params"] == paper["params"]
+    assert default["params"] > count_parameters(build_model(SMALL_SPEC.replace(num_classes=10))).total
+
+
 def test_tree_file_and_spec_files_agree(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     tree_file = tmp_path / "paper.json"
     load_tree("casia-b-paper").save(tree_file)

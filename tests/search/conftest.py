@@ -1,4 +1,4 @@
-"""Shared fixtures for study tests: one tiny rendered dataset and a study-file writer."""
+"""Shared fixtures for study tests: the smallest study data set, rendered once, and a study-file writer."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from workbench.search import SYNTHETIC_SETS
 
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The ``tiny`` synthetic set, rendered once per test session."""
+    """The ``small`` study set (``SYNTHETIC_SETS``), rendered once per test session."""
     from workbench.data.synth import SynthConfig, render_dataset
 
-    out = tmp_path_factory.mktemp("synthetic") / "tiny"
-    render_dataset(out, SynthConfig.default(seed=0, **SYNTHETIC_SETS["tiny"]), progress=False)
+    out = tmp_path_factory.mktemp("synthetic") / "small"
+    render_dataset(out, SynthConfig.default(seed=0, **SYNTHETIC_SETS["small"]), progress=False)
     return out
 
 

@@ -192,14 +192,15 @@ def _spec_from_tree(target: str, args: argparse.Namespace) -> Any:
     except ValueError as exc:
         message = str(exc)
         raise CLIError(message if message.startswith(str(target)) else f"{target}: {message}") from exc
-    cuts = tuple(args.cuts) if args.cuts is not None else (2, 4)
+    name = ModelConfig().name
+    family = model_family(name)
+    cuts = tuple(args.cuts) if args.cuts is not None else family.default_cuts
     options: dict[str, Any] = {}
     if args.stage_channels is not None:
         options["stage_channels"] = _stage_pairs(args.stage_channels, len(cuts))
-    channels = tuple(args.channels) if args.channels is not None else (32, 64, 128)
-    name = ModelConfig().name
+    channels = tuple(args.channels) if args.channels is not None else family.paper_channels
     try:
-        spec = model_family(name).cut(name, TreeCut(tree=tree, cuts=cuts, channels=channels), args.num_classes, options)
+        spec = family.cut(name, TreeCut(tree=tree, cuts=cuts or None, channels=channels), args.num_classes, options)
     except ValueError as exc:
         raise CLIError(f"{target} cut at {list(cuts)}: {exc} (set --cuts and --channels)") from exc
     name = Path(target).stem if target.endswith(".json") else target

@@ -49,7 +49,7 @@ def demo(args: argparse.Namespace) -> int:
     figures: list[Path] = []
 
     def draw_dendrograms(prepared: PreparedStudy) -> None:
-        from workbench.hierarchy import load_tree
+        from workbench.hierarchy import PAPER_CUTS, load_tree
         from workbench.hierarchy._plot import mean_silhouette, plot_dendrogram
         from workbench.hierarchy._sources import open_sequences
 
@@ -60,10 +60,10 @@ def demo(args: argparse.Namespace) -> int:
         out_dir = project / "dendrograms"
         out_dir.mkdir(parents=True, exist_ok=True)
         for path in prepared.discovered:
-            figures.append(plot_dendrogram(load_tree(path), out_dir / f"{path.stem}.png", image, cuts=[2, 4]))
+            figures.append(plot_dendrogram(load_tree(path), out_dir / f"{path.stem}.png", image, cuts=PAPER_CUTS))
         print(f"data: {prepared.data_path}")
         print(f"split: {prepared.split_path} (training and validation subjects; test subjects stay unread)")
-        print("trees: " + ", ".join(f"{c.name} {c.tree.cuts([2, 4])}" for c in prepared.candidates))
+        print("trees: " + ", ".join(f"{c.name} {c.tree.cuts(PAPER_CUTS)}" for c in prepared.candidates))
 
     print(f"demo 1/2: tree comparison {trees_file}, project {project}")
     trees = run_study(trees_file, project_dir=project, on_prepared=draw_dendrograms)

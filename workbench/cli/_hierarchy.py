@@ -71,7 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("tree", help="preset name, name in ./hierarchies, or path to a hierarchy file")
     p.add_argument("--data", type=Path, help="data to average into the silhouette panel (omit: tree alone)")
-    p.add_argument("--cuts", type=int, nargs="+", default=[2, 4], help="region counts to colour (default 2 4)")
+    p.add_argument("--cuts", type=int, nargs="+", help="region counts to colour (default: the paper's 2 4)")
     p.add_argument("--compare", metavar="TREE_B",
                    help="second tree (same rows) to draw beside TREE; prints boundary distances and ARI per cut")
     p.add_argument("--no-evidence", action="store_true",
@@ -164,6 +164,7 @@ def dendrogram(args: argparse.Namespace) -> int:
     """Handler of ``workbench dendrogram``."""
     from workbench.cli import CLIError
     from workbench.hierarchy import (
+        PAPER_CUTS,
         compare_cuts,
         load_tree,
         plot_dendrogram,
@@ -173,22 +174,23 @@ def dendrogram(args: argparse.Namespace) -> int:
 
     if args.out.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise CLIError(f"--out {args.out}: choose a .png, .svg or .pdf file")
+    cuts = list(args.cuts or PAPER_CUTS)
     try:
         tree = load_tree(args.tree)
         other = load_tree(args.compare) if args.compare is not None else None
-        rows = compare_cuts(tree, other, args.cuts) if other is not None else None  # fail before reading data
+        rows = compare_cuts(tree, other, cuts) if other is not None else None  # fail before reading data
         image, evidence = None, None
         if args.data is not None:
             with_evidence = other is None and not args.no_evidence
             image, evidence = silhouette_and_evidence(args.data, tree, evidence=with_evidence,
                                                       descriptor=args.descriptor)
         if other is not None and rows is not None:
-            out = plot_tree_comparison(tree, other, args.out, image, cuts=args.cuts)
+            out = plot_tree_comparison(tree, other, args.out, image, cuts=cuts)
             print(f"A: {tree.name or tree.tree_id} ({tree.tree_id})  B: {other.name or other.tree_id} "
                   f"({other.tree_id})")
             _print_comparison(rows)
         else:
-            out = plot_dendrogram(tree, args.out, image, cuts=args.cuts, evidence=evidence)
+            out = plot_dendrogram(tree, args.out, image, cuts=cuts, evidence=evidence)
     except (ValueError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from exc
     written = dict.fromkeys([out, out.with_suffix(".png"), out.with_suffix(".svg")])

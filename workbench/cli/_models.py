@@ -171,9 +171,11 @@ def export_command(args: argparse.Namespace) -> int:
                     spec = _spec_file(args.spec)
                 else:
                     name = ModelConfig().name
-                    cut = TreeCut(tree=args.tree, cuts=tuple(args.cuts or (2, 4)),
-                                  channels=tuple(args.channels or (32, 64, 128)))
-                    spec = model_family(name).cut(name, cut, None, {})
+                    tree_family = model_family(name)
+                    channels = args.channels or tree_family.paper_channels
+                    cut = TreeCut(tree=args.tree, cuts=tuple(args.cuts) if args.cuts else None,
+                                  channels=tuple(channels) if channels else None)
+                    spec = tree_family.cut(name, cut, None, {})
                 model = build_model(spec.merge(overrides))
             except ValueError as exc:
                 raise CLIError(str(exc)) from exc

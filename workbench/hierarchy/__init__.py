@@ -29,7 +29,13 @@ from workbench.hierarchy._descriptors import (
     row_coherence,
 )
 from workbench.hierarchy._io import TreeInfo, list_trees, load_tree, read_tree_file, save_tree
-from workbench.hierarchy._presets import list_presets, preset_description, preset_tree, uniform_tree
+from workbench.hierarchy._presets import (
+    PAPER_CUTS,
+    list_presets,
+    preset_description,
+    preset_tree,
+    uniform_tree,
+)
 from workbench.hierarchy._rescale import is_nested, refines, rescale_cuts, rescale_split
 from workbench.hierarchy._sources import GROUND_TRUTH_FILE, SequenceTable, open_sequences, read_ground_truth
 from workbench.hierarchy._stats import DescriptorStats
@@ -101,6 +107,7 @@ __all__ = [
     "GROUND_TRUTH_FILE",
     "LINKAGES",
     "METRICS",
+    "PAPER_CUTS",
     "SIGNALS",
     "TILT_SIGNALS",
     "ActivationStats",

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from workbench.hierarchy._evidence import RowEvidence
+from workbench.hierarchy._presets import PAPER_CUTS
 from workbench.hierarchy._support import BoundarySupport, TreeSupport, read_support
 from workbench.hierarchy._tree import Node, PartitionTree
 
@@ -223,7 +224,7 @@ def plot_dendrogram(
     tree: PartitionTree,
     path: str | Path,
     mean_image: np.ndarray | None = None,
-    cuts: Sequence[int] = (2, 4),
+    cuts: Sequence[int] = PAPER_CUTS,
     title: str | None = None,
     *,
     support: TreeSupport | bool = True,

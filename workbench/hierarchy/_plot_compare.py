@@ -18,6 +18,7 @@ from workbench.hierarchy._plot import (
     resolve_support,
     save_figure,
 )
+from workbench.hierarchy._presets import PAPER_CUTS
 from workbench.hierarchy._support import TreeSupport
 from workbench.hierarchy._tree import PartitionTree
 
@@ -63,7 +64,7 @@ def plot_tree_comparison(
     tree_b: PartitionTree,
     path: str | Path,
     mean_image: np.ndarray | None = None,
-    cuts: Sequence[int] = (2, 4),
+    cuts: Sequence[int] = PAPER_CUTS,
     title: str | None = None,
     *,
     support: bool = True,

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from workbench.hierarchy._tree import PartitionTree
 
+#: Region counts per level, coarse to fine, that the HSTL paper's CASIA-B model cuts (two, then four): what
+#: a model is cut at and a dendrogram coloured at when no cuts are given.
+PAPER_CUTS: tuple[int, ...] = (2, 4)
+
 
 def _uniform_levels(n_rows: int) -> list[list[int]]:
     """Halving levels down to 4-row regions: ``[[64], [32, 32], [16] * 4, ...]``."""

@@ -193,7 +193,10 @@ class ModelFamily:
     one (``export(model, checkpoint_path, model_cfg_path, **options)``); ``import_weights``: read a
     public checkpoint of the family (``Importer``), with ``import_hint`` saying what such a checkpoint
     holds; ``tree_models``: the registered models ``cut`` accepts (``None``: all of the family's), so
-    configs are checked before any tree is read.
+    configs are checked before any tree is read; ``default_cuts``: the cuts ``cut`` takes when a
+    ``TreeCut`` gives none (empty: the family has none); ``paper_channels``: the published model's widths
+    in the family's order, which ``workbench cost`` and ``export`` cut a tree with so their figures are
+    the paper's (``None``: the preset's; training and studies always keep the preset's).
     """
 
     name: str
@@ -207,6 +210,8 @@ class ModelFamily:
     import_weights: Importer | None = None
     import_hint: str = ""
     tree_models: tuple[str, ...] | None = None
+    default_cuts: tuple[int, ...] = ()
+    paper_channels: tuple[int, ...] | None = None
 
     def check_tree_model(self, name: str) -> None:
         """Raise ``ValueError`` naming the fix when ``name`` is not a model this family cuts from a tree."""

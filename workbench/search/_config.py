@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from workbench.config import ConfigError, from_dict, read_mapping, to_dict
+from workbench.hierarchy import PAPER_CUTS
 from workbench.training import TrainConfig
 
 #: Metrics a study may optimise; ``rank1`` is the protocol's headline (mean of NM/BG/CL on CASIA-B
@@ -41,7 +42,7 @@ class StudyData:
     """
 
     source: str = "synthetic"
-    synthetic: Literal["tiny", "quick", "default"] = "quick"
+    synthetic: Literal["small", "quick", "default"] = "quick"
     protocol: str = "synthetic"
     partition: str | None = None
     eval_batch_size: int = 16
@@ -94,7 +95,7 @@ class SearchSpace:
     """
 
     models: tuple[str, ...] = ()
-    stage_cuts: tuple[tuple[int, ...], ...] = ((2,), (4,))
+    stage_cuts: tuple[tuple[int, ...], ...] = tuple((k,) for k in PAPER_CUTS)
     channels: tuple[tuple[int, ...], ...] = ((8, 16, 32),)
     lr: tuple[float, float] = (1e-3, 1e-3)
     frames: tuple[int, ...] = (30,)

@@ -18,8 +18,10 @@ log = logging.getLogger(__name__)
 #: ``quick`` is sized so that the demo's studies finish in minutes on a CPU yet decide something: 60
 #: subjects (30 train, of which a study holds some out for validation, and 30 test), the types the
 #: synthetic protocol needs, five views, 24-32 frames.
+#: ``small`` is the least a study runs on: six subjects, the types the synthetic protocol needs, three
+#: views (larger than ``SynthConfig.tiny``, training's ``data.synthetic = "tiny"``, which a study cannot split).
 SYNTHETIC_SETS: dict[str, dict[str, object]] = {
-    "tiny": {
+    "small": {
         "subjects": 6, "views": (0, 90, 180), "frames": (16, 20),
         "types": ("nm-01", "nm-02", "nm-03", "nm-04", "nm-05", "bg-01", "cl-01"),
     },
@@ -125,7 +127,7 @@ def discover_candidates(config: StudyConfig, data_path: Path, progress: bool = T
 
     ``partition`` is the study's split, so discovery never reads validation or test subjects.
     """
-    from workbench.hierarchy import discover_tree
+    from workbench.hierarchy import PAPER_CUTS, discover_tree
 
     settings = config.hierarchies.discover
     out_dir = config.project_dir / "hierarchies"
@@ -140,7 +142,7 @@ def discover_candidates(config: StudyConfig, data_path: Path, progress: bool = T
                     progress=progress, name=path.stem, bootstrap=DISCOVERY_RESAMPLES,
                 )
                 result.tree.save(path)
-                log.info("discovered %s: cuts %s", path.name, result.tree.cuts([2, 4]))
+                log.info("discovered %s: cuts %s", path.name, result.tree.cuts(PAPER_CUTS))
             paths.append(path)
     return paths
 

@@ -25,9 +25,10 @@ from workbench.models.hstl._presets import (
     HSTL_FAMILY,
     OUMVLP_SPEC,
     PRESET_SPECS,
+    SMALL_CHANNELS,
     SMALL_SPEC,
 )
-from workbench.models.hstl._spec import HSTLSpec, StageSpec
+from workbench.models.hstl._spec import PAPER_CHANNELS, HSTLSpec, StageSpec
 
 __all__ = [
     "CASIA_B_SPEC",
@@ -35,8 +36,10 @@ __all__ = [
     "HSTL",
     "HSTL_FAMILY",
     "OUMVLP_SPEC",
+    "PAPER_CHANNELS",
     "PAPER_TREES",
     "PRESET_SPECS",
+    "SMALL_CHANNELS",
     "SMALL_SPEC",
     "GuessedSplitsWarning",
     "HSTLSpec",

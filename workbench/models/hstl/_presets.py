@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from workbench.hierarchy import PAPER_CUTS
 from workbench.models._family import ImportedWeights, ModelFamily, Rebuild, TreeCut
 from workbench.models._registry import register_family, register_model
 from workbench.models.hstl._model import HSTL
 from workbench.models.hstl._opengait_export import export_opengait
 from workbench.models.hstl._opengait_io import hstl_weights, resolve_tree, spec_from_state_dict
-from workbench.models.hstl._spec import HSTLSpec, StageSpec
+from workbench.models.hstl._spec import PAPER_CHANNELS, HSTLSpec, StageSpec
 
 CASIA_B_SPEC = HSTLSpec(
     stem_channels=(32,),
@@ -47,10 +48,11 @@ GAIT3D_SPEC = OUMVLP_SPEC.replace(
 
 # The CASIA-B paper's splits at height 64, coarse to fine.
 PAPER_SPLITS = ((40, 24), (8, 32, 16, 8))
-#: ``hstl-small``'s widths ``[stem, stage1, stage2]``, and what it is cut with when a tree gives no more.
-SMALL_CHANNELS = (8, 16, 32)
+#: ``hstl-small``'s widths ``[stem, stage1, stage2]``: CPU-sized, the default of training and studies. Cost
+#: figures and exports use the paper's ``PAPER_CHANNELS`` instead, on purpose (see there).
+SMALL_CHANNELS: tuple[int, ...] = (8, 16, 32)
+#: The tree ``hstl-small`` is cut from when a config names none (its cuts default to ``PAPER_CUTS``).
 SMALL_TREE = "casia-b-paper"
-SMALL_CUTS = (2, 4)
 SMALL_SPEC = HSTLSpec.from_splits(PAPER_SPLITS, channels=SMALL_CHANNELS)
 
 PRESET_SPECS: dict[str, HSTLSpec] = {
@@ -67,7 +69,7 @@ def _cut(name: str, cut: TreeCut, num_classes: int | None, options: Mapping[str,
     fields: dict[str, Any] = {**options} if num_classes is None else {**options, "num_classes": num_classes}
     return HSTLSpec.from_tree(
         cut.tree if cut.tree is not None else SMALL_TREE,
-        cut.cuts or SMALL_CUTS,
+        cut.cuts or PAPER_CUTS,
         channels=cut.channels or SMALL_CHANNELS,
         fta_stages=(0,) if cut.fta in (None, True) else (),
         **fields,
@@ -151,6 +153,8 @@ HSTL_FAMILY = register_family(
         import_weights=_import_weights,
         import_hint="a public HSTL checkpoint (no 'arme1.<i>.conv3d.weight' and 'Head0.fc_bin' weights)",
         tree_models=("hstl-small",),
+        default_cuts=PAPER_CUTS,
+        paper_channels=PAPER_CHANNELS,
     )
 )
 
@@ -184,7 +188,7 @@ def hstl_gait3d(**overrides: Any) -> HSTL:
 @register_model("hstl-small", family="hstl")
 def hstl_small(
     tree: Any = None,
-    cuts: Sequence[int] = SMALL_CUTS,
+    cuts: Sequence[int] = PAPER_CUTS,
     channels: Sequence[int] = SMALL_CHANNELS,
     **overrides: Any,
 ) -> HSTL:
@@ -194,7 +198,7 @@ def hstl_small(
     CASIA-B paper splits are used. Other keyword arguments replace spec fields (e.g. ``num_classes``).
     """
     if tree is None:
-        if tuple(cuts) != SMALL_CUTS:
+        if tuple(cuts) != PAPER_CUTS:
             raise ValueError("hstl-small: choosing cuts needs a tree; pass tree='casia-b-paper' (or another) with cuts")
         spec = HSTLSpec.from_splits(PAPER_SPLITS, channels=channels)
     else:

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, Protocol
 
+from workbench.hierarchy import PAPER_CUTS
 from workbench.models._family import SpecError, SpecFields, check_split
+
+#: The HSTL paper's CASIA-B widths ``[stem, stage1, stage2]``: what ``from_splits`` builds by default, and
+#: what ``workbench cost`` and ``workbench export`` cut a tree with, so their figures are the paper model's.
+#: Training and studies use ``SMALL_CHANNELS`` (CPU-sized) instead, on purpose.
+PAPER_CHANNELS: tuple[int, ...] = (32, 64, 128)
 
 
 class _CutTree(Protocol):
@@ -171,7 +177,7 @@ class HSTLSpec(SpecFields):
         cls,
         splits: Sequence[Sequence[int]],
         *,
-        channels: Sequence[int] = (32, 64, 128),
+        channels: Sequence[int] = PAPER_CHANNELS,
         stage_channels: Sequence[Sequence[int]] | None = None,
         stem_convs: int = 1,
         input_height: int | None = None,
@@ -230,7 +236,7 @@ class HSTLSpec(SpecFields):
     def from_tree(
         cls,
         tree: _CutTree | str,
-        cuts: Sequence[int] = (2, 4),
+        cuts: Sequence[int] = PAPER_CUTS,
         *,
         input_height: int | None = None,
         downsample_before: Sequence[int] = (),
