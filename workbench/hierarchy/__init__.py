@@ -36,7 +36,7 @@ from workbench.hierarchy._presets import (
     preset_tree,
     uniform_tree,
 )
-from workbench.hierarchy._rescale import is_nested, refines, rescale_cuts, rescale_split
+from workbench.hierarchy._rescale import is_nested, refines, rescale_cuts, rescale_split, rescale_splits
 from workbench.hierarchy._sources import GROUND_TRUTH_FILE, SequenceTable, open_sequences, read_ground_truth
 from workbench.hierarchy._stats import DescriptorStats
 from workbench.hierarchy._support import (
@@ -159,6 +159,7 @@ __all__ = [
     "register_descriptor",
     "rescale_cuts",
     "rescale_split",
+    "rescale_splits",
     "row_coherence",
     "row_distances",
     "row_evidence",

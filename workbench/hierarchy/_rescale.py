@@ -1,8 +1,9 @@
-"""Cut arithmetic that needs no tree: nesting checks and rescaling split lists to a stage height."""
+"""Split arithmetic that needs no tree: nesting checks and rescaling split lists to a stage height."""
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,9 +33,9 @@ def refines(coarse: Sequence[int], fine: Sequence[int]) -> bool:
     return set(_boundaries(coarse_sizes)) <= set(_boundaries(fine_sizes))
 
 
-def is_nested(cuts: Sequence[Sequence[int]]) -> bool:
-    """Whether the cuts, ordered coarse to fine, each refine the one before."""
-    return all(refines(a, b) for a, b in itertools.pairwise(cuts))
+def is_nested(splits: Sequence[Sequence[int]]) -> bool:
+    """Whether the splits, ordered coarse to fine, each refine the one before."""
+    return all(refines(a, b) for a, b in itertools.pairwise(splits))
 
 
 def _place_boundaries(boundaries: Sequence[int], old: int, new: int) -> list[int]:
@@ -76,23 +77,34 @@ def rescale_split(split: Sequence[int], height: int) -> list[int]:
     return _sizes(_place_boundaries(_boundaries(sizes), sum(sizes), height), height)
 
 
-def rescale_cuts(cuts: Sequence[Sequence[int]], height: int) -> list[list[int]]:
-    """Map nested cuts (coarse to fine) to ``height`` rows together, so they stay nested.
+def rescale_splits(splits: Sequence[Sequence[int]], height: int) -> list[list[int]]:
+    """Map nested splits (row heights, coarse to fine) to ``height`` rows together, so they stay nested.
 
-    Every boundary is placed once (the finest cut holds them all), so a coarse region stays a union
+    Every boundary is placed once (the finest split holds them all), so a coarse region stays a union
     of consecutive fine regions after rescaling.
+
+    Example: ``rescale_splits([[40, 24], [8, 32, 16, 8]], 32) == [[20, 12], [4, 16, 8, 4]]``.
     """
-    if not cuts:
+    if not splits:
         return []
-    checked = [_region_sizes(c, f"cut {i}") for i, c in enumerate(cuts)]
+    checked = [_region_sizes(s, f"split {i}") for i, s in enumerate(splits)]
     total = sum(checked[0])
-    for i, c in enumerate(checked):
-        if sum(c) != total:
-            raise ValueError(f"cut {i} {c} sums to {sum(c)} rows, cut 0 to {total}; all cuts must cover the same rows")
+    for i, s in enumerate(checked):
+        if sum(s) != total:
+            raise ValueError(
+                f"split {i} {s} sums to {sum(s)} rows, split 0 to {total}; all splits must cover the same rows"
+            )
     if not is_nested(checked):
-        raise ValueError(f"cuts {checked} are not nested: each cut must refine the one before (coarse to fine)")
+        raise ValueError(f"splits {checked} are not nested: each split must refine the one before (coarse to fine)")
     if height < 1:
         raise ValueError(f"target height must be >= 1, got {height}")
     union = sorted({b for c in checked for b in _boundaries(c)})
     mapping = dict(zip(union, _place_boundaries(union, total, height), strict=True))
-    return [_sizes([mapping[b] for b in _boundaries(c)], height) for c in checked]
+    return [_sizes([mapping[b] for b in _boundaries(s)], height) for s in checked]
+
+
+def rescale_cuts(cuts: Sequence[Sequence[int]], height: int) -> list[list[int]]:
+    """Deprecated name of ``rescale_splits`` (it takes split lists, and cuts are region counts)."""
+    warnings.warn("workbench.hierarchy.rescale_cuts is renamed rescale_splits (it rescales split lists); "
+                  "call rescale_splits", DeprecationWarning, stacklevel=2)
+    return rescale_splits(cuts, height)

@@ -11,7 +11,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from workbench.hierarchy._rescale import is_nested, refines, rescale_cuts, rescale_split
+from workbench.hierarchy._rescale import is_nested, refines, rescale_cuts, rescale_split, rescale_splits
 
 Node = tuple[int, int]
 
@@ -173,7 +173,8 @@ class PartitionTree:
         return np.repeat(np.arange(k), self.cut(k))
 
     rescale_split = staticmethod(rescale_split)
-    rescale_cuts = staticmethod(rescale_cuts)
+    rescale_splits = staticmethod(rescale_splits)
+    rescale_cuts = staticmethod(rescale_cuts)  # deprecated name, warns
     refines = staticmethod(refines)
     is_nested = staticmethod(is_nested)
 
@@ -327,4 +328,4 @@ class PartitionTree:
         return read_tree_file(path)
 
 
-__all__ = ["Node", "PartitionTree", "rescale_cuts", "rescale_split"]
+__all__ = ["Node", "PartitionTree", "rescale_split", "rescale_splits"]

@@ -127,14 +127,14 @@ class GaitBaseSpec(SpecFields):
         tree's row count; ``fields`` are other spec fields. Example:
         ``GaitBaseSpec.from_tree("casia-b-paper", parts=4)`` pools rows ``[2, 8, 4, 2]`` of 16.
         """
-        from workbench.hierarchy import load_tree, rescale_cuts
+        from workbench.hierarchy import load_tree, rescale_splits
 
         if isinstance(tree, str):
             tree = load_tree(tree)
         height = int(tree.n_rows if input_height is None else input_height)
         rows = feature_height(height, fields.get("strides", cls.strides))
         try:
-            (split,) = rescale_cuts([tree.cut(int(parts))], rows)
+            (split,) = rescale_splits([tree.cut(int(parts))], rows)
         except ValueError as exc:
             raise SpecError(f"tree {getattr(tree, 'name', '') or 'given'} cut at {parts} parts: {exc}") from exc
         return cls(input_height=height, part_split=tuple(split), **fields)

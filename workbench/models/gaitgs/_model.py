@@ -181,7 +181,7 @@ class GaitGSSpec(SpecFields):
         ``load_tree``; ``input_height`` defaults to the tree's row count; ``fields`` are other spec
         fields. Example: ``GaitGSSpec.from_tree("casia-b-paper", parts=16, strips=4)``.
         """
-        from workbench.hierarchy import load_tree, rescale_cuts
+        from workbench.hierarchy import load_tree, rescale_splits
 
         if isinstance(tree, str):
             tree = load_tree(tree)
@@ -192,7 +192,7 @@ class GaitGSSpec(SpecFields):
         if height < 2 or height % 2:
             raise SpecError(f"input_height={height}: must be even (the stage-2 max-pool halves it)")
         try:
-            coarse, fine = rescale_cuts([tree.cut(strips), tree.cut(parts)], height // 2)
+            coarse, fine = rescale_splits([tree.cut(strips), tree.cut(parts)], height // 2)
         except ValueError as exc:
             raise SpecError(f"tree {getattr(tree, 'name', '') or 'given'}: {exc}") from exc
         block_splits = (tuple(2 * size for size in coarse), tuple(coarse))

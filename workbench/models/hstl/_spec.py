@@ -250,7 +250,7 @@ class HSTLSpec(SpecFields):
 
         Example: ``HSTLSpec.from_tree("casia-b-paper", cuts=(2, 4), channels=(8, 16, 32))``.
         """
-        from workbench.hierarchy import load_tree, rescale_cuts
+        from workbench.hierarchy import load_tree, rescale_splits
 
         if isinstance(tree, str):
             tree = load_tree(tree)
@@ -271,7 +271,7 @@ class HSTLSpec(SpecFields):
         # All cuts are rescaled together to the smallest stage height and scaled up exactly for taller
         # stages, so every stage refines the one before even across a downsampling step.
         try:
-            finest = rescale_cuts([tree.cut(k) for k in counts], final)
+            finest = rescale_splits([tree.cut(k) for k in counts], final)
         except ValueError as exc:
             raise SpecError(f"cuts={counts}: {exc}") from exc
         splits = [[size * (h // final) for size in split] for split, h in zip(finest, heights, strict=True)]
