@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import optuna
 import pytest
 
 from workbench.cli import main
-from workbench.search import run_study
+from workbench.search import load_study_config, open_storage, run_study
 from workbench.search._curves import Curve, curves_text
 
 
@@ -46,3 +47,15 @@ def test_study_curve_prints_each_evaluation_of_each_seed_and_draws_them(write_st
     assert "(trial 0)" in out and "plateau" in out
     assert (out_dir / "learning-curve.png").stat().st_size > 0
     assert main(["study", "curve", str(path), "--tolerance", "-1"]) == 2
+
+    # A trial still training shows its curve so far, marked as running.
+    config = load_study_config(path)
+    study = optuna.load_study(study_name="curve", storage=open_storage(f"sqlite:///{config.project_dir / 'optuna.db'}"))
+    done = study.trials[0]
+    running = study.ask()
+    for key in ("mlflow_run_id", "seeds", "fixed_choices", "cuts"):
+        if key in done.user_attrs:
+            running.set_user_attr(key, done.user_attrs[key])
+    assert main(["study", "curve", str(path), "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f", running (trial {running.number})" in out and "(trial 0)" in out, out

@@ -67,17 +67,23 @@ def _history_keys(trial: FrozenTrial, metric: str, prefix: str) -> dict[int, str
     return {int(s): f"{prefix}seed{s}/{metric}" for s in seeds}
 
 
-def read_curves(study: Any, tracking_uri: str, metric: str = "rank1") -> list[Curve]:
-    """Every complete or pruned trial's validation ``metric`` history from MLflow, one ``Curve`` each.
+#: How a trial that has not completed is marked in its curve's label.
+_STATE_NOTES = {TrialState.RUNNING: "running", TrialState.PRUNED: "pruned", TrialState.FAIL: "stopped"}
 
-    Trials without an MLflow run (skipped repeats) or without any logged evaluation are left out.
+
+def read_curves(study: Any, tracking_uri: str, metric: str = "rank1") -> list[Curve]:
+    """Every trial's validation ``metric`` history from MLflow, one ``Curve`` each.
+
+    Trials still training are included (watch a study's curves while it runs), as are pruned trials and
+    trials that stopped; their labels say so. Trials without an MLflow run (skipped repeats) or without
+    any logged evaluation are left out.
     """
     from workbench.tracking import VALIDATION_METRIC_PREFIX
     from workbench.tracking._store import make_client
 
     client = make_client(tracking_uri)
     curves = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, *_STATE_NOTES)):
         run_id = trial.user_attrs.get("mlflow_run_id")
         if not run_id:
             continue
@@ -89,7 +95,8 @@ def read_curves(study: Any, tracking_uri: str, metric: str = "rank1") -> list[Cu
             if history:
                 seeds[seed] = history
         if seeds:
-            curves.append(Curve(trial_label(trial), trial.number, seeds))
+            note = _STATE_NOTES.get(trial.state)
+            curves.append(Curve(trial_label(trial) + (f", {note}" if note else ""), trial.number, seeds))
     return curves
 
 
