@@ -61,6 +61,20 @@ def checkpoint_error(path: str | Path, exc: Exception) -> CLIError:
     return CLIError(unpickling_refusal(path, exc) or str(exc))
 
 
+#: Top-level modules that only the ``[search]`` extra installs (search and tracking); the core runs without them.
+_SEARCH_EXTRA_MODULES = frozenset({"optuna", "optuna_dashboard", "mlflow", "pandas", "psycopg2"})
+
+
+def _missing_extra(exc: ModuleNotFoundError, command: str) -> str | None:
+    """The one-line fix when ``exc`` is a module of the ``[search]`` extra, else ``None``."""
+    module = (exc.name or "").split(".")[0]
+    if module not in _SEARCH_EXTRA_MODULES:
+        return None
+    where = f"`workbench {command}`" if command else "this command"
+    return (f"{where} needs {module}, which the [search] extra installs: pip install 'hstl-workbench[search]' "
+            "(in a checkout: pip install -e '.[search]')")
+
+
 def _exit_code(exc: Exception) -> int:
     """2 for a value, or a file the user named, that cannot be used; 1 for other failures (a full disk ...)."""
     bad_input = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -103,6 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with sigterm_as_interrupt():
             return int(func(args) or EXIT_OK)
+    except ModuleNotFoundError as exc:
+        words = list(sys.argv[1:] if argv is None else argv)
+        fix = _missing_extra(exc, next((w for w in words if not w.startswith("-")), ""))
+        if fix is None or args.verbose:
+            raise
+        print(f"workbench: error: {fix}", file=sys.stderr)
+        return EXIT_USAGE
     except CLIError as exc:
         print(f"workbench: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -132,7 +132,8 @@ def with_postgres_driver(uri: str) -> str:
     if _scheme(uri) != "postgresql" or importlib.util.find_spec("psycopg") is not None:
         return uri
     if importlib.util.find_spec("psycopg2") is None:
-        raise TrackingError(f"{redact_uri(uri)!r}: no PostgreSQL driver is installed; pip install psycopg2-binary")
+        raise TrackingError(f"{redact_uri(uri)!r}: no PostgreSQL driver is installed; pip install psycopg2-binary "
+                           "(the [search] extra installs it)")
     return "postgresql+psycopg2" + uri[len("postgresql"):]
 
 
