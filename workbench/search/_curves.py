@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +37,18 @@ class Curve:
     trial: int
     seeds: Mapping[int, Mapping[int, float]]
 
-    @property
+    @cached_property
     def steps(self) -> list[int]:
         common = set.intersection(*(set(v) for v in self.seeds.values())) if self.seeds else set()
         return sorted(common)
 
-    @property
+    @cached_property
     def mean(self) -> dict[int, float]:
         return {s: sum(v[s] for v in self.seeds.values()) / len(self.seeds) for s in self.steps}
 
     def plateau(self, tolerance: float = DEFAULT_TOLERANCE) -> int | None:
         """The first step after which the mean never rises by more than ``tolerance``; ``None`` without steps."""
-        mean = self.mean
-        steps = self.steps
+        mean, steps = self.mean, self.steps
         for i, step in enumerate(steps):
             if all(mean[later] - mean[step] <= tolerance for later in steps[i + 1:]):
                 return step

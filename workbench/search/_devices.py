@@ -87,8 +87,11 @@ def parse_gpus(text: str) -> list[int]:
 def visible_devices(value: str | None, threads: int | None = None) -> Iterator[None]:
     """Set ``CUDA_VISIBLE_DEVICES`` to ``value`` and ``OMP_NUM_THREADS`` to ``threads`` (each unchanged
     when ``None``) for the block, then restore them. A process started inside the block inherits them."""
-    changes = {name: v for name, v in ((VISIBLE, value), (THREADS, None if threads is None else str(threads)))
-               if v is not None}
+    changes = {}
+    if value is not None:
+        changes[VISIBLE] = value
+    if threads is not None:
+        changes[THREADS] = str(threads)
     before = {name: os.environ.get(name) for name in changes}
     os.environ.update(changes)
     try:
