@@ -9,8 +9,11 @@ import optuna
 import pytest
 
 from workbench.cli import main
+from workbench.hierarchy import load_tree
 from workbench.search import _objective as objective
 from workbench.search import load_study_config, open_storage, run_study
+from workbench.search._checks import check_widths
+from workbench.search._space import Candidate, suggest, trial_choices
 
 
 def _edit(path: Path, old: str, new: str) -> Path:
@@ -93,3 +96,32 @@ def test_reading_a_study_that_never_ran_creates_nothing(write_study, tmp_path: P
         assert main(command) == 2
         assert "no study store at" in capsys.readouterr().err
     assert not (tmp_path / "home").exists()
+
+
+def test_widths_a_family_cannot_take_are_refused_before_anything_is_rendered(write_study, tmp_path: Path,
+                                                                            capsys) -> None:
+    path = write_study(name="mixed", models='["hstl-small", "gaitbase-small"]')
+    capsys.readouterr()
+    assert main(["study", "run", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert "space.channels: [4, 4, 8] do not fit model 'gaitbase-small'" in err, err
+    assert "[models.gaitbase-small.model] channels" in err and "hstl-small'" not in err, err
+    assert not (tmp_path / "home" / "data").exists()
+
+
+def test_a_family_with_its_own_widths_takes_them_and_the_others_take_the_space(write_study) -> None:
+    path = write_study(name="mixed-own", models='["hstl-small", "gaitbase-small"]',
+                       extra='[models.gaitbase-small.model]\nchannels = [4, 4, 8, 8]\n')
+    config = load_study_config(path)
+    assert config.model_channels() == {"gaitbase-small": (4, 4, 8, 8)}
+    assert check_widths(config) == []
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    candidates = [Candidate(name="uniform-64", source="uniform-64", tree=load_tree("uniform-64"))]
+    seen = {}
+    for _ in range(12):
+        trial = study.ask()
+        choice = suggest(trial, config.space, candidates, config.model_channels())
+        seen[choice.model] = (choice.channels, trial_choices(trial)["channels"], "channels" in trial.params)
+        study.tell(trial, 0.0)
+    assert seen["gaitbase-small"] == ((4, 4, 8, 8), "4-4-8-8", False)
+    assert seen["hstl-small"] == ((4, 4, 8), "4-4-8", False)  # one width list in the space: fixed, not searched

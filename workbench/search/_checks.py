@@ -42,6 +42,36 @@ def check_names(config: StudyConfig) -> list[str]:
     return problems
 
 
+def check_widths(config: StudyConfig) -> list[str]:
+    """Widths a model cannot take: ``space.channels`` (or its own) against what its family builds.
+
+    Families take different numbers of widths (HSTL-small three for two cut stages, GaitBase four), so
+    a study mixing them would fail one family's every trial; each model's spec is built once here, with
+    the study's smallest cuts, and only its width errors are reported (trees are checked elsewhere).
+    """
+    from workbench.models import TreeCut, model_family
+
+    own = config.model_channels()
+    models = list(config.space.models) or [config.train.model.name]
+    cuts = tuple(min(ks) for ks in config.space.stage_cuts)
+    problems: list[str] = []
+    for name in models:
+        field = f"models.{name}.model.channels" if name in own else "space.channels"
+        widths = [own[name]] if name in own else [tuple(c) for c in config.space.channels]
+        family = model_family(name)
+        options = config.train_for(name).model.options
+        for channels in widths:
+            try:
+                family.cut(name, TreeCut(tree=None, cuts=cuts, channels=channels, fta=None), 2, options)
+            except ValueError as exc:
+                if "channels" not in str(exc):
+                    continue
+                fix = (f"give {name} its own widths: [models.{name}.model] channels = [...]"
+                       if field == "space.channels" else "fix the widths")
+                problems.append(f"{field}: {list(channels)} do not fit model {name!r} ({exc}); {fix}")
+    return problems
+
+
 def _tree_problem(field: str, name: str) -> list[str]:
     from workbench.hierarchy import load_tree
 

@@ -91,7 +91,9 @@ class SearchSpace:
     ``stage_cuts[i]`` lists the region counts allowed at level ``i`` (coarse to fine); each model's
     family decides what it takes from the levels (``ModelFamily.cut``: HSTL one ARME stage per level,
     GaitGS strips from the first and parts from the last, GaitBase parts from the last). A trial's cuts
-    must grow from level to level, so cuts from one tree nest. ``channels`` are in the family's order.
+    must grow from level to level, so cuts from one tree nest. ``channels`` are in the family's order;
+    a model listed with its own ``[models.<name>.model] channels`` takes those instead (a study mixing
+    families whose widths differ in number gives each its own).
     """
 
     models: tuple[str, ...] = ()
@@ -232,6 +234,21 @@ class StudyConfig:
             return from_dict(TrainConfig, merged, where=f"models.{model}")
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
+
+    def model_channels(self) -> dict[str, tuple[int, ...]]:
+        """Widths a model's ``[models.<name>.model] channels`` fixes for it, by model name.
+
+        Families take different numbers of widths (HSTL one per stage and the stem, GaitBase four), so
+        a study mixing them gives each its own; ``space.channels`` applies to the models without.
+        """
+        fixed: dict[str, tuple[int, ...]] = {}
+        for name, overrides in self.models.items():
+            model = overrides.get("model") if isinstance(overrides, dict) else None
+            if isinstance(model, dict) and model.get("channels") is not None:
+                channels = self.train_for(name).model.channels
+                if channels is not None:
+                    fixed[name] = tuple(channels)
+        return fixed
 
     @property
     def directions(self) -> list[Literal["maximize", "minimize"]]:

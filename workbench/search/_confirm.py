@@ -109,7 +109,8 @@ def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.S
     rows = []
     new_seeds = fresh_seeds(config, seeds)
     for trial in top_trials(study, top, objective.direction):
-        choice = suggest(optuna.trial.FixedTrial(trial_choices(trial)), config.space, prepared.candidates)
+        choice = suggest(optuna.trial.FixedTrial(trial_choices(trial)), config.space, prepared.candidates,
+                         config.model_channels())
         folder = Path(trial.user_attrs["output_dir"])
         train_config = trial_train_config(config, choice, candidates, folder, str(prepared.data_path),
                                           str(prepared.split_path))

@@ -137,7 +137,7 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
     from workbench.tracking import TAG_STEP, VALIDATION_METRIC_PREFIX, hierarchy_params, log_hierarchy
 
     candidates = prepared.candidate_map()
-    choice = suggest(trial, config.space, prepared.candidates)
+    choice = suggest(trial, config.space, prepared.candidates, config.model_channels())
     seeds = replicate_seeds(config)
     trial.set_user_attr("seeds", seeds)
     earlier = duplicate_of(study, trial, seeds)

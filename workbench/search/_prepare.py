@@ -153,9 +153,9 @@ def prepare_study(config: StudyConfig, progress: bool = True) -> PreparedStudy:
     Every name the study file uses is checked first, before any data is rendered; the objectives are
     checked against the validation protocol's figures before any tree is discovered.
     """
-    from workbench.search._checks import check_names, raise_problems
+    from workbench.search._checks import check_names, check_widths, raise_problems
 
-    raise_problems(check_names(config), config.study.name)
+    raise_problems(check_names(config) or check_widths(config), config.study.name)
     project = config.project_dir
     project.mkdir(parents=True, exist_ok=True)
     # Processes started together on one project (two terminals, or --workers) take turns: the first

@@ -66,8 +66,14 @@ def check_candidates(candidates: Sequence[Candidate], space: SearchSpace) -> lis
 FIXED_CHOICES_KEY = "fixed_choices"
 
 
-def suggest(trial: optuna.trial.BaseTrial, space: SearchSpace, candidates: Sequence[Candidate]) -> TrialChoice:
-    """Draw one trial's choices; an entry with one value is fixed, recorded in ``FIXED_CHOICES_KEY``."""
+def suggest(trial: optuna.trial.BaseTrial, space: SearchSpace, candidates: Sequence[Candidate],
+            model_channels: Mapping[str, tuple[int, ...]] | None = None) -> TrialChoice:
+    """Draw one trial's choices; an entry with one value is fixed, recorded in ``FIXED_CHOICES_KEY``.
+
+    ``model_channels`` holds the widths a model's ``[models.<name>.model] channels`` fixes for it
+    (``StudyConfig.model_channels``): such a model takes them instead of ``space.channels``, which is
+    then not searched for its trials.
+    """
     fixed: dict[str, object] = {}
 
     def pick(name: str, values: Sequence[object]) -> object:
@@ -80,8 +86,13 @@ def suggest(trial: optuna.trial.BaseTrial, space: SearchSpace, candidates: Seque
     model = str(pick("model", list(space.models))) if space.models else ""
     tree = str(pick("tree", [c.name for c in candidates]))
     cuts = tuple(int(pick(f"cut_stage{i + 2}", list(ks))) for i, ks in enumerate(space.stage_cuts))  # type: ignore[call-overload]
-    ch_by_key = {channels_key(c): tuple(int(x) for x in c) for c in space.channels}
-    channels = ch_by_key[str(pick("channels", list(ch_by_key)))]
+    own = (model_channels or {}).get(model)
+    if own is not None:
+        fixed["channels"] = channels_key(own)
+        channels = tuple(int(x) for x in own)
+    else:
+        ch_by_key = {channels_key(c): tuple(int(x) for x in c) for c in space.channels}
+        channels = ch_by_key[str(pick("channels", list(ch_by_key)))]
     low, high = space.lr
     if low == high:
         fixed["lr"] = low
