@@ -1,4 +1,4 @@
-"""Training: triplet + cross-entropy losses, the training loop, checkpoints, AMP and DDP under torchrun.
+"""Training: triplet + cross-entropy losses, the training loop, checkpoints, AMP, DDP under torchrun or launched here.
 
 Example::
 
@@ -47,6 +47,7 @@ from workbench.training._config import (
 from workbench.training._data import SourceTrainData, build_train_data, builtin_data_dir, render_builtin
 from workbench.training._distributed import DistributedContext, context_from_env, gather_with_grad
 from workbench.training._inference import import_opengait, load_for_inference, load_train_config
+from workbench.training._launch import LaunchResult, RankFailedError, RankTask, launch_ranks, rank_threads
 from workbench.training._losses import (
     BatchAllTripletLoss,
     CrossEntropyOutput,
@@ -69,12 +70,15 @@ __all__ = [
     "Evaluator",
     "GaitLoss",
     "JsonLinesLog",
+    "LaunchResult",
     "LossConfig",
     "ModelConfig",
     "NonFiniteLossError",
     "OptimizerConfig",
     "PartCrossEntropyLoss",
     "ProgressBar",
+    "RankFailedError",
+    "RankTask",
     "SchedulerConfig",
     "SourceTrainData",
     "TrainBatch",
@@ -95,12 +99,14 @@ __all__ = [
     "gather_with_grad",
     "import_opengait",
     "latest_checkpoint",
+    "launch_ranks",
     "list_checkpoints",
     "load_checkpoint",
     "load_for_inference",
     "load_train_config",
     "pairwise_part_distances",
     "prune_checkpoints",
+    "rank_threads",
     "release_memory",
     "render_builtin",
     "restore_rng_state",

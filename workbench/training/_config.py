@@ -151,6 +151,9 @@ class TrainConfig:
     (a dropped batch, like a step the fp16 gradient scaler skips, does not advance the schedule).
     ``distributed_timeout_minutes``: how long a rank under torchrun waits in a collective while rank 0
     evaluates or saves (NCCL's default, 10 minutes, is shorter than one GREW or OUMVLP evaluation).
+    ``nproc_per_node``: processes (DDP ranks, one GPU each on CUDA) that train one study trial together;
+    the study's worker starts them itself (``workbench.training.launch_ranks``). ``workbench train``
+    starts them too, unless torchrun already did.
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -169,6 +172,7 @@ class TrainConfig:
     output_dir: str = "runs/train"
     nan_policy: Literal["stop", "skip"] = "stop"
     distributed_timeout_minutes: float = 120.0
+    nproc_per_node: int = 1
 
     def __post_init__(self) -> None:
         _positive("", iterations=self.iterations, keep_last=self.keep_last, log_every=self.log_every)
@@ -179,3 +183,6 @@ class TrainConfig:
             raise ValueError("output_dir is empty; name a directory for checkpoints and logs")
         if not self.distributed_timeout_minutes > 0:
             raise ValueError(f"distributed_timeout_minutes must be > 0, got {self.distributed_timeout_minutes}")
+        if self.nproc_per_node < 1:
+            raise ValueError(f"nproc_per_node must be >= 1 (processes training one run together), "
+                             f"got {self.nproc_per_node}")

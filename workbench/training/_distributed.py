@@ -59,8 +59,11 @@ DEFAULT_TIMEOUT_MINUTES = 120.0
 
 
 def init_process_group(context: DistributedContext, device: torch.device,
-                       timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> bool:
+                       timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES, store: dist.Store | None = None) -> bool:
     """Join the process group (NCCL on CUDA, gloo on CPU) unless single-process or already joined.
+
+    The ranks meet through ``store`` when given (``launch_ranks`` hosts one), else through torchrun's
+    ``MASTER_ADDR`` and ``MASTER_PORT``.
 
     On CUDA the rank is bound to its own GPU (``device``, from ``LOCAL_RANK``) before the group
     exists, and the group is told that device: otherwise NCCL guesses it from the global rank, which
@@ -74,6 +77,8 @@ def init_process_group(context: DistributedContext, device: torch.device,
         torch.cuda.set_device(device)
         options["device_id"] = device
     backend = "nccl" if device.type == "cuda" else "gloo"
+    if store is not None:
+        options["store"] = store
     dist.init_process_group(backend=backend, rank=context.rank, world_size=context.world_size, **options)
     return True
 
