@@ -28,6 +28,14 @@ from workbench.hierarchy._descriptors import (
     register_descriptor,
     row_coherence,
 )
+from workbench.hierarchy._identity import (
+    IDENTITY_BLOCKS,
+    IdentityStats,
+    RowIdentity,
+    SubjectAnova,
+    identity_rows,
+    subject_anova,
+)
 from workbench.hierarchy._io import TreeInfo, list_trees, load_tree, read_tree_file, save_tree
 from workbench.hierarchy._presets import (
     PAPER_CUTS,
@@ -105,6 +113,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_DESCRIPTOR",
     "GROUND_TRUTH_FILE",
+    "IDENTITY_BLOCKS",
     "LINKAGES",
     "METRICS",
     "PAPER_CUTS",
@@ -117,15 +126,18 @@ __all__ = [
     "DiscoveryResult",
     "GroundTruthScore",
     "HierarchyDiscovery",
+    "IdentityStats",
     "PartitionTree",
     "RowArticulation",
     "RowCoherence",
     "RowDescriptor",
     "RowEvidence",
+    "RowIdentity",
     "RowSpectrum",
     "RowStats",
     "SequenceTable",
     "StabilityScore",
+    "SubjectAnova",
     "TreeInfo",
     "TreeSupport",
     "bootstrap_refits",
@@ -140,6 +152,7 @@ __all__ = [
     "edge_tilts",
     "estimator_for",
     "ground_truth_score",
+    "identity_rows",
     "is_nested",
     "list_descriptors",
     "list_presets",
@@ -169,6 +182,7 @@ __all__ = [
     "silhouette_and_evidence",
     "split_labels",
     "stability_from_refits",
+    "subject_anova",
     "subpixel_edges",
     "support_from_refits",
     "uniform_tree",

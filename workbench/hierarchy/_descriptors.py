@@ -53,6 +53,9 @@ class RowDescriptor(ABC):
 
     Subclasses set ``name`` (the registry key), ``kind`` (``silhouette`` or ``activation``) and
     implement ``row_features`` at the input's own height; rows are mapped to ``n_rows`` here.
+    ``new_stats`` makes the per-subject statistics ``accumulate`` streams into; a descriptor whose
+    row matrix compares subjects (``learns_from_subjects``) returns one whose ``matrix`` does so, and
+    discovery then reads only training subjects (``discover_tree``).
 
     Args:
         n_rows: descriptor rows; ``None`` takes the height of the first input.
@@ -60,6 +63,11 @@ class RowDescriptor(ABC):
 
     name: ClassVar[str]
     kind: ClassVar[str]
+    #: Whether the row matrix is learnt from the subject labels (then only training subjects may be read).
+    learns_from_subjects: ClassVar[bool] = False
+    #: Whether clustering should z-score each column first; ``False`` when the columns already share one
+    #: scale that means something (``row-identity``'s variance shares), which z-scoring would erase.
+    standardize: ClassVar[bool] = True
 
     def __init__(self, n_rows: int | None = None) -> None:
         if n_rows is not None and int(n_rows) < 1:
@@ -119,12 +127,17 @@ class RowDescriptor(ABC):
                 continue
             features = self.describe(x)
             if stats is None:
-                assert self.n_rows is not None
-                stats = DescriptorStats(self.n_rows, self.feature_names(), self.name, self.feature_groups())
+                stats = self.new_stats()
             stats.add(features, str(subject))
         if stats is None:
             raise ValueError(f"no sequence with at least {min_frames} frames to describe; the input was empty")
         return stats
+
+    def new_stats(self) -> DescriptorStats:
+        """Empty per-subject statistics for this descriptor's sequences (``n_rows`` must be known)."""
+        if self.n_rows is None:
+            raise ValueError("descriptor stats need n_rows; set it or describe a sequence first")
+        return DescriptorStats(self.n_rows, self.feature_names(), self.name, self.feature_groups())
 
     def frames(self, x: np.ndarray) -> int:
         """Frames of one input (its time axis length)."""

@@ -85,13 +85,18 @@ def score_ground_truth(tree: PartitionTree, truth_file: str | Path) -> dict[str,
     }
 
 
+def _has_partition(data: str | Path, partition: str | Path | None) -> bool:
+    """Whether ``data`` can be split into training and test subjects (a partition given or beside it)."""
+    return partition is not None or (Path(data) / "partition.json").is_file()
+
+
 def discover_tree(
     data: str | Path,
     *,
     descriptor: str = DEFAULT_DESCRIPTOR,
     linkage: str = "ward",
     metric: str = "euclidean",
-    standardize: bool = True,
+    standardize: bool | None = None,
     rows: int | None = None,
     subset: str | None = None,
     partition: str | Path | None = None,
@@ -107,21 +112,29 @@ def discover_tree(
 
     ``subset`` restricts an OpenGait dataset to the ``train``/``test`` ids of ``partition`` (default:
     the dataset's own partition file; a study passes its validation split and ``train``, so
-    validation and test subjects stay unseen); ``max_sequences`` caps the work. ``bootstrap``
+    validation and test subjects stay unseen; a descriptor that learns from subject labels, such as
+    ``row-identity``, reads the training subjects when ``subset`` is not given and the data has a
+    partition); ``max_sequences`` caps the work. ``bootstrap``
     subject resamples (0: none; needs 2+ subjects) measure the stability of the cuts at ``ks`` and,
     from the same refits, the support of every node and of the boundaries of every cut from 2 to
     ``max(ks)`` regions (``near``: within ``tolerance`` rows); when ``data`` holds a renderer's
     ``ground_truth.json`` the cut with as many regions as true parts is scored against it, beside
-    the uniform tree. Every score is also recorded in the tree's provenance.
+    the uniform tree. Every score is also recorded in the tree's provenance. ``standardize=None``
+    z-scores the descriptor's columns when the descriptor asks for it (``RowDescriptor.standardize``).
     """
     import workbench
 
+    row_descriptor = create_descriptor(descriptor, n_rows=rows)
+    if standardize is None:
+        standardize = row_descriptor.standardize
     estimator = HierarchyDiscovery(linkage=linkage, metric=metric, standardize=standardize, random_state=seed)
     estimator._check_params()
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be >= 0 subject resamples, got {bootstrap}")
+    if subset is None and row_descriptor.learns_from_subjects and _has_partition(data, partition):
+        subset = "train"  # a descriptor that learns from subject labels must not see the test subjects
     table = select_sequences(open_sequences(data, subset=subset, partition=partition), max_sequences, seed)
-    stats = accumulate(create_descriptor(descriptor, n_rows=rows), table, progress)
+    stats = accumulate(row_descriptor, table, progress)
     # Block weights come from the descriptor, so the estimator (and every bootstrap clone) uses them.
     estimator.set_params(feature_groups=stats.feature_groups)
     estimator.fit(stats.matrix())
@@ -169,21 +182,29 @@ def silhouette_and_evidence(
     """The mean silhouette of ``data`` and (``evidence``) the row evidence of ``tree``'s descriptor, in one pass.
 
     The descriptor, linkage, metric and standardising come from ``tree.provenance`` (what discovered
-    the tree); a preset falls back to ``DEFAULT_DESCRIPTOR`` with ward and Euclidean distances.
+    the tree); a preset falls back to ``DEFAULT_DESCRIPTOR`` with ward and Euclidean distances. A
+    descriptor that learns from subject labels reads the training subjects only, as discovery did
+    (the partition recorded in the provenance when that file exists, else the data's own), and so
+    does the mean silhouette then.
     """
     from tqdm import tqdm
 
-    table = open_sequences(data)
+    name = descriptor or str(tree.provenance.get("descriptor", DEFAULT_DESCRIPTOR))
+    row_descriptor = create_descriptor(name, n_rows=tree.n_rows) if evidence else None
+    subset, partition = None, None
+    if row_descriptor is not None and row_descriptor.learns_from_subjects:
+        recorded = tree.provenance.get("partition")
+        partition = Path(recorded) if recorded is not None and Path(recorded).is_file() else None
+        subset = "train" if _has_partition(data, partition) else None
+    table = open_sequences(data, subset=subset, partition=partition)
     first = np.asarray(table.load(0)) if len(table) else np.zeros((0, 0, 0))
     if first.ndim == 3 and first.shape[0] > 0:
         check_image(tree, first[0])  # before the pass: the data must be the tree's height
     mean = MeanFrame()
-    name = descriptor or str(tree.provenance.get("descriptor", DEFAULT_DESCRIPTOR))
-    if not evidence:
+    if row_descriptor is None:
         for i in tqdm(range(len(table)), desc="averaging", leave=False, disable=not progress):
             mean.add(table.load(i))
         return mean.value(), None
-    row_descriptor = create_descriptor(name, n_rows=tree.n_rows)
     if row_descriptor.kind != "silhouette":
         raise ValueError(f"descriptor {name!r} reads model activations, not silhouettes; pass a silhouette "
                          "descriptor (e.g. --descriptor row-articulation) or skip the evidence panels")

@@ -19,6 +19,11 @@ class DescriptorStats:
         feature_names: one name per descriptor column.
         descriptor: name of the descriptor that produced the features (for provenance).
         feature_groups: block label per feature (``RowDescriptor.feature_groups()``), or ``None``.
+        squares: also keep per-subject sums of squares (``squares``), for within-subject spreads.
+
+    ``feature_names`` and ``feature_groups`` name the columns of ``matrix()``. Here that is the mean
+    per-sequence descriptor, so one sequence has the same columns (``sequence_width``); a subclass
+    whose ``matrix`` summarises the sequences differently (``IdentityStats``) sets its own.
     """
 
     def __init__(
@@ -27,6 +32,8 @@ class DescriptorStats:
         feature_names: Sequence[str],
         descriptor: str = "",
         feature_groups: Sequence[str] | None = None,
+        *,
+        squares: bool = False,
     ) -> None:
         self.n_rows = int(n_rows)
         self.feature_names = list(feature_names)
@@ -40,6 +47,7 @@ class DescriptorStats:
         self.subjects: list[str] = []
         self._index: dict[str, int] = {}
         self._sums: list[np.ndarray] = []
+        self._squares: list[np.ndarray] | None = [] if squares else None
         self._counts: list[int] = []
         self.n_skipped = 0
 
@@ -47,6 +55,11 @@ class DescriptorStats:
     def n_features(self) -> int:
         """Descriptor columns."""
         return len(self.feature_names)
+
+    @property
+    def sequence_width(self) -> int:
+        """Columns of one sequence's descriptor, the width ``add`` takes and ``sums`` keeps."""
+        return self.n_features
 
     @property
     def n_subjects(self) -> int:
@@ -65,17 +78,26 @@ class DescriptorStats:
 
     @property
     def sums(self) -> np.ndarray:
-        """Per-subject feature sums ``[n_subjects, n_rows, n_features]``."""
+        """Per-subject feature sums ``[n_subjects, n_rows, sequence_width]``."""
         if not self._sums:
-            return np.zeros((0, self.n_rows, self.n_features))
+            return np.zeros((0, self.n_rows, self.sequence_width))
         return np.stack(self._sums)
 
+    @property
+    def squares(self) -> np.ndarray:
+        """Per-subject sums of squared features ``[n_subjects, n_rows, sequence_width]`` (``squares=True``)."""
+        if self._squares is None:
+            raise ValueError("these descriptor stats keep no sums of squares; create them with squares=True")
+        if not self._squares:
+            return np.zeros((0, self.n_rows, self.sequence_width))
+        return np.stack(self._squares)
+
     def add(self, features: np.ndarray, subject: str = "all") -> None:
-        """Add one sequence's descriptor ``features: [n_rows, n_features]`` to ``subject``'s sums."""
-        if features.shape != (self.n_rows, self.n_features):
+        """Add one sequence's descriptor ``features: [n_rows, sequence_width]`` to ``subject``'s sums."""
+        if features.shape != (self.n_rows, self.sequence_width):
             raise ValueError(
                 f"descriptor of subject {subject!r} has shape {list(features.shape)}, expected "
-                f"[{self.n_rows}, {self.n_features}]"
+                f"[{self.n_rows}, {self.sequence_width}]"
             )
         if not np.all(np.isfinite(features)):
             raise ValueError(f"descriptor of subject {subject!r} has non-finite values")
@@ -83,26 +105,35 @@ class DescriptorStats:
         if index is None:
             index = self._index[subject] = len(self.subjects)
             self.subjects.append(subject)
-            self._sums.append(np.zeros((self.n_rows, self.n_features)))
+            self._sums.append(np.zeros((self.n_rows, self.sequence_width)))
+            if self._squares is not None:
+                self._squares.append(np.zeros((self.n_rows, self.sequence_width)))
             self._counts.append(0)
         self._sums[index] += features
+        if self._squares is not None:
+            self._squares[index] += features**2
         self._counts[index] += 1
 
     def merge(self, other: DescriptorStats) -> DescriptorStats:
         """Fold ``other``'s sums into this one (e.g. from parallel workers); returns ``self``."""
-        if (other.feature_names != self.feature_names or other.n_rows != self.n_rows
-                or other.feature_groups != self.feature_groups):
+        if (type(other) is not type(self) or other.feature_names != self.feature_names
+                or other.n_rows != self.n_rows or other.feature_groups != self.feature_groups):
             raise ValueError("cannot merge descriptor stats with different rows, features or feature groups")
-        for subject, total, count in zip(other.subjects, other._sums, other._counts, strict=True):
+        if (other._squares is None) != (self._squares is None):
+            raise ValueError("cannot merge descriptor stats where only one side keeps sums of squares")
+        for i, subject in enumerate(other.subjects):
             index = self._index.get(subject)
             if index is None:
-                self._index[subject] = len(self.subjects)
+                index = self._index[subject] = len(self.subjects)
                 self.subjects.append(subject)
-                self._sums.append(total.copy())
-                self._counts.append(count)
-            else:
-                self._sums[index] += total
-                self._counts[index] += count
+                self._sums.append(np.zeros((self.n_rows, self.sequence_width)))
+                if self._squares is not None:
+                    self._squares.append(np.zeros((self.n_rows, self.sequence_width)))
+                self._counts.append(0)
+            self._sums[index] += other._sums[i]
+            if self._squares is not None and other._squares is not None:
+                self._squares[index] += other._squares[i]
+            self._counts[index] += other._counts[i]
         self.n_skipped += other.n_skipped
         return self
 
@@ -111,15 +142,20 @@ class DescriptorStats:
 
         ``weights: [n_subjects]`` multiplies each subject's sequences (bootstrap multiplicities).
         """
+        w = self.subject_weights(weights)
+        total = float(np.dot(w, self.counts))
+        if total <= 0:
+            raise ValueError("the weights select no sequences")
+        return np.tensordot(w, self.sums, axes=1) / total
+
+    def subject_weights(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """``weights`` checked as one non-negative multiplicity per subject (all ones when ``None``)."""
         if self.n_sequences == 0:
             raise ValueError("no sequences were accumulated; check that the data folder holds sequences")
         w = np.ones(self.n_subjects) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (self.n_subjects,) or np.any(w < 0):
             raise ValueError(f"weights must be {self.n_subjects} non-negative numbers, got shape {list(w.shape)}")
-        total = float(np.dot(w, self.counts))
-        if total <= 0:
-            raise ValueError("the weights select no sequences")
-        return np.tensordot(w, self.sums, axes=1) / total
+        return w
 
     def bootstrap_weights(self, rng: np.random.Generator) -> np.ndarray:
         """Multiplicities ``[n_subjects]`` of one resample of subjects with replacement."""
