@@ -240,3 +240,16 @@ def test_evidence_panels_read_training_subjects_only(rendered: Path) -> None:
     _, evidence = silhouette_and_evidence(rendered, preset_tree("casia-b-paper"), descriptor="row-identity",
                                           progress=False)
     assert evidence is not None and evidence.n_rows == 64
+
+
+def test_discover_command_takes_the_descriptor(rendered: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli import main
+
+    out = tmp_path / "identity.json"
+    assert main(["discover", "--data", str(rendered), "--descriptor", "row-identity", "--bootstrap", "3",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    n_train = len(json.loads((rendered / "partition.json").read_text())["TRAIN_SET"])
+    assert f"{n_train} subjects" in text and "descriptor: row-identity" in text
+    assert json.loads(out.read_text())["provenance"]["subset"] == "train"
