@@ -133,6 +133,14 @@ def test_subject_weights_equal_repeating_subjects() -> None:
     assert all(r.tree_.n_rows == ROWS for r in refits)
 
 
+def test_merged_workers_equal_one_pass() -> None:
+    items = planted_sequences(subjects=6, sequences=4)
+    whole, first, second = identity_stats(items), identity_stats(items[::2]), identity_stats(items[1::2])
+    assert np.allclose(first.merge(second).matrix(), whole.matrix())
+    with pytest.raises(ValueError, match="cannot merge"):
+        DescriptorStats(ROWS, whole.feature_names, "row-identity", whole.feature_groups).merge(whole)
+
+
 def test_degenerate_designs_are_explained() -> None:
     one_subject = IdentityStats(4, ["a"], "row-identity")
     for _ in range(3):
