@@ -24,8 +24,12 @@ def test_the_plateau_is_the_first_step_after_which_the_mean_never_gains_more_tha
     assert "plateau from step 300" in text and "70.50 (70.0, 71.0)" in text
 
     still_rising = Curve("casia-b-paper [2, 4]", 1, {0: {100: 40.0, 200: 50.0, 300: 60.0}})
-    assert still_rising.plateau(1.0) == 300
+    assert still_rising.plateau(1.0) is None
     assert "still rising at the last step, no plateau yet (+10.00 since step 200)" in curves_text([still_rising])
+
+    one_point = Curve("uniform-64 [2, 4]", 2, {0: {200: 91.0}, 1: {200: 93.0}})
+    assert one_point.plateau(1.0) is None, "one evaluation cannot show a plateau"
+    assert "one evaluation so far, no curve yet" in curves_text([one_point])
 
 
 def test_steps_some_seed_did_not_reach_are_left_out_of_the_mean() -> None:

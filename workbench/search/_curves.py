@@ -47,9 +47,13 @@ class Curve:
         return {s: sum(v[s] for v in self.seeds.values()) / len(self.seeds) for s in self.steps}
 
     def plateau(self, tolerance: float = DEFAULT_TOLERANCE) -> int | None:
-        """The first step after which the mean never rises by more than ``tolerance``; ``None`` without steps."""
+        """The first step after which the mean never rises by more than ``tolerance``.
+
+        ``None`` until a later evaluation confirms it: with one evaluation, or while the last one still
+        gained more than the tolerance, there is no plateau to name.
+        """
         mean, steps = self.mean, self.steps
-        for i, step in enumerate(steps):
+        for i, step in enumerate(steps[:-1]):
             if all(mean[later] - mean[step] <= tolerance for later in steps[i + 1:]):
                 return step
         return None
@@ -124,9 +128,11 @@ def curves_text(curves: Sequence[Curve], metric: str = "rank1", tolerance: float
     for c in curves:
         plateau = c.plateau(tolerance)
         last = c.steps[-1] if c.steps else None
-        if plateau is None or last is None:
+        if last is None:
             continue
-        if plateau == last and len(c.steps) > 1:  # the last evaluation still gained more than the tolerance
+        if len(c.steps) == 1:
+            state = "one evaluation so far, no curve yet"
+        elif plateau is None:  # the last evaluation still gained more than the tolerance
             state = f"still rising at the last step, no plateau yet ({c.mean[last] - c.mean[c.steps[-2]]:+.2f} " \
                     f"since step {c.steps[-2]})"
         else:
