@@ -5,6 +5,10 @@ before torch initialises CUDA), and inside it that GPU is ``cuda:0``. Without ``
 of ``N`` takes GPU ``i mod G``; ``--gpus 0,2`` restricts (and orders) the GPUs used. GPU numbers are
 those this process sees: when ``CUDA_VISIBLE_DEVICES`` is already set, they index that list.
 
+A trial of ``K`` ranks (``[train] nproc_per_node = K``) takes ``K`` GPUs: worker ``i`` sees GPUs
+``i*K`` to ``i*K+K-1`` of the list, and rank ``r`` trains on its ``cuda:r``. GPUs are not shared then:
+``N x K`` GPUs must be there. Its ranks share the worker's CPU threads (``rank_threads``).
+
 CPU threads: torch gives every process as many threads as the machine has cores, so N workers would run
 N times too many threads and slow each other down. Each spawned worker gets ``OMP_NUM_THREADS`` = its
 share of the cores this process may use (at least one), unless ``OMP_NUM_THREADS`` is already set, which
@@ -16,6 +20,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workbench.search._config import StudyConfig
 
 #: The environment variable CUDA reads once, when a process first uses it.
 VISIBLE = "CUDA_VISIBLE_DEVICES"
@@ -49,11 +57,14 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(count)]
 
 
-def worker_gpus(workers: int, gpus: Sequence[int] | None, available: Sequence[str]) -> list[str | None]:
+def worker_gpus(workers: int, gpus: Sequence[int] | None, available: Sequence[str],
+                ranks: int = 1) -> list[str | None]:
     """``CUDA_VISIBLE_DEVICES`` for each of ``workers`` workers, ``None`` where the worker is left alone.
 
     ``gpus`` (``--gpus``) lists GPU numbers among ``available``; without it every available GPU is used.
-    Raises ``ValueError`` naming the option and what this machine has when a listed GPU is not there.
+    With ``ranks`` > 1 (``train.nproc_per_node``) each worker takes that many GPUs of its own.
+    Raises ``ValueError`` naming the option and what this machine has when a listed GPU is not there,
+    or when the workers' ranks need more GPUs than there are.
     """
     if gpus is not None:
         if not gpus:
@@ -65,11 +76,37 @@ def worker_gpus(workers: int, gpus: Sequence[int] | None, available: Sequence[st
             raise ValueError(f"--gpus: GPU {missing[0]} is not here; this process sees {len(available)} "
                              f"GPU(s), numbered 0-{len(available) - 1}")
         chosen = [available[g] for g in gpus]
-    elif available and workers > 1:
+    elif available and (workers > 1 or ranks > 1):
         chosen = list(available)
     else:
         return [None] * workers
+    if ranks > 1:
+        if workers * ranks > len(chosen):
+            where = f"--gpus lists {len(chosen)}" if gpus is not None else f"this process sees {len(chosen)}"
+            raise ValueError(
+                f"train.nproc_per_node = {ranks} with {workers} worker(s) needs {workers * ranks} GPUs, one per "
+                f"rank, and {where}; lower --workers or train.nproc_per_node, or train on the CPU "
+                '(train.device = "cpu")'
+            )
+        return [",".join(chosen[i * ranks:(i + 1) * ranks]) for i in range(workers)]
     return [chosen[i % len(chosen)] for i in range(workers)]
+
+
+def trial_ranks(config: StudyConfig) -> int:
+    """The processes each trial trains on (``train.nproc_per_node``), the same for every model of the study.
+
+    GPUs are handed to workers before a trial picks its model, so ``[models.<name>]`` may not change it.
+    """
+    ranks = config.train.nproc_per_node
+    for name in config.models:
+        own = config.train_for(name).nproc_per_node
+        if own != ranks:
+            raise ValueError(
+                f"models.{name}.nproc_per_node = {own} differs from train.nproc_per_node = {ranks}; every trial "
+                "of a study trains on as many processes (workers take their GPUs before a trial picks its "
+                "model): set it in [train] only"
+            )
+    return ranks
 
 
 def parse_gpus(text: str) -> list[int]:

@@ -118,18 +118,23 @@ def reap_stale_trials(study: optuna.Study, grace: float = 60.0) -> ReapResult:
             continue
         failed.append(trial.number)
         if trial.params:
-            study.enqueue_trial(
-                trial.params,
-                user_attrs={**_inherited_user_attrs(trial), RETRY_OF_KEY: trial.number},
-                skip_if_exists=False,
-            )
+            queue_retry(study, trial)
             retried.append(trial.number)
         log.warning("trial %d lost its worker; marked failed%s", trial.number,
                     " and queued again" if trial.params else "")
     return ReapResult(tuple(failed), tuple(retried))
 
 
-def _inherited_user_attrs(trial: FrozenTrial) -> dict[str, object]:
+def queue_retry(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
+    """Enqueue a retry of ``trial``: its parameters, its output folder (to resume from) and ``retry_of``."""
+    study.enqueue_trial(
+        trial.params,
+        user_attrs={**_inherited_user_attrs(trial), RETRY_OF_KEY: trial.number},
+        skip_if_exists=False,
+    )
+
+
+def _inherited_user_attrs(trial: FrozenTrial | optuna.Trial) -> dict[str, object]:
     # The output directory lets the retry resume from the lost trial's last checkpoint.
     keep = ("output_dir",)
     return {k: v for k, v in trial.user_attrs.items() if k in keep}

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from workbench.search._config import COST_METRICS, StudyConfig
 from workbench.search._devices import VISIBLE
-from workbench.search._heartbeat import RETRY_OF_KEY
+from workbench.search._heartbeat import FAIL_REASON_KEY, RETRY_OF_KEY, queue_retry
 from workbench.search._prepare import PreparedStudy
 from workbench.search._sampling import DUPLICATE_OF_KEY, duplicate_of
 from workbench.search._space import (
@@ -28,7 +28,16 @@ from workbench.search._space import (
     trial_train_config,
 )
 from workbench.search._storage import sqlite_creation_lock
-from workbench.training import TrainConfig, Trainer, TrainingCallback, latest_checkpoint
+from workbench.training import (
+    RankFailedError,
+    RankTask,
+    TrainConfig,
+    Trainer,
+    TrainingCallback,
+    TrainResult,
+    latest_checkpoint,
+    launch_ranks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +164,9 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
     tracker = tracker_for(config)
     tags = {"workbench.output_dir": str(output_dir)}
     if os.environ.get(VISIBLE):
-        tags["workbench.cuda_visible_devices"] = os.environ[VISIBLE]  # the worker's GPU on this machine
+        tags["workbench.cuda_visible_devices"] = os.environ[VISIBLE]  # the worker's GPU(s) on this machine
+    if train_config.nproc_per_node > 1:
+        tags["workbench.ranks"] = str(train_config.nproc_per_node)
     run = tracker.start_trial(trial.number, tags=tags, retry_of=int(retry_of) if retry_of is not None else None)
     candidate = candidates[choice.tree]
     levels = stage_levels(train_config)
@@ -207,11 +218,26 @@ def run_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study,
     except KeyboardInterrupt:
         run.finish("failed", error="interrupted")
         raise
-    except Exception as exc:
-        log.error("trial %d failed: %s", trial.number, exc)
-        trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
-        run.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
+    except RankFailedError as exc:
+        if not exc.lost or RETRY_OF_KEY in trial.user_attrs:
+            return _failed(trial, run, exc)
+        # A rank killed from outside (the out-of-memory killer, a user) is a lost worker's trial: it is
+        # retried once, from its checkpoint, and not held against the study.
+        log.warning("trial %d: %s; queued again to resume from its last checkpoint", trial.number, exc)
+        study._storage.set_trial_system_attr(trial._trial_id, FAIL_REASON_KEY, str(exc))
+        queue_retry(study, trial)
+        run.finish("failed", error=f"{exc}; the trial was queued again")
         return TrialResult(TrialState.FAIL)
+    except Exception as exc:
+        return _failed(trial, run, exc)
+
+
+def _failed(trial: optuna.Trial, run: Any, exc: Exception) -> TrialResult:
+    """Record a trial that raised: its error in Optuna (counted by ``budget.max_failed``) and MLflow."""
+    log.error("trial %d failed: %s", trial.number, exc)
+    trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+    run.finish("failed", error="".join(traceback.format_exception_only(exc)).strip())
+    return TrialResult(TrialState.FAIL)
 
 
 def _objective_value(metric: str, metrics: Mapping[str, float]) -> float:
@@ -324,7 +350,6 @@ def train_replicates(config: StudyConfig, prepared: PreparedStudy, trial: optuna
             out.append(Replicate(seed, folder, load_result(saved), model, checkpoint, 0.0, []))
             continue
         cfg = dataclasses.replace(train_config, seed=seed, output_dir=str(folder))
-        evaluator = _Evaluator(config, prepared, cfg.amp)
         prefix = VALIDATION_METRIC_PREFIX if len(seeds) == 1 else f"{VALIDATION_METRIC_PREFIX}seed{seed}/"
         callbacks: list[TrainingCallback] = []
         if run is not None:
@@ -333,13 +358,44 @@ def train_replicates(config: StudyConfig, prepared: PreparedStudy, trial: optuna
             callbacks.append(_StartStep(trial))
             if index == 0 and not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
                 callbacks.append(PruningCallback(trial, config.objectives[0].metric))
+        if cfg.nproc_per_node > 1:
+            # Rank 0 evaluates and saves; this process runs the callbacks (Optuna, MLflow) for it.
+            launched = launch_ranks(cfg, cfg.nproc_per_node, task=_TrialRanks(config, prepared, saved),
+                                    callbacks=callbacks, resume=checkpoint is not None)
+            done = launched.result
+            out.append(Replicate(seed, folder, load_result(saved), None, done.checkpoint, done.seconds,
+                                 launched.finished))
+            continue
+        evaluator = _Evaluator(config, prepared, cfg.amp)
         trainer = Trainer(cfg, evaluator=evaluator, callbacks=callbacks, progress=False)
         trained = trainer.fit(resume=checkpoint is not None)
-        if evaluator.last is None:  # stopped after its last checkpoint, before the final evaluation
-            evaluator(trainer.model, trained.step)
-        files = evaluator.last.save(saved)
-        out.append(Replicate(seed, folder, evaluator.last, trainer.model, trained.checkpoint, trained.seconds, files))
+        out.append(Replicate(seed, folder, *_final_evaluation(evaluator, trainer.model, trained, saved)))
     return out
+
+
+def _final_evaluation(evaluator: _Evaluator, model: Any, trained: TrainResult,
+                      saved: Path) -> tuple[Any, Any, Path | None, float, list[Path]]:
+    """The trained model's last validation result, saved to ``saved``: (result, model, checkpoint, seconds, files)."""
+    if evaluator.last is None:  # stopped after its last checkpoint, before the final evaluation
+        evaluator(model, trained.step)
+    files = evaluator.last.save(saved)
+    return evaluator.last, model, trained.checkpoint, trained.seconds, files
+
+
+class _TrialRanks(RankTask):
+    """A trial's seed trained as DDP ranks: rank 0 evaluates on the validation subjects and saves the last result."""
+
+    def __init__(self, config: StudyConfig, prepared: PreparedStudy, saved: Path) -> None:
+        self.config, self.prepared, self.saved = config, prepared, saved
+        self._evaluator: _Evaluator | None = None
+
+    def evaluator(self, config: TrainConfig) -> _Evaluator:
+        self._evaluator = _Evaluator(self.config, self.prepared, config.amp)
+        return self._evaluator
+
+    def finish(self, trainer: Trainer, result: TrainResult) -> list[Path]:
+        assert self._evaluator is not None, "rank 0 built its evaluator before training"
+        return _final_evaluation(self._evaluator, trainer.model, result, self.saved)[-1]
 
 
 def replicate_scores(replicates: list[Replicate], metric: str) -> dict[str, float]:

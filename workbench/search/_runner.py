@@ -20,6 +20,7 @@ from workbench.search._config import StudyConfig, load_study_config
 from workbench.search._devices import (
     THREADS,
     VISIBLE,
+    trial_ranks,
     usable_cores,
     visible_devices,
     visible_gpus,
@@ -257,13 +258,17 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
     """Run (or resume) the study in ``study_file`` until its trial budget is met.
 
     With several ``workers`` on a machine with GPUs, each worker trains on one GPU (``gpus`` chooses
-    which, see ``workbench.search._devices``).
+    which, see ``workbench.search._devices``), or on ``train.nproc_per_node`` GPUs of its own when each
+    trial trains as that many DDP ranks.
     """
     config = load_study_config(study_file, project_dir=project_dir)
     project = config.project_dir
     url = choose_storage_url(config, project, storage_url, workers)
     budget = n_trials or config.budget.trials
-    devices = worker_gpus(workers, gpus, visible_gpus())  # a GPU that is not there fails before any work
+    # A GPU that is not there, or too few for the trials' ranks, fails before any work. A CPU run's
+    # ranks take no GPU.
+    ranks = trial_ranks(config)
+    devices = worker_gpus(workers, gpus, visible_gpus(), ranks if config.train.device != "cpu" else 1)
     open_storage(url)  # a dead or wrong storage fails here, before any data is rendered
     prepared = prepare_study(config, progress=True)
     check_grid_budget(config, [c.name for c in prepared.candidates], budget)
@@ -301,7 +306,7 @@ def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, d
         if devices and devices[0] is not None:
             # Before this process first touches CUDA (trials build their models later).
             os.environ[VISIBLE] = devices[0]
-            log.info("worker 0 trains on GPU %s", devices[0])
+            log.info("worker 0 trains on GPU(s) %s", devices[0])
         worker_loop(config, prepared, url, budget, 0, deadline, since)
     else:
         ctx = mp.get_context("spawn")
@@ -316,9 +321,12 @@ def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, d
             log.info("%d workers, %s CPU threads each (OMP_NUM_THREADS)", workers, os.environ[THREADS])
         else:
             log.info("%d workers share %d CPU cores: %d thread(s) each", workers, cores, threads)
+        if config.train.nproc_per_node > 1:
+            log.info("each trial trains as %d DDP ranks, which share their worker's threads",
+                     config.train.nproc_per_node)
         for i, (proc, device) in enumerate(zip(procs, devices, strict=True)):
             if device is not None:
-                log.info("worker %d trains on GPU %s", i, device)
+                log.info("worker %d trains on GPU(s) %s", i, device)
             with visible_devices(device, threads):  # the spawned worker inherits both before it imports torch
                 proc.start()
         try:
