@@ -117,6 +117,28 @@ def test_train_command_under_torchrun_trains_once_exits_cleanly_and_resumes(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_train_command_starts_its_own_ranks_with_nproc_per_node(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ranks"
+    config_path = tmp_path / "train.toml"
+    config_path.write_text("nproc_per_node = 2\n" + CONFIG.format(out=out.as_posix()))
+
+    assert main(["train", str(config_path), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("trained 2 iterations") == 1 and printed.count("evaluation at step 2") == 1
+    state = load_checkpoint(list_checkpoints(out)[-1])
+    assert state["sampler"]["world_size"] == 2 and len(state["rng"]) == 2
+
+    # A rank's error ends the command with that error, and no rank is left behind.
+    assert main(["train", str(config_path), "--no-progress", "--no-eval"]) == 1
+    assert "CheckpointError" in capsys.readouterr().err
+    import multiprocessing
+
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.slow
 def test_train_command_evaluates_in_the_training_precision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     import workbench.evaluation._embed as embed

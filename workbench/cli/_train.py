@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a model from a config (TOML or YAML); resumable, torchrun-aware",
         description="Train one model. The built-in synthetic set is rendered into the output directory "
-        "when data.path is 'synthetic' or absent. Under torchrun every process trains its share (DDP).",
+        "when data.path is 'synthetic' or absent. Under torchrun every process trains its share (DDP); "
+        "without it, nproc_per_node = K in the config starts K processes here (one GPU each on CUDA).",
     )
     parser.add_argument("config", type=Path, help="training config (.toml, .yaml); see docs/examples/")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -52,8 +54,11 @@ def run_train(args: argparse.Namespace) -> int:
     from workbench.training import (
         CheckpointError,
         NonFiniteLossError,
+        RankFailedError,
+        RankTask,
         Trainer,
         builtin_data_dir,
+        launch_ranks,
         load_train_config,
     )
 
@@ -70,14 +75,23 @@ def run_train(args: argparse.Namespace) -> int:
         data = builtin_data_dir(config.output_dir) if config.data.is_builtin else Path(config.data.path)
         # Evaluations run in the precision training runs in (config.amp).
         evaluator = _LazyEvaluator(data, protocol, config.data.partition, config.amp)
-    trainer = Trainer(config, evaluator=evaluator, progress=not args.no_progress)
-    try:
-        result = trainer.fit(resume=args.resume)
-    except CheckpointError as exc:
-        raise CLIError(str(exc)) from exc
-    except NonFiniteLossError as exc:
-        raise CLIError(str(exc), exit_code=EXIT_FAILED) from exc
-    if result.status != "completed" or trainer.context is None or not trainer.context.is_main:
+    if config.nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:  # torchrun, when it runs, chose the ranks
+        try:
+            result = launch_ranks(config, config.nproc_per_node, task=RankTask(evaluator), resume=args.resume,
+                                  progress=not args.no_progress).result
+        except RankFailedError as exc:
+            raise CLIError(str(exc), exit_code=EXIT_FAILED) from exc
+    else:
+        trainer = Trainer(config, evaluator=evaluator, progress=not args.no_progress)
+        try:
+            result = trainer.fit(resume=args.resume)
+        except CheckpointError as exc:
+            raise CLIError(str(exc)) from exc
+        except NonFiniteLossError as exc:
+            raise CLIError(str(exc), exit_code=EXIT_FAILED) from exc
+        if trainer.context is None or not trainer.context.is_main:
+            return 0
+    if result.status != "completed":
         return 0
     if result.checkpoint is not None:
         print(f"trained {result.step} iterations in {result.seconds:.1f} s; checkpoint: {result.checkpoint}")

@@ -386,16 +386,17 @@ class _TrialRanks(RankTask):
     """A trial's seed trained as DDP ranks: rank 0 evaluates on the validation subjects and saves the last result."""
 
     def __init__(self, config: StudyConfig, prepared: PreparedStudy, saved: Path) -> None:
+        super().__init__()
         self.config, self.prepared, self.saved = config, prepared, saved
-        self._evaluator: _Evaluator | None = None
+        self._validation: _Evaluator | None = None
 
     def evaluator(self, config: TrainConfig) -> _Evaluator:
-        self._evaluator = _Evaluator(self.config, self.prepared, config.amp)
-        return self._evaluator
+        self._validation = _Evaluator(self.config, self.prepared, config.amp)
+        return self._validation
 
     def finish(self, trainer: Trainer, result: TrainResult) -> list[Path]:
-        assert self._evaluator is not None, "rank 0 built its evaluator before training"
-        return _final_evaluation(self._evaluator, trainer.model, result, self.saved)[-1]
+        assert self._validation is not None, "rank 0 built its evaluator before training"
+        return _final_evaluation(self._validation, trainer.model, result, self.saved)[-1]
 
 
 def replicate_scores(replicates: list[Replicate], metric: str) -> dict[str, float]:

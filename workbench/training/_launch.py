@@ -77,7 +77,11 @@ class RankTask:
 
     The task is pickled to every rank, so it carries plain values (paths, configs) and builds heavy
     things (data, evaluation sources) in the rank. ``evaluator`` and ``finish`` run on rank 0 only.
+    ``RankTask(evaluator)`` hands rank 0 a picklable evaluator as it is.
     """
+
+    def __init__(self, evaluator: Evaluator | None = None) -> None:
+        self._evaluator = evaluator
 
     def data(self, config: TrainConfig) -> TrainData | None:
         """The training data (``None``: what ``config`` names)."""
@@ -89,7 +93,7 @@ class RankTask:
 
     def evaluator(self, config: TrainConfig) -> Evaluator | None:
         """Rank 0's evaluator (``None``: no evaluation)."""
-        return None
+        return self._evaluator
 
     def finish(self, trainer: Trainer, result: TrainResult) -> Any:
         """Rank 0, after training completed: anything picklable for the launcher (e.g. files written)."""
@@ -235,6 +239,8 @@ class _Supervisor:
                 if message[0] == "hook":
                     conn.send(self._hook(message[1], message[2]))
                 elif message[0] == "failed":
+                    if self.handed is None:
+                        log.error("rank %d of %d failed:\n%s", rank, len(self.procs), message[1].rstrip())
                     self._fail(RankFailedError(self._failure(rank, message[1]), rank))
                 else:
                     self.ended[rank] = message
@@ -256,8 +262,9 @@ class _Supervisor:
         return None
 
     def _failure(self, rank: int, formatted: str) -> str:
+        """One line: the rank and the last line of its traceback (the whole traceback is logged)."""
         last = formatted.strip().splitlines()[-1] if formatted.strip() else "no message"
-        return f"rank {rank} of {len(self.procs)} failed: {last}\n{formatted}"
+        return f"rank {rank} of {len(self.procs)} failed: {last}"
 
     def _fail(self, error: RankFailedError) -> None:
         if self.handed is not None:
