@@ -260,4 +260,6 @@ def test_discover_command_takes_the_descriptor(rendered: Path, tmp_path: Path,
     text = capsys.readouterr().out
     n_train = len(json.loads((rendered / "partition.json").read_text())["TRAIN_SET"])
     assert f"{n_train} subjects" in text and "descriptor: row-identity" in text
-    assert json.loads(out.read_text())["provenance"]["subset"] == "train"
+    provenance = json.loads(out.read_text())["provenance"]
+    assert provenance["subset"] == "train"
+    assert provenance["standardize"] is False, "the command clusters as the descriptor asks (unstandardised)"

@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="%(choices)s (default ward)")
     p.add_argument("--metric", default="euclidean", choices=ROW_METRICS, metavar="METRIC",
                    help="row distance: %(choices)s (default euclidean; ward needs euclidean)")
-    p.add_argument("--no-standardize", action="store_true", help="cluster raw features (default: z-score each)")
+    p.add_argument("--no-standardize", action="store_true", help="cluster raw features (default: as the descriptor asks; z-score each for all but row-identity)")
     p.add_argument("--rows", type=int, default=64, help="descriptor rows (the data is area-resampled; default 64)")
     p.add_argument("--bootstrap", type=int, default=100, metavar="N",
                    help="subject resamples for the stability of the cuts and the support of every node and "
@@ -101,7 +101,7 @@ def discover(args: argparse.Namespace) -> int:
     try:
         result = discover_tree(
             args.data, descriptor=args.descriptor, linkage=args.linkage, metric=args.metric,
-            standardize=not args.no_standardize, rows=args.rows, seed=args.seed, name=args.out.stem, ks=args.ks,
+            standardize=False if args.no_standardize else None, rows=args.rows, seed=args.seed, name=args.out.stem, ks=args.ks,
             bootstrap=args.bootstrap, tolerance=args.tolerance,
         )
     except ValueError as exc:
