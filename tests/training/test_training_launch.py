@@ -146,3 +146,58 @@ def test_ranks_share_the_launchers_threads() -> None:
     assert rank_threads(2, 8) == 4 and rank_threads(4, 2) == 1 and rank_threads(1, 3) == 3
     with pytest.raises(ValueError, match="nproc_per_node"):
         TrainConfig(nproc_per_node=0)
+
+
+LAUNCHER = """
+import sys
+sys.path.insert(0, {tests!r})
+import multiprocessing as mp
+from pathlib import Path
+from training_toys import toy_config
+from test_training_launch import ToyTask
+from workbench._process import sigterm_as_interrupt
+from workbench.training import TrainingCallback, launch_ranks
+
+class Announce(TrainingCallback):
+    def on_train_start(self, info):
+        print(" ".join(str(p.pid) for p in mp.active_children() if p.name.startswith("rank-")), flush=True)
+
+if __name__ == "__main__":
+    with sigterm_as_interrupt():
+        launch_ranks(toy_config(Path({out!r}), iterations=100000, save_every=0), 2, task=ToyTask(),
+                     callbacks=[Announce()], threads=1)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_ranks_end_with_their_launcher(tmp_path: Path, stop: signal.Signals) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "launcher.py"
+    script.write_text(LAUNCHER.format(tests=str(Path(__file__).parent), out=str(tmp_path / "run")))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        assert proc.stdout is not None
+        ranks = [int(pid) for pid in proc.stdout.readline().split()]
+        assert len(ranks) == 2, "both ranks started"
+        proc.send_signal(stop)
+        proc.wait(timeout=60)
+        ends = time.monotonic() + 30
+        while any(_alive(pid) for pid in ranks) and time.monotonic() < ends:
+            time.sleep(0.2)
+        assert not any(_alive(pid) for pid in ranks), "a rank trained on after its launcher ended"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
