@@ -36,7 +36,7 @@ def peak_bytes(name: str, count: int) -> int:
 
 
 @pytest.mark.benchmark
-@pytest.mark.parametrize("name", ["row-articulation", "row-coherence", "row-spectrum"])
+@pytest.mark.parametrize("name", ["row-articulation", "row-coherence", "row-spectrum", "row-identity"])
 def test_peak_memory_is_flat_from_1k_to_20k_sequences(name: str) -> None:
     small, large = peak_bytes(name, 1_000), peak_bytes(name, 20_000)
     ratio = large / small
