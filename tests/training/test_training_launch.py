@@ -142,6 +142,18 @@ def test_a_rank_that_raises_fails_the_job_with_its_error(tmp_path: Path) -> None
     assert not mp.active_children()
 
 
+def test_two_jobs_launched_at_once_on_one_machine_meet_on_ports_of_their_own(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # As two study workers on one machine do: each job's store takes the port the system gives it.
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(launch_ranks, toy_config(tmp_path / f"job{i}", iterations=3), 2, task=ToyTask(),
+                            threads=1) for i in range(2)]
+        results = [job.result(timeout=100) for job in jobs]
+    assert [r.result.status for r in results] == ["completed", "completed"]
+    assert [len(list_checkpoints(tmp_path / f"job{i}")) for i in range(2)] == [1, 1]
+
+
 def test_ranks_share_the_launchers_threads() -> None:
     assert rank_threads(2, 8) == 4 and rank_threads(4, 2) == 1 and rank_threads(1, 3) == 3
     with pytest.raises(ValueError, match="nproc_per_node"):
