@@ -119,6 +119,19 @@ def test_a_callback_that_raises_stops_every_rank_at_the_same_step(tmp_path: Path
     assert not mp.active_children()
 
 
+def test_a_callback_that_raises_before_the_first_step_ends_the_job(tmp_path: Path) -> None:
+    class RefuseStart(TrainingCallback):
+        def on_train_start(self, info: Any) -> None:
+            raise Stop("no tracking store")
+
+    # Rank 0 stops outside the training loop, where rank 1 already waits in its first collective.
+    started = time.monotonic()
+    with pytest.raises(Stop, match="no tracking store"):
+        launch_ranks(_config(tmp_path), 2, task=ToyTask(), callbacks=[RefuseStart()], threads=1)
+    assert time.monotonic() - started < 60
+    assert not mp.active_children()
+
+
 def test_a_killed_rank_fails_the_job_and_no_rank_is_left(tmp_path: Path) -> None:
     def kill_rank_one(hook: str, step: int) -> None:
         if hook == "step" and step == 3:

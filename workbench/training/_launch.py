@@ -158,23 +158,25 @@ def _rank_main(rank: int, world: int, port: int, config: TrainConfig, task: Rank
         timeout = timedelta(minutes=config.distributed_timeout_minutes)
         store = dist.TCPStore(LOOPBACK, port, world, False, timeout)
         init_process_group(context, device, config.distributed_timeout_minutes, store=store)
+        trainer = Trainer(config, data=task.data(config), model=task.model(config),
+                          evaluator=task.evaluator(config) if rank == 0 else None,
+                          callbacks=[_ForwardHooks(conn)] if rank == 0 else [],
+                          progress=progress and rank == 0, context=context)
         try:
-            trainer = Trainer(config, data=task.data(config), model=task.model(config),
-                              evaluator=task.evaluator(config) if rank == 0 else None,
-                              callbacks=[_ForwardHooks(conn)] if rank == 0 else [],
-                              progress=progress and rank == 0, context=context)
             result = trainer.fit(resume=resume)
-            if result.status == "completed":
-                barrier()  # no rank leaves the group while another still talks in it
-        finally:
+        except _StopRequested:
             dist.destroy_process_group()
+            conn.send(("stopped", None, None))
+            return
+        if result.status == "completed":
+            barrier()  # no rank leaves the group while another still talks in it
+        dist.destroy_process_group()
         finished = task.finish(trainer, result) if rank == 0 else None
         conn.send(("done", result, finished))
-    except _StopRequested:
-        conn.send(("stopped", None, None))
     except BaseException as exc:
         conn.send(("failed", "".join(traceback.format_exception(exc)), None))
-        raise SystemExit(1) from None
+        # Leave at once: tearing down a group whose peers still wait in a collective can wait with them.
+        os._exit(1)
 
 
 def _describe_exit(exitcode: int | None) -> str:
@@ -220,7 +222,9 @@ class _Supervisor:
 
     def run(self, poll_seconds: float) -> LaunchResult:
         world = len(self.procs)
-        while len(self.ended) < world:
+        # Once rank 0 stopped for a callback, the others are stopping too (or waiting for rank 0 in
+        # vain, when it stopped outside the training loop): the launcher gives them a grace period.
+        while len(self.ended) < world and self.ended.get(0, ("",))[0] != "stopped":
             pending = [r for r in range(world) if r not in self.ended]
             wait([self.conns[r] for r in pending] + [self.procs[r].sentinel for r in pending], poll_seconds)
             for rank in pending:
@@ -325,10 +329,10 @@ def launch_ranks(config: TrainConfig, nproc: int, *, task: RankTask | None = Non
         ended = True
         return outcome
     finally:
-        # Every rank has sent its last word when the job ended well (or a callback stopped it): they are
-        # exiting. Otherwise some may wait in a collective for a rank that is gone and must be ended now.
+        # Every rank has sent its last word when the job ended well, and they stop by themselves when a
+        # callback stopped it. Otherwise some may wait in a collective for a rank that is gone: end them now.
         _stop([p for p in procs if p.pid is not None], STOP_GRACE_SECONDS,
-              ending=ended or len(supervisor.ended) == len(procs))
+              ending=ended or supervisor.handed is not None or len(supervisor.ended) == len(procs))
         for conn in conns:
             conn.close()
         del store
