@@ -149,7 +149,10 @@ def forest_figure(comparison: TreeComparison, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     rows = comparison.rows
-    fig = Figure(figsize=(9, 0.5 * len(rows) + 1.6), layout="constrained")
+    labels = [f"{r.name} (n={r.estimate.n_seeds})" for r in rows]
+    # Long tree names take the room they need, so the two panels keep theirs.
+    width = max(9.0, 6.0 + 0.075 * max(len(label) for label in labels))
+    fig = Figure(figsize=(width, 0.5 * len(rows) + 1.8), layout="constrained")
     left, right = fig.subplots(1, 2, sharey=True)
     ys = list(range(len(rows)))[::-1]
     for y, r in zip(ys, rows, strict=True):
@@ -161,9 +164,9 @@ def forest_figure(comparison: TreeComparison, path: Path) -> Path:
             right.errorbar([d.mean], [y], xerr=[[d.mean - d.low], [d.high - d.mean]], fmt="o", color=colour,
                            capsize=3)
     right.axvline(0.0, color="0.6", lw=1, ls="--")
-    left.set_yticks(ys, [f"{r.name} (n={r.estimate.n_seeds})" for r in rows])
-    left.set_xlabel(f"{comparison.key} on {comparison.split} (%), 95 % interval")
-    right.set_xlabel(f"difference to {comparison.reference} (points)")
+    left.set_yticks(ys, labels)
+    left.set_xlabel(f"{comparison.key} on {comparison.split} (%)\nmean and 95 % interval")
+    right.set_xlabel(f"difference to {comparison.reference}\n(points, paired by seed)")
     fig.suptitle(f"trees compared on {comparison.split} subjects")
     fig.savefig(path, dpi=120)
     return path
