@@ -15,12 +15,14 @@ Standard library only, so that any layer may use it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any
 
 #: Exit status of a process ended by SIGTERM, as a shell reports it (128 + 15).
 EXIT_TERMINATED = 128 + signal.SIGTERM
@@ -90,3 +92,18 @@ def follow_parent(poll_seconds: float = PARENT_POLL_SECONDS) -> threading.Thread
 
 
 __all__ = ["EXIT_TERMINATED", "PARENT_POLL_SECONDS", "Terminated", "follow_parent", "sigterm_as_interrupt"]
+
+
+def terminate_then_kill(procs: Sequence[Any], grace: float, log: logging.Logger) -> None:
+    """SIGTERM every live process of ``procs`` (``multiprocessing`` processes), wait up to ``grace``
+    seconds for them all, then SIGKILL and reap whatever is left, each with a warning in ``log``."""
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    ends = time.monotonic() + grace
+    for proc in procs:
+        proc.join(max(0.0, ends - time.monotonic()))
+        if proc.is_alive():
+            log.warning("%s did not stop within %.0f s of SIGTERM; killed", proc.name, grace)
+            proc.kill()
+            proc.join()

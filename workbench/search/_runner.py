@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from workbench._process import follow_parent, sigterm_as_interrupt
+from workbench._process import follow_parent, sigterm_as_interrupt, terminate_then_kill
 from workbench.search._config import StudyConfig, load_study_config
 from workbench.search._devices import (
     THREADS,
@@ -341,16 +341,7 @@ def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, d
 
 def stop_workers(procs: Sequence[mp.process.BaseProcess], grace: float = WORKER_STOP_GRACE_SECONDS) -> None:
     """SIGTERM every live worker, give them ``grace`` seconds to close their trial, then kill what is left."""
-    for proc in procs:
-        if proc.is_alive():
-            proc.terminate()
-    ends = time.monotonic() + grace
-    for proc in procs:
-        proc.join(max(0.0, ends - time.monotonic()))
-        if proc.is_alive():
-            log.warning("%s did not stop within %.0f s of SIGTERM; killed", proc.name, grace)
-            proc.kill()
-            proc.join()
+    terminate_then_kill(procs, grace, log)
 
 
 def summarise(config: StudyConfig, storage_url: str, since: int = 0) -> RunSummary:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.distributed as dist
 
-from workbench._process import follow_parent
+from workbench._process import follow_parent, terminate_then_kill
 from workbench.models import resolve_device
 from workbench.training._callbacks import CallbackList, TrainingCallback, TrainResult
 from workbench.training._config import TrainConfig
@@ -197,18 +197,10 @@ def _stop(procs: Sequence[mp.process.BaseProcess], grace: float, *, ending: bool
         ends = time.monotonic() + grace
         for proc in procs:
             proc.join(max(0.0, ends - time.monotonic()))
-    for proc in procs:
-        if proc.is_alive():
-            if ending:
+        for proc in procs:
+            if proc.is_alive():
                 log.warning("%s did not end within %.0f s of its last message; SIGTERM", proc.name, grace)
-            proc.terminate()
-    ends = time.monotonic() + grace
-    for proc in procs:
-        proc.join(max(0.0, ends - time.monotonic()))
-        if proc.is_alive():
-            log.warning("%s did not stop within %.0f s of SIGTERM; killed", proc.name, grace)
-            proc.kill()
-            proc.join()
+    terminate_then_kill(procs, grace, log)
 
 
 class _Supervisor:
