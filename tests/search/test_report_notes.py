@@ -65,3 +65,16 @@ def test_importances_of_a_maximised_first_objective_explain_its_high_values(tmp_
                                                   values=[rank1, 1.0]))
     report = build_report(study, ["rank1", "gflops"], tmp_path)
     assert report.importances["a"] > 2 * report.importances["b"], report.importances
+
+
+def test_a_study_that_searches_one_parameter_prints_no_importances(tmp_path) -> None:
+    # A tree comparison varies only the tree: its importance would be 1.000 whatever the figures.
+    from workbench.search._report import build_report
+
+    study = optuna.create_study(direction="maximize")
+    distributions = {"tree": optuna.distributions.CategoricalDistribution(["a", "b", "c"])}
+    for tree, rank1 in (("a", 90.0), ("b", 90.1), ("c", 89.9)):
+        study.add_trial(optuna.trial.create_trial(params={"tree": tree}, distributions=distributions, value=rank1))
+    report = build_report(study, ["rank1"], tmp_path)
+    assert report.importances == {}
+    assert "parameter importances" not in report.text()

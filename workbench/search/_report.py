@@ -125,6 +125,8 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
                 importances = dict(optuna.importance.get_param_importances(study, target=target))
         except (RuntimeError, ValueError) as exc:
             log.info("no parameter importances: %s", exc)
+        if len(importances) == 1:  # one searched parameter explains everything by construction: say nothing
+            importances = {}
     figures: list[Path] = []
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
