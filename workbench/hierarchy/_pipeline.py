@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from workbench.hierarchy._descriptors import create_descriptor
+from workbench.hierarchy._descriptors import RowDescriptor, create_descriptor
 from workbench.hierarchy._discovery import HierarchyDiscovery
 from workbench.hierarchy._evidence import RowEvidence, estimator_for, row_evidence
 from workbench.hierarchy._plot import MeanFrame, check_image
@@ -85,9 +85,11 @@ def score_ground_truth(tree: PartitionTree, truth_file: str | Path) -> dict[str,
     }
 
 
-def _has_partition(data: str | Path, partition: str | Path | None) -> bool:
-    """Whether ``data`` can be split into training and test subjects (a partition given or beside it)."""
-    return partition is not None or (Path(data) / "partition.json").is_file()
+def _training_subset(descriptor: RowDescriptor, data: str | Path, partition: str | Path | None) -> str | None:
+    """``"train"`` for a descriptor that learns from subject labels when ``data`` can be split (a
+    partition given or beside it), so it never sees the test subjects; ``None`` (every subject) else."""
+    splittable = partition is not None or (Path(data) / "partition.json").is_file()
+    return "train" if descriptor.learns_from_subjects and splittable else None
 
 
 def discover_tree(
@@ -131,8 +133,8 @@ def discover_tree(
     estimator._check_params()
     if bootstrap < 0:
         raise ValueError(f"bootstrap must be >= 0 subject resamples, got {bootstrap}")
-    if subset is None and row_descriptor.learns_from_subjects and _has_partition(data, partition):
-        subset = "train"  # a descriptor that learns from subject labels must not see the test subjects
+    if subset is None:
+        subset = _training_subset(row_descriptor, data, partition)
     table = select_sequences(open_sequences(data, subset=subset, partition=partition), max_sequences, seed)
     stats = accumulate(row_descriptor, table, progress)
     # Block weights come from the descriptor, so the estimator (and every bootstrap clone) uses them.
@@ -195,7 +197,7 @@ def silhouette_and_evidence(
     if row_descriptor is not None and row_descriptor.learns_from_subjects:
         recorded = tree.provenance.get("partition")
         partition = Path(recorded) if recorded is not None and Path(recorded).is_file() else None
-        subset = "train" if _has_partition(data, partition) else None
+        subset = _training_subset(row_descriptor, data, partition)
     table = open_sequences(data, subset=subset, partition=partition)
     first = np.asarray(table.load(0)) if len(table) else np.zeros((0, 0, 0))
     if first.ndim == 3 and first.shape[0] > 0:
