@@ -10,7 +10,7 @@ import pytest
 
 from workbench.cli import main
 from workbench.hierarchy import load_tree
-from workbench.search import _objective as objective
+from workbench.search import _replicates as replicates
 from workbench.search import load_study_config, open_storage, run_study
 from workbench.search._checks import check_widths
 from workbench.search._space import Candidate, suggest, trial_choices
@@ -67,7 +67,7 @@ def _failed_trials(path: Path) -> int:
 @pytest.mark.slow
 def test_the_same_error_twice_stops_the_study_with_a_summary(write_study, monkeypatch, capsys) -> None:
     monkeypatch.setattr(_Failing, "messages", itertools.cycle(["CUDA out of memory"]), raising=False)
-    monkeypatch.setattr(objective, "Trainer", _Failing)
+    monkeypatch.setattr(replicates, "Trainer", _Failing)
     path = write_study(name="same-error", trials=6)
     summary = run_study(path)
     assert summary.failed == 2 and "failed with the same error: RuntimeError: CUDA out of memory" in summary.stopped
@@ -77,7 +77,7 @@ def test_the_same_error_twice_stops_the_study_with_a_summary(write_study, monkey
 @pytest.mark.slow
 def test_different_failures_stop_at_max_failed_and_the_cli_exits_non_zero(write_study, monkeypatch, capsys) -> None:
     monkeypatch.setattr(_Failing, "messages", (f"error {i}" for i in itertools.count()), raising=False)
-    monkeypatch.setattr(objective, "Trainer", _Failing)
+    monkeypatch.setattr(replicates, "Trainer", _Failing)
     path = write_study(name="cap", trials=8, extra="")
     _edit(path, "eval_every = 2\n", "eval_every = 2\nmax_failed = 3\n")
     capsys.readouterr()

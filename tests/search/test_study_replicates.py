@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from workbench.search import _objective as objective
+from workbench.search import _replicates as replicates
 from workbench.search import load_study_config, open_storage, prepare_study, run_study
 from workbench.tracking import load_trials
 
@@ -46,12 +46,12 @@ def test_replicates_train_every_seed_log_each_and_resume_without_retraining(writ
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("a seed that was already evaluated was trained again")
 
-    monkeypatch.setattr(objective, "Trainer", no_training)
+    monkeypatch.setattr(replicates, "Trainer", no_training)
     prepared = prepare_study(config, progress=False)
-    again = objective.train_replicates(config, prepared, trial, None, config.train, folder)  # type: ignore[arg-type]
+    again = replicates.train_replicates(config, prepared, trial, None, config.train, folder)  # type: ignore[arg-type]
     assert [r.seed for r in again] == [0, 1]
     assert [r.result.summary()["rank1"] for r in again] == pytest.approx(per_seed)
-    assert objective.replicate_scores(again, "rank1")["rank1"] == pytest.approx(row["metrics.val/rank1"])
+    assert replicates.replicate_scores(again, "rank1")["rank1"] == pytest.approx(row["metrics.val/rank1"])
     assert main(["study", "replicate", str(path), "--seeds", "1"]) == 0  # read back, not retrained
 
 
@@ -101,3 +101,57 @@ def test_a_grid_study_compares_trees_on_shared_seeds_then_on_test(write_study, c
     assert {row["name"] for row in report["trees_test"]} == set(rows)
     assert "verdict_test" in report
     assert main([*compare, "--split", "test"]) == 0
+
+    # More seeds for every configuration (a comparison, not a selection): fresh seed 2 trains beside
+    # seeds 0 and 1 of both trees, and the per-tree tables and the test step count it.
+    assert main(["study", "replicate", str(path), "--all", "--seeds", "1"]) == 0
+    for trial in study.trials:
+        assert (Path(trial.user_attrs["output_dir"]) / "confirm" / "seed-2" / "evaluation" / "subject_scores.npz").is_file()
+    assert main(["study", "test", str(path), "--all"]) == 0
+    assert main(["study", "report", str(path)]) == 0
+    report = json.loads((report_dir / "report.json").read_text())
+    for key in ("trees", "trees_test"):
+        assert {row["name"]: (row["n"], row["seeds"]) for row in report[key]} == {
+            name: (3, [0, 1, 2]) for name in rows}
+    assert main([*compare, "--split", "test"]) == 0
+    assert "casia-b-paper [1, 2, 4]" in capsys.readouterr().out
+
+
+def test_a_study_moved_without_its_weights_still_reports_and_adds_no_seed_twice(write_study, monkeypatch,
+                                                                                  tmp_path) -> None:
+    import json
+    import shutil
+
+    from workbench.cli import main
+
+    path = write_study(name="moved", trials=2, iterations=2)
+    path.write_text(path.read_text().replace("eval_every = 2", "eval_every = 2\nseeds = 2")
+                    .replace("fta = [true, false]", "fta = [true]").replace('name = "random"', 'name = "grid"'))
+    assert run_study(path).complete == 2
+    assert main(["study", "replicate", str(path), "--all", "--seeds", "1"]) == 0
+    assert main(["study", "test", str(path), "--all"]) == 0
+    home = load_study_config(path).project_dir
+    assert main(["study", "report", str(path)]) == 0
+    before = json.loads((home / "reports" / "moved" / "report.json").read_text())
+
+    # The record kept: stores, trees and evaluations, no model weights and no data, in another folder.
+    moved = tmp_path / "kept"
+    shutil.move(home, moved)
+    weights = [p for p in moved.rglob("*") if p.is_file() and p.suffix in (".pt", ".pth")]
+    assert weights  # the trials saved checkpoints, which the record leaves out
+    for p in weights:
+        p.unlink()
+    if (moved / "data").is_dir():
+        shutil.rmtree(moved / "data")
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a seed evaluated before the move was trained again")
+
+    monkeypatch.setattr(replicates, "Trainer", no_training)
+    assert main(["study", "report", str(path), "--project-dir", str(moved)]) == 0
+    after = json.loads((moved / "reports" / "moved" / "report.json").read_text())
+    for key in ("trees", "trees_test"):
+        assert [(r["name"], r["seeds"], r["rank1_mean"], r["delta_ci95"]) for r in after[key]] == \
+               [(r["name"], r["seeds"], r["rank1_mean"], r["delta_ci95"]) for r in before[key]]
+    assert main(["study", "test", str(path), "--all", "--project-dir", str(moved)]) == 0  # read back, not re-run
+    assert main(["study", "replicate", str(path), "--all", "--seeds", "1", "--project-dir", str(moved)]) == 0

@@ -65,10 +65,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     curve.add_argument("--out", type=Path, default=None,
                        help="figure folder (default: PROJECT/reports/NAME); the figure is learning-curve.png")
     curve.set_defaults(func=curve_handler)
-    replicate = sub.add_parser("replicate", help="retrain the best configurations on fresh seeds: confirm, not select")
+    replicate = sub.add_parser("replicate", help="retrain the best configurations on fresh seeds: confirm, not "
+                               "select; with --all, add seeds to every configuration of a comparison")
     replicate.add_argument("file", type=Path, help="the study file the study was run from")
-    replicate.add_argument("--top", type=int, default=1, help="how many of the best configurations (default 1)")
-    replicate.add_argument("--seeds", type=int, default=3, help="fresh training seeds per configuration (default 3)")
+    chosen = replicate.add_mutually_exclusive_group()
+    chosen.add_argument("--top", type=int, default=1, help="how many of the best configurations (default 1)")
+    chosen.add_argument("--all", action="store_true",
+                        help="every complete configuration (a tree comparison's intervals narrow with more seeds)")
+    replicate.add_argument("--seeds", type=int, default=3,
+                           help="fresh training seeds per configuration (default 3); seeds already trained are "
+                                "read back, so a larger number adds seeds")
     replicate.add_argument("--storage", default=None, help="storage URL if not the default")
     replicate.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
     replicate.set_defaults(func=replicate_handler)
@@ -210,7 +216,8 @@ def replicate_handler(args: argparse.Namespace) -> int:
         raise CLIError(f"--top {args.top} --seeds {args.seeds}: give at least one configuration and one seed")
     config, study, _ = _open(args)
     try:
-        report = confirm_trials(config, prepare_study(config, progress=False), study, top=args.top, seeds=args.seeds)
+        report = confirm_trials(config, prepare_study(config, progress=False), study, top=args.top,
+                                seeds=args.seeds, every=args.all)
     except (ValueError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from exc
     print(report.text())

@@ -20,8 +20,9 @@ from workbench.search._config import (
 from workbench.search._confirm import Confirmation, ConfirmationReport, confirm_trials
 from workbench.search._heartbeat import Heartbeat, ReapResult, count_trials, is_stale, reap_stale_trials
 from workbench.search._heldout import HeldOutReport, HeldOutTrial, score_on_test, select_trials
-from workbench.search._objective import PruningCallback, TrialResult, headline, run_trial
+from workbench.search._objective import TrialResult, run_trial
 from workbench.search._prepare import SYNTHETIC_SETS, PreparedStudy, prepare_study, synthetic_data
+from workbench.search._replicates import PruningCallback, headline
 from workbench.search._report import StudyReport, build_report, trial_label
 from workbench.search._runner import (
     RunSummary,

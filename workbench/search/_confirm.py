@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import optuna
@@ -67,16 +66,6 @@ class ConfirmationReport:
         return {"study": self.study_name, "key": self.key, "rows": [r.to_json() for r in self.rows]}
 
 
-@dataclass(frozen=True)
-class _ConfirmFolders:
-    """Seed -> ``<trial>/confirm/seed-<s>``: fresh seeds train beside, never over, the trial's own."""
-
-    root: Path
-
-    def __call__(self, seed: int) -> Path:
-        return self.root / f"seed-{seed}"
-
-
 def top_trials(study: optuna.Study, k: int, direction: str = "maximize") -> list[FrozenTrial]:
     """The ``k`` best complete trials by the first objective."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
@@ -93,12 +82,22 @@ def fresh_seeds(config: StudyConfig, n: int) -> list[int]:
 
 
 def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, *, top: int = 1,
-                   seeds: int = 3) -> ConfirmationReport:
-    """Retrain the ``top`` best configurations on ``seeds`` fresh seeds each (resumable: seeds already
-    trained are read back); log ``confirm/...`` to each trial's MLflow run; write ``confirm.json``."""
-    from workbench.search._objective import replicate_scores, tracker_for, train_replicates
+                   seeds: int = 3, every: bool = False) -> ConfirmationReport:
+    """Retrain the ``top`` best configurations (``every``: all complete ones) on ``seeds`` fresh seeds each.
+
+    Resumable: seeds already trained are read back, so asking again with a larger ``seeds`` adds seeds.
+    Fresh seeds count in the study's per-tree tables and its test step like the trial's own; they are
+    logged under ``confirm/...`` to each trial's MLflow run, and the report goes to ``confirm.json``.
+    With ``every`` (a tree comparison: every configuration is reported, none selected) the study's
+    comparisons gain seeds without any selection on their figures.
+    """
+    from functools import partial
+
+    from workbench.search._objective import tracker_for
+    from workbench.search._replicates import replicate_scores, train_replicates, trial_folder
     from workbench.search._report import trial_label
     from workbench.search._space import suggest, trial_choices, trial_train_config
+    from workbench.tracking import confirm_folder
 
     if top < 1 or seeds < 1:
         raise ValueError(f"--top {top} --seeds {seeds}: give at least one configuration and one seed")
@@ -108,14 +107,15 @@ def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.S
     runs = _complete_runs(tracker)
     rows = []
     new_seeds = fresh_seeds(config, seeds)
-    for trial in top_trials(study, top, objective.direction):
+    chosen = top_trials(study, len(study.trials) if every else top, objective.direction)
+    for trial in sorted(chosen, key=lambda t: t.number) if every else chosen:
         choice = suggest(optuna.trial.FixedTrial(trial_choices(trial)), config.space, prepared.candidates,
                          config.model_channels())
-        folder = Path(trial.user_attrs["output_dir"])
+        folder = trial_folder(trial, config)
         train_config = trial_train_config(config, choice, candidates, folder, str(prepared.data_path),
                                           str(prepared.split_path))
         replicates = train_replicates(config, prepared, None, None, train_config, folder, seeds=new_seeds,
-                                      folders=_ConfirmFolders(folder / "confirm"))
+                                      folders=partial(confirm_folder, folder))
         scores = replicate_scores(replicates, objective.metric)
         key = objective.metric if objective.metric in scores else f"{objective.metric}_mean"
         log_to_trial_run(tracker, runs.get(trial.number), trial.number, scores, CONFIRM_PREFIX)

@@ -123,11 +123,6 @@ def unreadable_test_files(data_path: Path, partition: Path) -> list[str]:
     return problems
 
 
-def _trial_folder(trial: FrozenTrial, config: StudyConfig) -> Path:
-    folder = trial.user_attrs.get("output_dir")
-    return Path(folder) if folder else config.project_dir / "trials" / config.study.name / f"trial-{trial.number:04d}"
-
-
 def _evaluate_folder(config: StudyConfig, prepared: PreparedStudy, folder: Path, number: int) -> Any:
     """The test result of the final model in one replicate folder (computed once, then read back)."""
     from workbench.evaluation import evaluate_model, load_result
@@ -151,28 +146,24 @@ def _evaluate_folder(config: StudyConfig, prepared: PreparedStudy, folder: Path,
 
 
 def evaluate_on_test(config: StudyConfig, prepared: PreparedStudy, trial: FrozenTrial) -> dict[str, float]:
-    """The test figures of one complete trial: every seed's final model, aggregated like its validation figures."""
-    from workbench.search._objective import Replicate, replicate_folder, replicate_scores
+    """The test figures of one complete trial: every seed's final model (fresh seeds from ``study replicate``
+    included), aggregated like its validation figures."""
+    from workbench.search._replicates import Replicate, replicate_scores, trial_seed_folders
 
-    folder = _trial_folder(trial, config)
-    seeds = [int(s) for s in trial.user_attrs.get("seeds") or [config.train.seed]]
-    replicates = []
-    for seed in seeds:
-        seed_folder = replicate_folder(folder, seed, len(seeds))
-        result = _evaluate_folder(config, prepared, seed_folder, trial.number)
-        replicates.append(Replicate(seed, seed_folder, result, None, None, 0.0, []))
+    replicates = [Replicate(seed, folder, _evaluate_folder(config, prepared, folder, trial.number), None, 0.0, [])
+                  for seed, folder in trial_seed_folders(trial, config).items()]
     return replicate_scores(replicates, config.objectives[0].metric)
 
 
 def _validation_scores(config: StudyConfig, trial: FrozenTrial) -> dict[str, float]:
-    from workbench.search._objective import Replicate, replicate_scores
+    from workbench.search._replicates import Replicate, replicate_scores
     from workbench.search._tree_report import replicate_results
 
     results = replicate_results(trial, config, "validation")
     seeds = trial.user_attrs.get("seeds") or [config.train.seed]
     if len(results) < len(seeds):
         return {}
-    return replicate_scores([Replicate(s, Path(), r, None, None, 0.0, []) for s, r in results.items()],
+    return replicate_scores([Replicate(s, Path(), r, None, 0.0, []) for s, r in results.items()],
                             config.objectives[0].metric)
 
 
@@ -185,6 +176,7 @@ def score_on_test(config: StudyConfig, prepared: PreparedStudy, study: optuna.St
     """
     from workbench.data import read_partition
     from workbench.search._objective import tracker_for
+    from workbench.search._replicates import trial_folder
     from workbench.search._space import trial_choices, trial_cuts
     from workbench.tracking import TEST_METRIC_PREFIX
 
@@ -201,7 +193,7 @@ def score_on_test(config: StudyConfig, prepared: PreparedStudy, study: optuna.St
     for trial in trials:
         scores = evaluate_on_test(config, prepared, trial)
         log_to_trial_run(tracker, runs.get(trial.number), trial.number, scores, TEST_METRIC_PREFIX)
-        folder = _trial_folder(trial, config)
+        folder = trial_folder(trial, config)
         tested.append(HeldOutTrial(trial.number, str(trial_choices(trial).get("tree", "?")), trial_cuts(trial),
                                   _validation_scores(config, trial), scores, folder))
     n_test = len(read_partition(prepared.test_partition).test)

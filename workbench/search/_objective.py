@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from workbench.search._config import COST_METRICS, StudyConfig
+from workbench.search._config import StudyConfig
 from workbench.search._devices import VISIBLE
 from workbench.search._heartbeat import FAIL_REASON_KEY, RETRY_OF_KEY, queue_retry
 from workbench.search._prepare import PreparedStudy
+from workbench.search._replicates import headline, replicate_scores, replicate_seeds, train_replicates
 from workbench.search._sampling import DUPLICATE_OF_KEY, duplicate_of
 from workbench.search._space import (
     CUTS_KEY,
@@ -28,16 +28,7 @@ from workbench.search._space import (
     trial_train_config,
 )
 from workbench.search._storage import sqlite_creation_lock
-from workbench.training import (
-    RankFailedError,
-    RankTask,
-    TrainConfig,
-    Trainer,
-    TrainingCallback,
-    TrainResult,
-    latest_checkpoint,
-    launch_ranks,
-)
+from workbench.training import RankFailedError, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,54 +45,6 @@ class TrialResult:
     duplicate_of: int | None = None
 
 
-def headline(summary: Mapping[str, float], metric: str) -> float:
-    """The value of ``metric`` in an evaluation summary; ``rank1`` falls back to ``rank1_mean``."""
-    for key in (metric, f"{metric}_mean"):
-        if key in summary:
-            return float(summary[key])
-    raise KeyError(f"objective metric {metric!r} is not in the evaluation summary (keys: {sorted(summary)})")
-
-
-class PruningCallback(TrainingCallback):
-    """Report the objective at every evaluation and stop the trial when the pruner says so."""
-
-    def __init__(self, trial: optuna.Trial, metric: str) -> None:
-        self.trial = trial
-        self.metric = metric
-
-    def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
-        self.trial.report(headline(metrics, self.metric), step)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step} ({self.metric}={headline(metrics, self.metric):.4f})")
-
-
-class _Evaluator:
-    """The trainer's evaluator on the validation subjects; keeps the last full result (for the view table).
-
-    It opens the study's split, whose ``TEST_SET`` holds the validation subjects: the test subjects
-    are never read while trials are chosen.
-    """
-
-    def __init__(self, config: StudyConfig, prepared: PreparedStudy, amp: str) -> None:
-        from workbench.evaluation import open_for_protocol
-
-        self.protocol = prepared.validation_protocol
-        self.partition = str(prepared.split_path)
-        self.source = open_for_protocol(prepared.data_path, self.protocol, self.partition)
-        self.batch_size = config.data.eval_batch_size
-        self.frames = config.data.eval_frames
-        self.amp = amp  # evaluations run in the precision the trial trains in
-        self.last: Any = None
-
-    def __call__(self, model: Any, step: int) -> Mapping[str, float]:
-        from workbench.evaluation import evaluate_model
-
-        result, _ = evaluate_model(model, self.source, self.protocol, partition=self.partition,
-                                   batch_size=self.batch_size, frames=self.frames, progress=False, amp=self.amp)
-        self.last = result
-        return result.summary()
-
-
 def tracker_for(config: StudyConfig) -> Any:
     """The study's MLflow tracker (parent run found again or created).
 
@@ -115,16 +58,6 @@ def tracker_for(config: StudyConfig) -> Any:
         return StudyTracker(uri, config.experiment_name, config.study.name)
     with sqlite_creation_lock(uri[len("sqlite:///"):]):
         return StudyTracker(uri, config.experiment_name, config.study.name)
-
-
-class _StartStep(TrainingCallback):
-    """Record where training started, so a retried trial shows it resumed from a checkpoint."""
-
-    def __init__(self, trial: optuna.Trial) -> None:
-        self.trial = trial
-
-    def on_train_start(self, info: Any) -> None:
-        self.trial.set_user_attr("start_step", int(info.start_step))
 
 
 def mark_lost_trials(config: StudyConfig, numbers: tuple[int, ...]) -> None:
@@ -295,123 +228,3 @@ def _tree_files(candidate: Any, choice: Any, levels: list[int], output_dir: Path
         plot_dendrogram(candidate.tree, png, cuts=[k for k in choice.cuts if k > 1],
                         title=f"{candidate.name}: regions per stage {levels}")
     return [tree_file, *(p for p in (png, png.with_suffix(".svg")) if p.exists())]
-
-
-@dataclass
-class Replicate:
-    """One training seed of a trial: its folder, final validation result and model."""
-
-    seed: int
-    folder: Path
-    result: Any
-    model: Any
-    checkpoint: Path | None
-    seconds: float
-    files: list[Path]
-
-
-def replicate_seeds(config: StudyConfig) -> list[int]:
-    """The training seeds every trial uses: ``train.seed``, ``train.seed + 1``, ... (``budget.seeds`` of them).
-
-    Every configuration trains on the same list, so configurations are compared seed by seed.
-    """
-    return [config.train.seed + i for i in range(config.budget.seeds)]
-
-
-def replicate_folder(output_dir: Path, seed: int, n_seeds: int) -> Path:
-    """Where one seed of a trial trains: the trial's folder itself with one seed, ``seed-<s>/`` with several."""
-    return output_dir if n_seeds == 1 else output_dir / f"seed-{seed}"
-
-
-def train_replicates(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Trial | None, run: Any,
-                     train_config: TrainConfig, output_dir: Path, *, seeds: list[int] | None = None,
-                     folders: Callable[[int], Path] | None = None) -> list[Replicate]:
-    """Train the trial's configuration once per seed; a seed already evaluated is read back, not retrained.
-
-    Only the first seed reports to the pruner (a pruned configuration stops there); every seed's
-    validation figures go to MLflow under ``val/seed<s>/`` when there are several. A seed whose
-    training was cut short resumes from its latest checkpoint. ``seeds`` and ``folders`` (seed ->
-    folder) train other seeds elsewhere, e.g. the fresh seeds that confirm a winner; without a
-    ``trial`` nothing reports to Optuna, without a ``run`` nothing to MLflow.
-    """
-    from workbench.evaluation import load_result
-    from workbench.tracking import VALIDATION_METRIC_PREFIX, MLflowTrainingCallback
-    from workbench.training import load_for_inference
-
-    seeds = seeds or replicate_seeds(config)
-    out: list[Replicate] = []
-    for index, seed in enumerate(seeds):
-        folder = folders(seed) if folders is not None else replicate_folder(output_dir, seed, len(seeds))
-        saved = folder / "evaluation"
-        checkpoint = latest_checkpoint(folder)
-        own_folder = len(seeds) > 1 or folders is not None
-        if own_folder and (saved / "subject_scores.npz").is_file() and checkpoint is not None:
-            model, _ = load_for_inference(checkpoint, "cpu")
-            out.append(Replicate(seed, folder, load_result(saved), model, checkpoint, 0.0, []))
-            continue
-        cfg = dataclasses.replace(train_config, seed=seed, output_dir=str(folder))
-        prefix = VALIDATION_METRIC_PREFIX if len(seeds) == 1 else f"{VALIDATION_METRIC_PREFIX}seed{seed}/"
-        callbacks: list[TrainingCallback] = []
-        if run is not None:
-            callbacks.append(MLflowTrainingCallback(run, eval_prefix=prefix))
-        if trial is not None:
-            callbacks.append(_StartStep(trial))
-            if index == 0 and not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
-                callbacks.append(PruningCallback(trial, config.objectives[0].metric))
-        if cfg.nproc_per_node > 1:
-            # Rank 0 evaluates and saves; this process runs the callbacks (Optuna, MLflow) for it.
-            launched = launch_ranks(cfg, cfg.nproc_per_node, task=_TrialRanks(config, prepared, saved),
-                                    callbacks=callbacks, resume=checkpoint is not None)
-            done = launched.result
-            out.append(Replicate(seed, folder, load_result(saved), None, done.checkpoint, done.seconds,
-                                 launched.finished))
-            continue
-        evaluator = _Evaluator(config, prepared, cfg.amp)
-        trainer = Trainer(cfg, evaluator=evaluator, callbacks=callbacks, progress=False)
-        trained = trainer.fit(resume=checkpoint is not None)
-        out.append(Replicate(seed, folder, *_final_evaluation(evaluator, trainer.model, trained, saved)))
-    return out
-
-
-def _final_evaluation(evaluator: _Evaluator, model: Any, trained: TrainResult,
-                      saved: Path) -> tuple[Any, Any, Path | None, float, list[Path]]:
-    """The trained model's last validation result, saved to ``saved``: (result, model, checkpoint, seconds, files)."""
-    if evaluator.last is None:  # stopped after its last checkpoint, before the final evaluation
-        evaluator(model, trained.step)
-    files = evaluator.last.save(saved)
-    return evaluator.last, model, trained.checkpoint, trained.seconds, files
-
-
-class _TrialRanks(RankTask):
-    """A trial's seed trained as DDP ranks: rank 0 evaluates on the validation subjects and saves the last result."""
-
-    def __init__(self, config: StudyConfig, prepared: PreparedStudy, saved: Path) -> None:
-        super().__init__()
-        self.config, self.prepared, self.saved = config, prepared, saved
-        self._validation: _Evaluator | None = None
-
-    def evaluator(self, config: TrainConfig) -> _Evaluator:
-        self._validation = _Evaluator(self.config, self.prepared, config.amp)
-        return self._validation
-
-    def finish(self, trainer: Trainer, result: TrainResult) -> list[Path]:
-        assert self._validation is not None, "rank 0 built its evaluator before training"
-        return _final_evaluation(self._validation, trainer.model, result, self.saved)[-1]
-
-
-def replicate_scores(replicates: list[Replicate], metric: str) -> dict[str, float]:
-    """The trial's validation figures: one seed's summary, or the mean over seeds with a seed-and-subject interval."""
-    if len(replicates) == 1:
-        return replicates[0].result.summary()
-    from workbench.evaluation._replicates import compare_configurations
-
-    summaries = [r.result.summary() for r in replicates]
-    keys = [k for k in summaries[0] if not k.endswith(("_ci_low", "_ci_high"))]
-    scores = {k: sum(s[k] for s in summaries) / len(summaries) for k in keys}
-    key = metric if metric in scores else f"{metric}_mean"
-    if key in scores:
-        row = compare_configurations({"trial": {r.seed: [r.result] for r in replicates}}, "trial", key=key)[0]
-        scores[f"{key}_ci_low"], scores[f"{key}_ci_high"] = row.estimate.low, row.estimate.high
-    for r, s in zip(replicates, summaries, strict=True):
-        scores.update({f"seed{r.seed}/{k}": v for k, v in s.items() if k in keys})
-    return scores

@@ -48,16 +48,15 @@ class TreeComparison:
 
 
 def replicate_results(trial: FrozenTrial, config: StudyConfig, split: str) -> dict[int, Any]:
+    """Seed -> the saved ``split`` evaluation of every seed the trial's configuration was trained on."""
     from workbench.evaluation import load_result
-    from workbench.search._objective import replicate_folder
+    from workbench.search._replicates import trial_seed_folders
 
-    seeds = list(trial.user_attrs.get("seeds") or [config.train.seed])
-    folder = Path(trial.user_attrs.get("output_dir", ""))
     out = {}
-    for seed in seeds:
-        path = replicate_folder(folder, int(seed), len(seeds)) / SPLIT_FOLDERS[split]
+    for seed, folder in trial_seed_folders(trial, config).items():
+        path = folder / SPLIT_FOLDERS[split]
         if (path / "subject_scores.npz").is_file():
-            out[int(seed)] = load_result(path)
+            out[seed] = load_result(path)
     return out
 
 

@@ -61,10 +61,20 @@ from workbench.tracking._store import (
     ui_hint,
     with_postgres_driver,
 )
-from workbench.tracking._trees import SPLIT_FOLDERS, compare_logged_trees, run_evaluations, tree_groups
+from workbench.tracking._trees import (
+    CONFIRM_FOLDER,
+    SPLIT_FOLDERS,
+    compare_logged_trees,
+    confirm_folder,
+    replicate_folder,
+    run_evaluations,
+    seed_folders,
+    tree_groups,
+)
 from workbench.tracking._values import format_value, sanitize_key
 
 __all__ = [
+    "CONFIRM_FOLDER",
     "DEFAULT_OBJECTIVES",
     "SPLIT_FOLDERS",
     "TAG_CHECKPOINT",
@@ -87,6 +97,7 @@ __all__ = [
     "check_tracking_uri",
     "compare_logged_trees",
     "comparison_table",
+    "confirm_folder",
     "default_artifact_location",
     "experiment_names",
     "format_value",
@@ -100,12 +111,14 @@ __all__ = [
     "pareto_mask",
     "parse_objectives",
     "redact_uri",
+    "replicate_folder",
     "resolve_column",
     "resolve_tracking_uri",
     "run_evaluations",
     "run_label",
     "sanitize_key",
     "search_all_runs",
+    "seed_folders",
     "sqlite_file_problem",
     "tree_groups",
     "tree_label",

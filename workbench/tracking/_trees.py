@@ -2,7 +2,8 @@
 
 A trial run records where it trained (tag ``workbench.output_dir``) and on which seeds (param
 ``seeds``); its evaluations lie there (``evaluation/`` on validation subjects, ``test/`` after the
-test step; ``seed-<s>/`` per seed when there are several). The statistics are
+test step; ``seed-<s>/`` per seed when there are several, ``confirm/seed-<s>/`` for the fresh seeds
+``workbench study replicate`` adds). The statistics are
 ``workbench.evaluation.compare_configurations``: intervals over seeds and subjects, paired deltas.
 """
 
@@ -30,18 +31,43 @@ def _seeds(row: Any) -> list[int] | None:
         return None
 
 
+#: The folder under a trial's own where ``workbench study replicate`` trains fresh seeds.
+CONFIRM_FOLDER = "confirm"
+
+
+def replicate_folder(folder: Path, seed: int, n_seeds: int) -> Path:
+    """Where one of a trial's own seeds trains: the trial's folder with one seed, ``seed-<s>/`` with several."""
+    return folder if n_seeds == 1 else folder / f"seed-{seed}"
+
+
+def confirm_folder(folder: Path, seed: int) -> Path:
+    """Where a fresh seed of the trial in ``folder`` trains: ``confirm/seed-<s>/``, beside the trial's own."""
+    return folder / CONFIRM_FOLDER / f"seed-{seed}"
+
+
+def seed_folders(folder: Path, seeds: list[int]) -> dict[int, Path]:
+    """Seed -> folder for every seed a trial's configuration was trained on: its own ``seeds``, then the
+    fresh ones, each counted once ``study replicate`` has evaluated it on the validation subjects."""
+    out = {seed: replicate_folder(folder, seed, len(seeds)) for seed in seeds}
+    fresh = folder / CONFIRM_FOLDER
+    if fresh.is_dir():
+        for path in fresh.glob("seed-*"):
+            seed = path.name.removeprefix("seed-")
+            if seed.isdigit() and int(seed) not in out and (path / SPLIT_FOLDERS["validation"] /
+                                                             "subject_scores.npz").is_file():
+                out[int(seed)] = path
+    return dict(sorted(out.items()))
+
+
 def run_evaluations(row: Any, split: str = "validation") -> dict[int, Path]:
     """Seed -> evaluation folder (with ``subject_scores.npz``) of one trial run; empty when none is saved."""
     folder_text = row.get("tags.workbench.output_dir") if hasattr(row, "get") else None
     if not isinstance(folder_text, str) or not folder_text:
         return {}
-    folder, name = Path(folder_text), SPLIT_FOLDERS[split]
-    seeds = _seeds(row) or [0]
     found = {}
-    for seed in seeds:
-        path = (folder if len(seeds) == 1 else folder / f"seed-{seed}") / name
-        if (path / "subject_scores.npz").is_file():
-            found[seed] = path
+    for seed, path in seed_folders(Path(folder_text), _seeds(row) or [0]).items():
+        if (path / SPLIT_FOLDERS[split] / "subject_scores.npz").is_file():
+            found[seed] = path / SPLIT_FOLDERS[split]
     return found
 
 
