@@ -117,14 +117,14 @@ def test_a_grid_study_compares_trees_on_shared_seeds_then_on_test(write_study, c
     assert "casia-b-paper [1, 2, 4]" in capsys.readouterr().out
 
 
-def test_a_study_moved_without_its_weights_still_reports_and_adds_no_seed_twice(write_study, monkeypatch,
-                                                                                  tmp_path) -> None:
+def test_an_exported_record_reports_tests_and_adds_seeds_without_the_project_or_its_weights(
+        write_study, monkeypatch, tmp_path, capsys) -> None:
     import json
     import shutil
 
     from workbench.cli import main
 
-    path = write_study(name="moved", trials=2, iterations=2)
+    path = write_study(name="kept", trials=2, iterations=2)
     path.write_text(path.read_text().replace("eval_every = 2", "eval_every = 2\nseeds = 2")
                     .replace("fta = [true, false]", "fta = [true]").replace('name = "random"', 'name = "grid"'))
     assert run_study(path).complete == 2
@@ -132,26 +132,28 @@ def test_a_study_moved_without_its_weights_still_reports_and_adds_no_seed_twice(
     assert main(["study", "test", str(path), "--all"]) == 0
     home = load_study_config(path).project_dir
     assert main(["study", "report", str(path)]) == 0
-    before = json.loads((home / "reports" / "moved" / "report.json").read_text())
+    before = json.loads((home / "reports" / "kept" / "report.json").read_text())
+    assert list(home.rglob("*.pt"))  # the trials saved checkpoints ...
 
-    # The record kept: stores, trees and evaluations, no model weights and no data, in another folder.
-    moved = tmp_path / "kept"
-    shutil.move(home, moved)
-    weights = [p for p in moved.rglob("*") if p.is_file() and p.suffix in (".pt", ".pth")]
-    assert weights  # the trials saved checkpoints, which the record leaves out
-    for p in weights:
-        p.unlink()
-    if (moved / "data").is_dir():
-        shutil.rmtree(moved / "data")
+    record = tmp_path / "records"
+    capsys.readouterr()
+    assert main(["study", "export", str(path), str(record)]) == 0
+    assert "checkpoint(s) and the data left out" in capsys.readouterr().out
+    assert not list(record.rglob("*.pt"))  # ... which the record leaves out
+    assert (record / "kept.journal").is_file() and (record / "splits" / "kept.json").is_file()
+    assert main(["study", "export", str(path), str(record)]) == 2  # never over a record of the same study
+    assert "already holds a record of study 'kept'" in capsys.readouterr().err
+
+    shutil.rmtree(home)  # the record stands alone
 
     def no_training(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a seed evaluated before the move was trained again")
+        raise AssertionError("a seed evaluated before the export was trained again")
 
     monkeypatch.setattr(replicates, "Trainer", no_training)
-    assert main(["study", "report", str(path), "--project-dir", str(moved)]) == 0
-    after = json.loads((moved / "reports" / "moved" / "report.json").read_text())
+    assert main(["study", "report", str(path), "--project-dir", str(record)]) == 0
+    after = json.loads((record / "reports" / "kept" / "report.json").read_text())
     for key in ("trees", "trees_test"):
         assert [(r["name"], r["seeds"], r["rank1_mean"], r["delta_ci95"]) for r in after[key]] == \
                [(r["name"], r["seeds"], r["rank1_mean"], r["delta_ci95"]) for r in before[key]]
-    assert main(["study", "test", str(path), "--all", "--project-dir", str(moved)]) == 0  # read back, not re-run
-    assert main(["study", "replicate", str(path), "--all", "--seeds", "1", "--project-dir", str(moved)]) == 0
+    assert main(["study", "test", str(path), "--all", "--project-dir", str(record)]) == 0  # read back, not re-run
+    assert main(["study", "replicate", str(path), "--all", "--seeds", "1", "--project-dir", str(record)]) == 0

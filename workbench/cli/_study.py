@@ -53,6 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="which subjects' figures to pair (default: test, after `study test --all`)")
     compare.add_argument("--reference", default=None,
                          help="configuration label or study name to pair with (default: the first study's)")
+    compare.add_argument("--project-dir", type=Path, default=None,
+                         help="project dir (or folder of exported records) holding every study, if not the files'")
     compare.set_defaults(func=compare_handler)
     curve = sub.add_parser("curve", help="validation figures along training, per configuration and seed, and "
                                          "where each stops rising (to choose a training length)")
@@ -78,6 +80,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replicate.add_argument("--storage", default=None, help="storage URL if not the default")
     replicate.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
     replicate.set_defaults(func=replicate_handler)
+    export = sub.add_parser("export", help="copy a study's record (study, split, trees, every seed's evaluations, "
+                            "reports) without weights or data, to keep, share or report from elsewhere")
+    export.add_argument("file", type=Path, help="the study file the study was run from")
+    export.add_argument("dest", type=Path, help="folder to write (may hold other studies' records, not this one's)")
+    export.add_argument("--storage", default=None, help="storage URL if not the default")
+    export.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
+    export.set_defaults(func=export_handler)
 
 
 def _check_file(path: Path) -> None:
@@ -149,7 +158,7 @@ def compare_handler(args: argparse.Namespace) -> int:
 
     opened = []
     for file in args.files:
-        config, study, _ = _open(argparse.Namespace(file=file, project_dir=None, storage=None))
+        config, study, _ = _open(argparse.Namespace(file=file, project_dir=args.project_dir, storage=None))
         opened.append((config, study))
     try:
         comparison = compare_studies(opened, split=args.split, reference=args.reference)
@@ -222,4 +231,19 @@ def replicate_handler(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from exc
     print(report.text())
     print(f"figures: {config.project_dir / 'reports' / config.study.name / 'confirm.json'}")
+    return 0
+
+
+def export_handler(args: argparse.Namespace) -> int:
+    """Handler of ``workbench study export``: reads the study, writes only under DEST."""
+    from workbench.cli import CLIError
+    from workbench.search._export import export_study
+
+    config, _, url = _open(args)
+    try:
+        summary = export_study(config, url, args.dest)
+    except (FileExistsError, ValueError) as exc:
+        raise CLIError(str(exc)) from exc
+    print(summary.text())
+    print(f"report from it: workbench study report {args.file} --project-dir {summary.dest}")
     return 0

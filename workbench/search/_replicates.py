@@ -111,16 +111,12 @@ def replicate_seeds(config: StudyConfig) -> list[int]:
 
 
 def trial_folder(trial: FrozenTrial, config: StudyConfig) -> Path:
-    """The trial's folder: where it trained, or the same folder under the project directory it moved to."""
+    """The trial's folder under the study's project directory, where the trial ran or where its record was
+    moved or exported to (``--project-dir``); the folder it trained in when the project has no such folder."""
     stored = trial.user_attrs.get("output_dir")
-    default = config.project_dir / "trials" / config.study.name / f"trial-{trial.number:04d}"
-    if not stored:
-        return default
-    folder = Path(stored)
-    if folder.is_dir():
-        return folder
-    moved = config.project_dir / "trials" / config.study.name / folder.name
-    return moved if moved.is_dir() else folder
+    name = Path(stored).name if stored else f"trial-{trial.number:04d}"
+    here = config.project_dir / "trials" / config.study.name / name
+    return here if here.is_dir() or not stored else Path(stored)
 
 
 def trial_seed_folders(trial: FrozenTrial, config: StudyConfig) -> dict[int, Path]:

@@ -1,0 +1,77 @@
+"""A study's record without its weights or data: what its reports, tests and comparisons are computed from.
+
+A study's project directory holds gigabytes of rendered data and checkpoints, but its answer rests on
+small files: the Optuna study, the validation split, the discovered trees and every seed's saved
+evaluations (per-subject scores, on validation and, after the test step, on test). ``export_study``
+copies those into a fresh folder, with the study written to a journal file there, so the folder can
+be kept, shared or committed, then reported from (``--project-dir``) or extended with more seeds
+(``study replicate --all``) once the data is rendered or found again.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+
+from workbench.search._config import StudyConfig
+from workbench.search._storage import journal_path, open_storage
+
+#: Files a record leaves out: model weights (a record reports from saved evaluations, not models).
+WEIGHTS = ("*.pt", "*.pth")
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """What an export wrote: the folder, the study's journal, how many files and bytes, what it left out."""
+
+    dest: Path
+    journal: Path
+    files: int
+    size: int
+    weights_left_out: int
+
+    def text(self) -> str:
+        return (f"exported to {self.dest}: {self.files} files, {self.size / 1e6:.1f} MB (the study in "
+                f"{self.journal.name}); {self.weights_left_out} checkpoint(s) and the data left out")
+
+
+def export_study(config: StudyConfig, storage_url: str, dest: Path) -> ExportSummary:
+    """Copy the study's record into ``dest``; the source is only read.
+
+    ``dest`` may hold other studies' records (one folder can keep several, and ``study compare`` pairs
+    them there), but none of this study's: ``FileExistsError`` names what is in the way, so nothing is
+    overwritten.
+    """
+    dest = dest.expanduser().resolve()
+    project, name = config.project_dir, config.study.name
+    if dest == project or project in dest.parents:
+        raise ValueError(f"{dest}: inside the study's project directory {project}; export elsewhere")
+    journal = journal_path(dest, name)
+    own = [journal, dest / "splits" / f"{name}.json", dest / "trials" / name, dest / "reports" / name,
+           *sorted((dest / "hierarchies").glob(f"{name}-*.json"))]
+    taken = [str(p) for p in own if p.exists()]
+    if dest.exists() and not dest.is_dir():
+        taken.append(str(dest))
+    if taken:
+        raise FileExistsError(f"{dest} already holds a record of study {name!r} ({', '.join(taken)}); export into "
+                              "another folder (nothing is overwritten)")
+    dest.mkdir(parents=True, exist_ok=True)
+    optuna.copy_study(from_study_name=name, from_storage=open_storage(storage_url),
+                      to_storage=open_storage(f"journal:{journal}"))
+    left_out = 0
+    copies = [(project / "splits" / f"{name}.json", dest / "splits" / f"{name}.json")]
+    copies += [(p, dest / "hierarchies" / p.name) for p in sorted((project / "hierarchies").glob(f"{name}-*.json"))]
+    for source, target in copies:
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    for folder in (project / "trials" / name, project / "reports" / name):
+        if folder.is_dir():
+            left_out += sum(len(list(folder.rglob(pattern))) for pattern in WEIGHTS)
+            shutil.copytree(folder, dest / folder.relative_to(project), ignore=shutil.ignore_patterns(*WEIGHTS))
+    files = [journal, *(p for _, p in copies if p.is_file()),
+             *(p for folder in (dest / "trials" / name, dest / "reports" / name) for p in folder.rglob("*") if p.is_file())]
+    return ExportSummary(dest, journal, len(files), sum(p.stat().st_size for p in files), left_out)
