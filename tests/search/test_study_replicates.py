@@ -103,8 +103,9 @@ def test_a_grid_study_compares_trees_on_shared_seeds_then_on_test(write_study, c
     assert main([*compare, "--split", "test"]) == 0
 
     # More seeds for every configuration (a comparison, not a selection): fresh seed 2 trains beside
-    # seeds 0 and 1 of both trees, and the per-tree tables and the test step count it.
-    assert main(["study", "replicate", str(path), "--all", "--seeds", "1"]) == 0
+    # seeds 0 and 1 of both trees, two processes sharing the seeds, and the per-tree tables and the
+    # test step count it.
+    assert main(["study", "replicate", str(path), "--all", "--seeds", "1", "--workers", "2"]) == 0
     for trial in study.trials:
         assert (Path(trial.user_attrs["output_dir"]) / "confirm" / "seed-2" / "evaluation" / "subject_scores.npz").is_file()
     assert main(["study", "test", str(path), "--all"]) == 0

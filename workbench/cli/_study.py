@@ -77,6 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     replicate.add_argument("--seeds", type=int, default=3,
                            help="fresh training seeds per configuration (default 3); seeds already trained are "
                                 "read back, so a larger number adds seeds")
+    replicate.add_argument("--workers", type=int, default=1,
+                           help="processes sharing the seeds on this machine (a GPU or a share of the cores each)")
     replicate.add_argument("--storage", default=None, help="storage URL if not the default")
     replicate.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
     replicate.set_defaults(func=replicate_handler)
@@ -221,12 +223,14 @@ def replicate_handler(args: argparse.Namespace) -> int:
     from workbench.cli import CLIError
     from workbench.search import confirm_trials, prepare_study
 
-    if args.top < 1 or args.seeds < 1:
-        raise CLIError(f"--top {args.top} --seeds {args.seeds}: give at least one configuration and one seed")
-    config, study, _ = _open(args)
+    if args.top < 1 or args.seeds < 1 or args.workers < 1:
+        raise CLIError(f"--top {args.top} --seeds {args.seeds} --workers {args.workers}: give at least one "
+                       "configuration, one seed and one worker")
+    config, study, url = _open(args)
     try:
         report = confirm_trials(config, prepare_study(config, progress=False), study, top=args.top,
-                                seeds=args.seeds, every=args.all)
+                                seeds=args.seeds, every=args.all, workers=args.workers, study_file=args.file,
+                                storage_url=url)
     except (ValueError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from exc
     print(report.text())

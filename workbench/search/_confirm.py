@@ -9,16 +9,25 @@ writes to the Optuna study.
 from __future__ import annotations
 
 import json
+import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from workbench._process import follow_parent, sigterm_as_interrupt, terminate_then_kill
 from workbench.search._config import StudyConfig
 from workbench.search._heldout import _complete_runs, format_interval, log_to_trial_run
 from workbench.search._prepare import PreparedStudy
+from workbench.search._replicates import Replicate, replicate_scores, train_replicates, trial_folder
+from workbench.tracking import confirm_folder
+
+log = logging.getLogger(__name__)
 
 CONFIRM_PREFIX = "confirm/"
 
@@ -82,40 +91,34 @@ def fresh_seeds(config: StudyConfig, n: int) -> list[int]:
 
 
 def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, *, top: int = 1,
-                   seeds: int = 3, every: bool = False) -> ConfirmationReport:
+                   seeds: int = 3, every: bool = False, workers: int = 1, study_file: Path | None = None,
+                   storage_url: str | None = None) -> ConfirmationReport:
     """Retrain the ``top`` best configurations (``every``: all complete ones) on ``seeds`` fresh seeds each.
 
     Resumable: seeds already trained are read back, so asking again with a larger ``seeds`` adds seeds.
     Fresh seeds count in the study's per-tree tables and its test step like the trial's own; they are
     logged under ``confirm/...`` to each trial's MLflow run, and the report goes to ``confirm.json``.
     With ``every`` (a tree comparison: every configuration is reported, none selected) the study's
-    comparisons gain seeds without any selection on their figures.
+    comparisons gain seeds without any selection on their figures. With ``workers`` > 1 (``study_file``
+    and ``storage_url`` given) that many processes share the seeds, each taking the free ones, as the
+    same command run in several terminals would; this process then collects every seed's figures.
     """
-    from functools import partial
-
     from workbench.search._objective import tracker_for
-    from workbench.search._replicates import replicate_scores, train_replicates, trial_folder
     from workbench.search._report import trial_label
-    from workbench.search._space import suggest, trial_choices, trial_train_config
-    from workbench.tracking import confirm_folder
 
     if top < 1 or seeds < 1:
         raise ValueError(f"--top {top} --seeds {seeds}: give at least one configuration and one seed")
     objective = config.objectives[0]
-    candidates = prepared.candidate_map()
+    chosen = _chosen(study, top, every, objective.direction)
+    if workers > 1:
+        if study_file is None or storage_url is None:
+            raise ValueError("several workers need the study file and the storage URL to open the study again")
+        _train_in_workers(config, study_file, storage_url, top, seeds, every, workers)
     tracker = tracker_for(config)
     runs = _complete_runs(tracker)
     rows = []
     new_seeds = fresh_seeds(config, seeds)
-    chosen = top_trials(study, len(study.trials) if every else top, objective.direction)
-    for trial in sorted(chosen, key=lambda t: t.number) if every else chosen:
-        choice = suggest(optuna.trial.FixedTrial(trial_choices(trial)), config.space, prepared.candidates,
-                         config.model_channels())
-        folder = trial_folder(trial, config)
-        train_config = trial_train_config(config, choice, candidates, folder, str(prepared.data_path),
-                                          str(prepared.split_path))
-        replicates = train_replicates(config, prepared, None, None, train_config, folder, seeds=new_seeds,
-                                      folders=partial(confirm_folder, folder))
+    for trial, replicates in _train_fresh(config, prepared, chosen, new_seeds, wait=True):
         scores = replicate_scores(replicates, objective.metric)
         key = objective.metric if objective.metric in scores else f"{objective.metric}_mean"
         log_to_trial_run(tracker, runs.get(trial.number), trial.number, scores, CONFIRM_PREFIX)
@@ -125,3 +128,84 @@ def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.S
     out.mkdir(parents=True, exist_ok=True)
     (out / "confirm.json").write_text(json.dumps(report.to_json(), indent=2, default=float) + "\n")
     return report
+
+
+def _chosen(study: optuna.Study, top: int, every: bool, direction: str) -> list[FrozenTrial]:
+    if every:
+        return sorted(top_trials(study, len(study.trials), direction), key=lambda t: t.number)
+    return top_trials(study, top, direction)
+
+
+def _train_fresh(config: StudyConfig, prepared: PreparedStudy, trials: list[FrozenTrial], new_seeds: list[int],
+                 wait: bool) -> Iterator[tuple[FrozenTrial, list[Replicate]]]:
+    """Each trial with its fresh seeds trained or read back (``wait`` false: only the seeds no other process holds)."""
+    from workbench.search._space import suggest, trial_choices, trial_train_config
+
+    candidates = prepared.candidate_map()
+    for trial in trials:
+        choice = suggest(optuna.trial.FixedTrial(trial_choices(trial)), config.space, prepared.candidates,
+                         config.model_channels())
+        folder = trial_folder(trial, config)
+        train_config = trial_train_config(config, choice, candidates, folder, str(prepared.data_path),
+                                          str(prepared.split_path))
+        yield trial, train_replicates(config, prepared, None, None, train_config, folder, seeds=new_seeds,
+                                      folders=partial(confirm_folder, folder), wait=wait)
+
+
+def _train_in_workers(config: StudyConfig, study_file: Path, storage_url: str, top: int, seeds: int,
+                      every: bool, workers: int) -> None:
+    """Spawn ``workers`` processes that train the free fresh seeds, one GPU or a share of the cores each."""
+    import multiprocessing as mp
+    import os
+
+    from workbench.search._devices import (
+        THREADS,
+        trial_ranks,
+        usable_cores,
+        visible_devices,
+        visible_gpus,
+        worker_gpus,
+        worker_threads,
+    )
+
+    devices = worker_gpus(workers, None, visible_gpus(), trial_ranks(config) if config.train.device != "cpu" else 1)
+    threads = worker_threads(workers, usable_cores(), os.environ.get(THREADS))
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_worker_main, name=f"replicate-worker-{i}",
+                         args=(str(study_file), storage_url, str(config.project_dir), top, seeds, every, i))
+             for i in range(workers)]
+    for proc, device in zip(procs, devices, strict=True):
+        with visible_devices(device, threads):  # inherited by the spawned process before it imports torch
+            proc.start()
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:
+        terminate_then_kill(procs, 30.0, log)
+        raise
+    failed = [p.name for p in procs if p.exitcode != 0]
+    if failed:  # what they left is trained here, from the seeds' checkpoints
+        log.warning("%s ended with an error; the seeds they held are trained here", ", ".join(failed))
+
+
+def _worker_main(study_file: str, storage_url: str, project_dir: str, top: int, seeds: int, every: bool,
+                 index: int) -> None:
+    import logging
+
+    from workbench.search._config import load_study_config
+    from workbench.search._prepare import prepare_study
+    from workbench.search._storage import open_storage
+
+    logging.basicConfig(level=logging.INFO, format=f"replicate worker {index} %(levelname)s %(name)s: %(message)s")
+    follow_parent()  # the command that spawned this worker died without stopping it: stop too
+    try:
+        with sigterm_as_interrupt(sigint_once=True):
+            config = load_study_config(study_file, project_dir=project_dir)
+            study = optuna.load_study(study_name=config.study.name, storage=open_storage(storage_url))
+            prepared = prepare_study(config, progress=False)
+            chosen = _chosen(study, top, every, config.objectives[0].direction)
+            for trial, done in _train_fresh(config, prepared, chosen, fresh_seeds(config, seeds), wait=False):
+                log.info("trial %d: fresh seed(s) %s trained or read back", trial.number, [r.seed for r in done])
+    except KeyboardInterrupt:
+        log.warning("replicate worker %d stopped; its seed resumes from its last checkpoint next time", index)
+        raise SystemExit(1) from None

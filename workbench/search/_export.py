@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 
 from workbench.search._config import StudyConfig
+from workbench.search._replicates import SEED_CLAIM
 from workbench.search._storage import journal_path, open_storage
 
 #: Files a record leaves out: model weights (a record reports from saved evaluations, not models).
@@ -71,7 +72,8 @@ def export_study(config: StudyConfig, storage_url: str, dest: Path) -> ExportSum
     for folder in (project / "trials" / name, project / "reports" / name):
         if folder.is_dir():
             left_out += sum(len(list(folder.rglob(pattern))) for pattern in WEIGHTS)
-            shutil.copytree(folder, dest / folder.relative_to(project), ignore=shutil.ignore_patterns(*WEIGHTS))
+            shutil.copytree(folder, dest / folder.relative_to(project),
+                            ignore=shutil.ignore_patterns(*WEIGHTS, SEED_CLAIM))
     files = [journal, *(p for _, p in copies if p.is_file()),
              *(p for folder in (dest / "trials" / name, dest / "reports" / name) for p in folder.rglob("*") if p.is_file())]
     return ExportSummary(dest, journal, len(files), sum(p.stat().st_size for p in files), left_out)

@@ -10,7 +10,9 @@ study's project directory when it has moved since the trial ran.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import fcntl
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,9 @@ from workbench.training import (
     latest_checkpoint,
     launch_ranks,
 )
+
+#: The lock file a process holds in a seed's folder while it trains that seed (released when it dies).
+SEED_CLAIM = ".training.lock"
 
 
 def headline(summary: Mapping[str, float], metric: str) -> float:
@@ -127,53 +132,84 @@ def trial_seed_folders(trial: FrozenTrial, config: StudyConfig) -> dict[int, Pat
                                                       [config.train.seed]])
 
 
+@contextmanager
+def seed_claim(folder: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold the seed in ``folder`` for this process: yields ``True`` once held, ``False`` at once when
+    another process holds it and ``wait`` is false. The lock dies with its process, so a killed
+    worker's seed is free again and resumes from its checkpoint."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / SEED_CLAIM).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def train_replicates(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Trial | None, run: Any,
                      train_config: TrainConfig, output_dir: Path, *, seeds: list[int] | None = None,
-                     folders: Callable[[int], Path] | None = None) -> list[Replicate]:
+                     folders: Callable[[int], Path] | None = None, wait: bool = True) -> list[Replicate]:
     """Train the trial's configuration once per seed; a seed already evaluated is read back, not retrained.
 
     Only the first seed reports to the pruner (a pruned configuration stops there); every seed's
     validation figures go to MLflow under ``val/seed<s>/`` when there are several. A seed whose
     training was cut short resumes from its latest checkpoint. ``seeds`` and ``folders`` (seed ->
     folder) train other seeds elsewhere, e.g. the fresh seeds that confirm a winner; without a
-    ``trial`` nothing reports to Optuna, without a ``run`` nothing to MLflow.
+    ``trial`` nothing reports to Optuna, without a ``run`` nothing to MLflow. A seed another process
+    is training is waited for, then read back; with ``wait`` false it is left out of the list instead
+    (processes sharing the seeds of several configurations each take the free ones first).
     """
-    from workbench.evaluation import load_result
-    from workbench.tracking import VALIDATION_METRIC_PREFIX, MLflowTrainingCallback
-
     seeds = seeds or replicate_seeds(config)
     out: list[Replicate] = []
     for index, seed in enumerate(seeds):
         folder = folders(seed) if folders is not None else replicate_folder(output_dir, seed, len(seeds))
-        saved = folder / "evaluation"
-        checkpoint = latest_checkpoint(folder)
         own_folder = len(seeds) > 1 or folders is not None
-        # A seed evaluated at the end of its training is read back, with or without its checkpoints (a study
-        # kept as a record without model weights still reports, and a retry does not train it again).
-        if own_folder and (saved / "subject_scores.npz").is_file():
-            out.append(Replicate(seed, folder, load_result(saved), checkpoint, 0.0, []))
+        args = (config, prepared, trial, run, train_config, folder, seed, index, len(seeds), own_folder)
+        if not own_folder:  # one seed trains in the trial's folder, which only this trial's process uses
+            out.append(_train_seed(*args))
             continue
-        cfg = dataclasses.replace(train_config, seed=seed, output_dir=str(folder))
-        prefix = VALIDATION_METRIC_PREFIX if len(seeds) == 1 else f"{VALIDATION_METRIC_PREFIX}seed{seed}/"
-        callbacks: list[TrainingCallback] = []
-        if run is not None:
-            callbacks.append(MLflowTrainingCallback(run, eval_prefix=prefix))
-        if trial is not None:
-            callbacks.append(_StartStep(trial))
-            if index == 0 and not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
-                callbacks.append(PruningCallback(trial, config.objectives[0].metric))
-        if cfg.nproc_per_node > 1:
-            # Rank 0 evaluates and saves; this process runs the callbacks (Optuna, MLflow) for it.
-            launched = launch_ranks(cfg, cfg.nproc_per_node, task=_TrialRanks(config, prepared, saved),
-                                    callbacks=callbacks, resume=checkpoint is not None)
-            done = launched.result
-            out.append(Replicate(seed, folder, load_result(saved), done.checkpoint, done.seconds, launched.finished))
-            continue
-        evaluator = _Evaluator(config, prepared, cfg.amp)
-        trainer = Trainer(cfg, evaluator=evaluator, callbacks=callbacks, progress=False)
-        trained = trainer.fit(resume=checkpoint is not None)
-        out.append(Replicate(seed, folder, *_final_evaluation(evaluator, trainer.model, trained, saved)))
+        with seed_claim(folder, wait) as held:
+            if held:
+                out.append(_train_seed(*args))
     return out
+
+
+def _train_seed(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Trial | None, run: Any,
+                train_config: TrainConfig, folder: Path, seed: int, index: int, n_seeds: int,
+                own_folder: bool) -> Replicate:
+    """One seed: read back when it was evaluated in a folder of its own, else trained (or resumed) and evaluated."""
+    from workbench.evaluation import load_result
+    from workbench.tracking import VALIDATION_METRIC_PREFIX, MLflowTrainingCallback
+
+    saved = folder / "evaluation"
+    checkpoint = latest_checkpoint(folder)
+    # A seed evaluated at the end of its training is read back, with or without its checkpoints (a study
+    # kept as a record without model weights still reports, and a retry does not train it again).
+    if own_folder and (saved / "subject_scores.npz").is_file():
+        return Replicate(seed, folder, load_result(saved), checkpoint, 0.0, [])
+    cfg = dataclasses.replace(train_config, seed=seed, output_dir=str(folder))
+    prefix = VALIDATION_METRIC_PREFIX if n_seeds == 1 else f"{VALIDATION_METRIC_PREFIX}seed{seed}/"
+    callbacks: list[TrainingCallback] = []
+    if run is not None:
+        callbacks.append(MLflowTrainingCallback(run, eval_prefix=prefix))
+    if trial is not None:
+        callbacks.append(_StartStep(trial))
+        if index == 0 and not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
+            callbacks.append(PruningCallback(trial, config.objectives[0].metric))
+    if cfg.nproc_per_node > 1:
+        # Rank 0 evaluates and saves; this process runs the callbacks (Optuna, MLflow) for it.
+        launched = launch_ranks(cfg, cfg.nproc_per_node, task=_TrialRanks(config, prepared, saved),
+                                callbacks=callbacks, resume=checkpoint is not None)
+        done = launched.result
+        return Replicate(seed, folder, load_result(saved), done.checkpoint, done.seconds, launched.finished)
+    evaluator = _Evaluator(config, prepared, cfg.amp)
+    trainer = Trainer(cfg, evaluator=evaluator, callbacks=callbacks, progress=False)
+    trained = trainer.fit(resume=checkpoint is not None)
+    return Replicate(seed, folder, *_final_evaluation(evaluator, trainer.model, trained, saved))
 
 
 def _final_evaluation(evaluator: _Evaluator, model: Any, trained: TrainResult,
