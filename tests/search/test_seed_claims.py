@@ -41,3 +41,36 @@ def test_a_claim_dies_with_the_process_that_held_it(tmp_path: Path) -> None:
         assert taken
     finally:
         holder.kill()
+
+
+def test_replicate_takes_the_free_seeds_before_waiting_for_one_another_process_holds(write_study) -> None:
+    import threading
+
+    import optuna
+
+    from workbench.cli import main
+    from workbench.search import load_study_config, open_storage, run_study
+
+    path = write_study(name="shared", trials=2, iterations=2)
+    path.write_text(path.read_text().replace("fta = [true, false]", "fta = [true]").replace('name = "random"', 'name = "grid"'))
+    assert run_study(path).complete == 2
+    config = load_study_config(path)
+    study = optuna.load_study(study_name="shared", storage=open_storage(f"sqlite:///{config.project_dir / 'optuna.db'}"))
+    first, second = (Path(t.user_attrs["output_dir"]) for t in sorted(study.trials, key=lambda t: t.number))
+    held = first / "confirm" / "seed-1"
+    done = {}
+
+    with seed_claim(held) as mine:  # another terminal's `study replicate` is training trial 0's fresh seed
+        assert mine
+        worker = threading.Thread(target=lambda: done.setdefault(
+            "rc", main(["study", "replicate", str(path), "--all", "--seeds", "1"])))
+        worker.start()
+        deadline = time.monotonic() + 300
+        while not (second / "confirm" / "seed-1" / "evaluation" / "subject_scores.npz").is_file():
+            assert worker.is_alive() and time.monotonic() < deadline, "the free seed was not trained first"
+            time.sleep(0.2)
+        assert worker.is_alive()  # ... and now it waits for the held one
+        assert not (held / "evaluation").exists()
+    worker.join(timeout=300)  # released without a result (that process died): trained here instead
+    assert done.get("rc") == 0
+    assert (held / "evaluation" / "subject_scores.npz").is_file()

@@ -110,14 +110,17 @@ def confirm_trials(config: StudyConfig, prepared: PreparedStudy, study: optuna.S
         raise ValueError(f"--top {top} --seeds {seeds}: give at least one configuration and one seed")
     objective = config.objectives[0]
     chosen = _chosen(study, top, every, objective.direction)
+    new_seeds = fresh_seeds(config, seeds)
     if workers > 1:
         if study_file is None or storage_url is None:
             raise ValueError("several workers need the study file and the storage URL to open the study again")
         _train_in_workers(config, study_file, storage_url, top, seeds, every, workers)
+    else:  # the seeds no other process holds first (the same command may run in another terminal)
+        for _ in _train_fresh(config, prepared, chosen, new_seeds, wait=False):
+            pass
     tracker = tracker_for(config)
     runs = _complete_runs(tracker)
     rows = []
-    new_seeds = fresh_seeds(config, seeds)
     for trial, replicates in _train_fresh(config, prepared, chosen, new_seeds, wait=True):
         scores = replicate_scores(replicates, objective.metric)
         key = objective.metric if objective.metric in scores else f"{objective.metric}_mean"
