@@ -129,3 +129,37 @@ def test_pooled_seed_variance_keeps_coverage_and_error_rate_with_two_seeds() -> 
     unpooled_width = np.mean([next(r for r in rows if r.name == "b").delta.high
                               - next(r for r in rows if r.name == "b").delta.low for rows in unpooled])
     assert np.mean(widths) < 0.6 * unpooled_width  # one degree of freedom per row made them far wider
+
+
+def test_the_seeds_a_design_asks_for_bring_its_paired_intervals_to_the_target() -> None:
+    from workbench.evaluation._replicates import sizing
+
+    rng = np.random.default_rng(7)
+    means = {"ref": 0.85, "b": 0.86, "c": 0.84}
+    asked = []
+    for i in range(40):  # three seeds measured (about +-6 points): how many would give +-4?
+        rows = compare_configurations(_simulate(rng, means, seeds=3, seed_sd=0.03), "ref", resamples=200, seed=i)
+        planned = sizing(rows, target=4.0)
+        assert planned is not None and 0.0 < planned.seed_share < 1.0
+        if planned.seeds_needed is not None:
+            asked.append(planned.seeds_needed)
+    assert len(asked) >= 30
+    n = int(np.median(asked))
+    assert n > 3  # seed noise of 3 points per configuration: three seeds are not enough
+    widths = []
+    for i in range(40):  # ... and running that many gives intervals of about +-4 points
+        rows = compare_configurations(_simulate(rng, means, seeds=n, seed_sd=0.03), "ref", resamples=200, seed=i)
+        widths += [(r.delta.high - r.delta.low) / 2 for r in rows if r.delta is not None]
+    assert 3.0 <= float(np.median(widths)) <= 5.0, (n, np.median(widths))
+
+
+def test_sizing_says_when_only_more_subjects_can_narrow_the_intervals() -> None:
+    from workbench.evaluation._replicates import sizing
+
+    rows = compare_configurations(_simulate(np.random.default_rng(8), {"ref": 0.85, "b": 0.85}, seeds=4,
+                                            seed_sd=0.0, shared_sd=0.0), "ref", resamples=300)
+    planned = sizing(rows, target=0.5)
+    assert planned is not None and planned.seeds_needed is None and planned.subject_half_width > 0.5
+    assert "evaluate on more subjects" in planned.text()
+    assert sizing(compare_configurations(_simulate(np.random.default_rng(9), {"ref": 0.85, "b": 0.85}, seeds=1),
+                                         "ref", resamples=100)) is None  # one seed: its spread is unknown

@@ -34,6 +34,11 @@ class Estimate:
     se: float
     df: float
     n_seeds: int
+    #: The two parts of ``se ** 2``: the training seeds' (per-seed spread / n) and the subjects' (bootstrap).
+    seed_var: float = 0.0
+    subject_var: float = 0.0
+    #: Degrees of freedom of the per-seed spread (n - 1, or the pooled rows' sum).
+    seed_df: int = 0
 
     @property
     def detectable(self) -> float:
@@ -101,7 +106,67 @@ def combine(per_seed: np.ndarray, resampled: np.ndarray, pooled: tuple[float, in
     # the subject part rests on many resamples and counts as known.
     df = (seed_var + subject_var) ** 2 * seed_df / seed_var**2 if seed_df >= 1 and seed_var > 0 else math.inf
     half = float(stats.t.ppf(0.975, df)) * se
-    return Estimate(mean, mean - half, mean + half, se, df, n)
+    return Estimate(mean, mean - half, mean + half, se, df, n, seed_var, subject_var, int(seed_df))
+
+
+def half_width(spread: float, subject_var: float, n_seeds: int, seed_df: float) -> float:
+    """The 95 % half-width ``combine`` gives a mean over ``n_seeds`` with per-seed variance ``spread``."""
+    from scipy import stats
+
+    seed_var = spread / n_seeds
+    df = (seed_var + subject_var) ** 2 * seed_df / seed_var**2 if seed_df >= 1 and seed_var > 0 else math.inf
+    return float(stats.t.ppf(0.975, df)) * math.sqrt(seed_var + subject_var)
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """Where the paired intervals' width comes from, and how many seeds would bring them to ``target``."""
+
+    n_seeds: int
+    half_width: float
+    seed_share: float
+    subject_half_width: float
+    target: float
+    seeds_needed: int | None  # ``None``: more seeds alone cannot reach the target (the subjects' part is wider)
+
+    def text(self) -> str:
+        head = (f"the paired intervals are +-{self.half_width:.2f} points with {self.n_seeds} seeds, "
+                f"{100 * self.seed_share:.0f} % of their variance from the training seeds and "
+                f"{100 * (1 - self.seed_share):.0f} % from the subjects; ")
+        if self.half_width <= self.target:
+            return head + f"that is within the +-{self.target:g} asked"
+        if self.seeds_needed is None:
+            return head + (f"the subjects' part alone is +-{self.subject_half_width:.2f}, so seeds cannot bring them "
+                           f"to +-{self.target:g}: evaluate on more subjects")
+        return head + (f"about {self.seeds_needed} seeds per configuration would bring them to +-{self.target:g} "
+                       "(`workbench study replicate FILE --all --seeds N` adds seeds)")
+
+
+def sizing(rows: Sequence[ConfigurationRow], target: float = 1.0, max_seeds: int = 100) -> Sizing | None:
+    """The typical paired comparison of ``rows``, projected to more seeds on the same subjects.
+
+    The per-seed spread of the differences (pooled when the table pooled it), their degrees of freedom
+    (growing with the seeds as they would) and the median subject part are held at what was measured;
+    ``None`` with one seed, whose spread is unknown.
+    """
+    deltas = [r.delta for r in rows if r.delta is not None]
+    if not deltas or min(d.n_seeds for d in deltas) < 2:
+        return None
+    n = min(d.n_seeds for d in deltas)
+    spread = float(np.median([d.seed_var * d.n_seeds for d in deltas]))
+    subject_var = float(np.median([d.subject_var for d in deltas]))
+    seed_df = float(np.median([d.seed_df for d in deltas]))
+    per_extra_seed = seed_df / (n - 1)  # pooled over k comparisons: k degrees of freedom per seed added
+    now = half_width(spread, subject_var, n, seed_df)
+    share = spread / n / (spread / n + subject_var) if spread + subject_var > 0 else 0.0
+    floor = 1.96 * math.sqrt(subject_var)
+    needed = None
+    if floor < target:
+        for m in range(n, max_seeds + 1):
+            if half_width(spread, subject_var, m, per_extra_seed * (m - 1)) <= target:
+                needed = m
+                break
+    return Sizing(n, now, share, floor, target, needed)
 
 
 def _spread(values: np.ndarray) -> float:

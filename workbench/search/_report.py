@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import warnings
@@ -70,6 +71,8 @@ class StudyReport:
             "figures": [str(p) for p in self.figures], "notes": self.notes,
             **{("trees" if c.split == "validation" else f"trees_{c.split}"): c.to_json() for c in self.trees},
             **{("verdict" if c.split == "validation" else f"verdict_{c.split}"): c.verdict for c in self.trees},
+            **{("sizing" if c.split == "validation" else f"sizing_{c.split}"): dataclasses.asdict(c.sizing)
+               for c in self.trees if c.sizing is not None},
         }
 
 

@@ -16,7 +16,14 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from workbench.evaluation._replicates import ConfigurationRow, compare_configurations, format_rows, verdict
+from workbench.evaluation._replicates import (
+    ConfigurationRow,
+    Sizing,
+    compare_configurations,
+    format_rows,
+    sizing,
+    verdict,
+)
 from workbench.search._config import StudyConfig
 from workbench.search._report import trial_label
 from workbench.search._space import trial_choices, trial_cuts
@@ -36,12 +43,14 @@ class TreeComparison:
     rows: list[ConfigurationRow]
     verdict: str
     notes: list[str] = field(default_factory=list)
+    sizing: Sizing | None = None
 
     def text(self) -> str:
         head = (f"per-tree comparison on {self.split} subjects ({self.key}; n = seeds; 95 % intervals over seeds "
                 f"and a subject bootstrap; delta paired seed by seed against {self.reference}; p Holm-corrected):")
+        sized = [] if self.sizing is None else [f"sizing: {self.sizing.text()}"]
         return "\n".join([head, format_rows(self.rows, self.key), *[f"note: {n}" for n in self.notes],
-                          f"verdict: {self.verdict}"])
+                          *sized, f"verdict: {self.verdict}"])
 
     def to_json(self) -> list[dict[str, Any]]:
         return [r.to_json() for r in self.rows]
@@ -99,8 +108,7 @@ def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "valida
     if key not in probe.summary():
         key = f"{key}_mean" if f"{key}_mean" in probe.summary() else probe.primary_metric
     rows = compare_configurations(groups, reference, key=key, cuts=cuts, splits=splits, extra=costs)
-    notes = _notes(trials)
-    return TreeComparison(split, key, reference, rows, verdict(rows, reference), notes)
+    return TreeComparison(split, key, reference, rows, verdict(rows, reference), _notes(trials), sizing(rows))
 
 
 def _notes(trials: Sequence[FrozenTrial]) -> list[str]:
@@ -206,4 +214,5 @@ def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: 
     if key not in probe.summary():
         key = f"{key}_mean" if f"{key}_mean" in probe.summary() else probe.primary_metric
     rows = compare_configurations(groups, reference, key=key)
-    return TreeComparison(split, key, reference, rows, verdict(rows, reference, what="configuration"))
+    return TreeComparison(split, key, reference, rows, verdict(rows, reference, what="configuration"),
+                          sizing=sizing(rows))
