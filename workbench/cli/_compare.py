@@ -139,6 +139,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _compare_trees(trials: Any, args: argparse.Namespace, experiment: str) -> int:
     """``--by tree``: the per-tree table and verdict; nothing is written."""
+    from workbench.evaluation import sizing
     from workbench.evaluation._replicates import format_rows
     from workbench.tracking import compare_logged_trees
 
@@ -151,5 +152,8 @@ def _compare_trees(trials: Any, args: argparse.Namespace, experiment: str) -> in
     print(f"experiment {experiment!r}, {args.split} subjects: each tree and cut over its seeds (95 % interval over "
           f"seeds and a subject bootstrap), paired seed by seed with {reference} (Holm-corrected p)")
     print(format_rows(rows, objective))
+    planned = sizing(rows)
+    if planned is not None:
+        print(f"sizing: {planned.text()}")
     print(f"verdict: {verdict}")
     return 0

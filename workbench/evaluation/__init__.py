@@ -73,7 +73,15 @@ from workbench.evaluation._protocols import (
     register_protocol,
 )
 from workbench.evaluation._rank_result import RankResult
-from workbench.evaluation._replicates import ConfigurationRow, Estimate, compare_configurations, holm, verdict
+from workbench.evaluation._replicates import (
+    ConfigurationRow,
+    Estimate,
+    Sizing,
+    compare_configurations,
+    holm,
+    sizing,
+    verdict,
+)
 from workbench.evaluation._results import CrossViewResult, EvaluationResult
 from workbench.evaluation._uncertainty import paired_results, subject_weights
 from workbench.evaluation._validation import validation_protocol
@@ -95,6 +103,7 @@ __all__ = [
     "Protocol",
     "RankResult",
     "RetrievalScores",
+    "Sizing",
     "SyntheticProtocol",
     "cmc",
     "compare_configurations",
@@ -124,6 +133,7 @@ __all__ = [
     "probe_scores",
     "register_protocol",
     "retrieval_scores",
+    "sizing",
     "subject_weights",
     "top_k_stable",
     "validation_protocol",
