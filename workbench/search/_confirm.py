@@ -163,23 +163,19 @@ def _train_in_workers(config: StudyConfig, study_file: Path, storage_url: str, t
 
     from workbench.search._devices import (
         THREADS,
-        trial_ranks,
+        start_workers,
+        study_worker_gpus,
         usable_cores,
-        visible_devices,
-        visible_gpus,
-        worker_gpus,
         worker_threads,
     )
 
-    devices = worker_gpus(workers, None, visible_gpus(), trial_ranks(config) if config.train.device != "cpu" else 1)
+    devices = study_worker_gpus(config, workers)
     threads = worker_threads(workers, usable_cores(), os.environ.get(THREADS))
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker_main, name=f"replicate-worker-{i}",
                          args=(str(study_file), storage_url, str(config.project_dir), top, seeds, every, i))
              for i in range(workers)]
-    for proc, device in zip(procs, devices, strict=True):
-        with visible_devices(device, threads):  # inherited by the spawned process before it imports torch
-            proc.start()
+    start_workers(procs, devices, threads)
     try:
         for proc in procs:
             proc.join()

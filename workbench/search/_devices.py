@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from workbench.search._config import StudyConfig
@@ -139,3 +139,17 @@ def visible_devices(value: str | None, threads: int | None = None) -> Iterator[N
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = old
+
+
+def study_worker_gpus(config: StudyConfig, workers: int, gpus: Sequence[int] | None = None) -> list[str | None]:
+    """``worker_gpus`` for a study's workers: each takes as many GPUs as its trials' ranks (none on the CPU)."""
+    ranks = trial_ranks(config)
+    return worker_gpus(workers, gpus, visible_gpus(), ranks if config.train.device != "cpu" else 1)
+
+
+def start_workers(procs: Sequence[Any], devices: Sequence[str | None], threads: int | None) -> None:
+    """Start each spawned process seeing its GPU(s) and ``threads`` CPU threads, which it inherits before
+    it imports torch."""
+    for proc, device in zip(procs, devices, strict=True):
+        with visible_devices(device, threads):
+            proc.start()

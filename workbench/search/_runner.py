@@ -20,11 +20,9 @@ from workbench.search._config import StudyConfig, load_study_config
 from workbench.search._devices import (
     THREADS,
     VISIBLE,
-    trial_ranks,
+    start_workers,
+    study_worker_gpus,
     usable_cores,
-    visible_devices,
-    visible_gpus,
-    worker_gpus,
     worker_threads,
 )
 from workbench.search._heartbeat import Heartbeat, count_trials, reap_stale_trials
@@ -267,8 +265,7 @@ def run_study(study_file: str | Path, *, storage_url: str | None = None, n_trial
     budget = n_trials or config.budget.trials
     # A GPU that is not there, or too few for the trials' ranks, fails before any work. A CPU run's
     # ranks take no GPU.
-    ranks = trial_ranks(config)
-    devices = worker_gpus(workers, gpus, visible_gpus(), ranks if config.train.device != "cpu" else 1)
+    devices = study_worker_gpus(config, workers, gpus)
     open_storage(url)  # a dead or wrong storage fails here, before any data is rendered
     prepared = prepare_study(config, progress=True)
     check_grid_budget(config, [c.name for c in prepared.candidates], budget)
@@ -324,11 +321,10 @@ def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, d
         if config.train.nproc_per_node > 1:
             log.info("each trial trains as %d DDP ranks, which share their worker's threads",
                      config.train.nproc_per_node)
-        for i, (proc, device) in enumerate(zip(procs, devices, strict=True)):
+        for i, device in enumerate(devices):
             if device is not None:
                 log.info("worker %d trains on GPU(s) %s", i, device)
-            with visible_devices(device, threads):  # the spawned worker inherits both before it imports torch
-                proc.start()
+        start_workers(procs, devices, threads)
         try:
             for proc in procs:
                 proc.join()
