@@ -145,6 +145,11 @@ def test_an_exported_record_reports_tests_and_adds_seeds_without_the_project_or_
     assert main(["study", "export", str(path), str(record)]) == 2  # never over a record of the same study
     assert "already holds a record of study 'kept'" in capsys.readouterr().err
 
+    lean = tmp_path / "lean"
+    assert main(["study", "export", str(path), str(lean), "--no-figures"]) == 0
+    assert list(record.rglob("*.png")) and not list(lean.rglob("*.png")) and not list(lean.rglob("*.svg"))
+    assert len(list(lean.rglob("subject_scores.npz"))) == len(list(record.rglob("subject_scores.npz"))) == 6 * 2
+
     shutil.rmtree(home)  # the record stands alone
 
     def no_training(*args: object, **kwargs: object) -> None:

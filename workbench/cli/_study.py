@@ -86,6 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "reports) without weights or data, to keep, share or report from elsewhere")
     export.add_argument("file", type=Path, help="the study file the study was run from")
     export.add_argument("dest", type=Path, help="folder to write (may hold other studies' records, not this one's)")
+    export.add_argument("--no-figures", action="store_true",
+                        help="leave drawings (PNG, SVG) out too; the tables and scores behind them stay")
     export.add_argument("--storage", default=None, help="storage URL if not the default")
     export.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
     export.set_defaults(func=export_handler)
@@ -245,7 +247,7 @@ def export_handler(args: argparse.Namespace) -> int:
 
     config, _, url = _open(args)
     try:
-        summary = export_study(config, url, args.dest)
+        summary = export_study(config, url, args.dest, figures=not args.no_figures)
     except (FileExistsError, ValueError) as exc:
         raise CLIError(str(exc)) from exc
     print(summary.text())

@@ -23,6 +23,9 @@ from workbench.search._storage import journal_path, open_storage
 #: Files a record leaves out: model weights (a record reports from saved evaluations, not models).
 WEIGHTS = ("*.pt", "*.pth")
 
+#: Files ``figures=False`` leaves out besides: drawings (the tables and scores behind them stay).
+FIGURES = ("*.png", "*.svg")
+
 
 @dataclass(frozen=True)
 class ExportSummary:
@@ -39,12 +42,12 @@ class ExportSummary:
                 f"{self.journal.name}); {self.weights_left_out} checkpoint(s) and the data left out")
 
 
-def export_study(config: StudyConfig, storage_url: str, dest: Path) -> ExportSummary:
+def export_study(config: StudyConfig, storage_url: str, dest: Path, *, figures: bool = True) -> ExportSummary:
     """Copy the study's record into ``dest``; the source is only read.
 
     ``dest`` may hold other studies' records (one folder can keep several, and ``study compare`` pairs
     them there), but none of this study's: ``FileExistsError`` names what is in the way, so nothing is
-    overwritten.
+    overwritten. ``figures=False`` leaves drawings out too (a record small enough for a repository).
     """
     dest = dest.expanduser().resolve()
     project, name = config.project_dir, config.study.name
@@ -63,6 +66,7 @@ def export_study(config: StudyConfig, storage_url: str, dest: Path) -> ExportSum
     optuna.copy_study(from_study_name=name, from_storage=open_storage(storage_url),
                       to_storage=open_storage(f"journal:{journal}"))
     left_out = 0
+    ignored = (*WEIGHTS, SEED_CLAIM, *(() if figures else FIGURES))
     copies = [(project / "splits" / f"{name}.json", dest / "splits" / f"{name}.json")]
     copies += [(p, dest / "hierarchies" / p.name) for p in sorted((project / "hierarchies").glob(f"{name}-*.json"))]
     for source, target in copies:
@@ -73,7 +77,7 @@ def export_study(config: StudyConfig, storage_url: str, dest: Path) -> ExportSum
         if folder.is_dir():
             left_out += sum(len(list(folder.rglob(pattern))) for pattern in WEIGHTS)
             shutil.copytree(folder, dest / folder.relative_to(project),
-                            ignore=shutil.ignore_patterns(*WEIGHTS, SEED_CLAIM))
+                            ignore=shutil.ignore_patterns(*ignored))
     files = [journal, *(p for _, p in copies if p.is_file()),
              *(p for folder in (dest / "trials" / name, dest / "reports" / name) for p in folder.rglob("*") if p.is_file())]
     return ExportSummary(dest, journal, len(files), sum(p.stat().st_size for p in files), left_out)
