@@ -64,5 +64,7 @@ PROTOCOLS = RegistryChoices("workbench.evaluation", "list_protocols")
 DISTANCES = RegistryChoices("workbench.evaluation", "METRICS")
 #: Row descriptors that read silhouettes, linkages and row distances of discovery (``workbench.hierarchy``).
 SILHOUETTE_DESCRIPTORS = RegistryChoices("workbench.hierarchy", "list_descriptors", kind="silhouette")
+#: Every row descriptor, those that read a trained model's feature maps too (``workbench discover --checkpoint``).
+DESCRIPTORS = RegistryChoices("workbench.hierarchy", "list_descriptors")
 LINKAGES = RegistryChoices("workbench.hierarchy", "LINKAGES")
 ROW_METRICS = RegistryChoices("workbench.hierarchy", "METRICS")

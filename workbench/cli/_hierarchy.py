@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from workbench.cli._choices import LINKAGES, ROW_METRICS, SILHOUETTE_DESCRIPTORS, LazyEpilogFormatter
+from workbench.cli._choices import (
+    DESCRIPTORS,
+    LINKAGES,
+    ROW_METRICS,
+    SILHOUETTE_DESCRIPTORS,
+    LazyEpilogFormatter,
+)
 
 if TYPE_CHECKING:
     from workbench.hierarchy import CutComparison, PartitionTree, TreeSupport
@@ -24,7 +30,7 @@ def _descriptor_epilog() -> str:
         if name == DEFAULT_DESCRIPTOR:
             text += " (the default)"
         elif name not in readable:
-            text += " (needs an adapter; not readable from a data folder)"
+            text += " (reads a trained model's feature maps: --checkpoint)"
         lines.append(f"  {name:<17} {text}")
     return "\n".join(lines)
 
@@ -41,8 +47,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, type=Path, help="OpenGait pkl tree, packed store, raw "
                    "<id>/<type>/<view> frames or GIFs, or a folder of GIFs (raw input is pretreated on the fly)")
-    p.add_argument("--descriptor", choices=SILHOUETTE_DESCRIPTORS, metavar="DESCRIPTOR",
-                   help="row descriptor: %(choices)s (see below; default: the one marked there)")
+    p.add_argument("--descriptor", choices=DESCRIPTORS, metavar="DESCRIPTOR",
+                   help="row descriptor: %(choices)s (see below; default: the one marked there, or "
+                   "activation-stats with --checkpoint)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="a trained model (workbench checkpoint) whose feature maps are described instead of the "
+                   "silhouettes; only the subjects it trained on are read")
+    p.add_argument("--stage", type=int, default=1,
+                   help="with --checkpoint: the convolution stage whose maps are read (1: the first; default 1)")
+    p.add_argument("--device", default="cpu", help="with --checkpoint: where the model runs (default cpu)")
     p.add_argument("--linkage", default="ward", choices=LINKAGES, metavar="LINKAGE",
                    help="%(choices)s (default ward)")
     p.add_argument("--metric", default="euclidean", choices=ROW_METRICS, metavar="METRIC",
@@ -95,14 +108,17 @@ def discover(args: argparse.Namespace) -> int:
     from workbench.cli import CLIError
     from workbench.hierarchy import DEFAULT_DESCRIPTOR, discover_tree
 
-    args.descriptor = args.descriptor or DEFAULT_DESCRIPTOR
+    args.descriptor = args.descriptor or ("activation-stats" if args.checkpoint else DEFAULT_DESCRIPTOR)
     if args.out.suffix != ".json":
         raise CLIError(f"--out {args.out}: a hierarchy file must end in .json, e.g. hierarchies/mine.json")
+    reading: dict[str, Any] = {}
+    if args.checkpoint is not None:
+        reading = _model_reading(args)
     try:
         result = discover_tree(
             args.data, descriptor=args.descriptor, linkage=args.linkage, metric=args.metric,
             standardize=False if args.no_standardize else None, rows=args.rows, seed=args.seed, name=args.out.stem, ks=args.ks,
-            bootstrap=args.bootstrap, tolerance=args.tolerance,
+            bootstrap=args.bootstrap, tolerance=args.tolerance, **reading,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
@@ -130,6 +146,28 @@ def discover(args: argparse.Namespace) -> int:
     tree.save(args.out)
     print(f"wrote {args.out} (tree_id {tree.tree_id})")
     return 0
+
+
+def _model_reading(args: argparse.Namespace) -> dict[str, Any]:
+    """``discover_tree`` arguments that describe ``--checkpoint``'s feature maps of the subjects it trained on."""
+    from workbench.cli import CLIError
+    from workbench.models import feature_map_reader
+    from workbench.training import CheckpointError, load_for_inference
+
+    if not args.checkpoint.is_file():
+        raise CLIError(f"--checkpoint {args.checkpoint}: no such file")
+    try:
+        model, config = load_for_inference(args.checkpoint, args.device)
+        transform = feature_map_reader(model, args.stage, args.device)
+    except (CheckpointError, ValueError, NotImplementedError, TypeError) as exc:
+        raise CLIError(f"--checkpoint {args.checkpoint}: {exc}") from exc
+    # The model's training subjects only: its split when the file is still there, else the data's own.
+    recorded = Path(config.data.partition) if config.data.partition else None
+    partition = recorded if recorded is not None and recorded.is_file() else None
+    splittable = partition is not None or (args.data / "partition.json").is_file()
+    return {"transform": transform, "subset": "train" if splittable else None, "partition": partition,
+            "source": {"checkpoint": str(args.checkpoint.resolve()), "stage": args.stage,
+                       "model": config.model.name}}
 
 
 def _print_support(tree: PartitionTree, support: TreeSupport, ks: list[int]) -> None:

@@ -5,7 +5,7 @@ Also the one pass over a dataset that a dendrogram's silhouette and evidence pan
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,12 +63,25 @@ def select_sequences(table: SequenceTable, max_sequences: int | None, seed: int 
                          lambda j: table.load(keep[j]))
 
 
-def accumulate(descriptor: Any, table: SequenceTable, progress: bool = True) -> DescriptorStats:
-    """Stream ``table`` through ``descriptor`` (per-subject sums), with a progress bar over sequences."""
+def accumulate(descriptor: Any, table: SequenceTable, progress: bool = True,
+               transform: Callable[[np.ndarray], np.ndarray] | None = None) -> DescriptorStats:
+    """Stream ``table`` through ``descriptor`` (per-subject sums), with a progress bar over sequences;
+    ``transform`` maps each sequence first (e.g. to a model's feature maps)."""
     from tqdm import tqdm
 
     indices = tqdm(range(len(table)), desc="describing rows", unit="seq", leave=False, disable=not progress)
-    return descriptor.accumulate((table.load(i) for i in indices), table.subjects)
+    sequences = (table.load(i) for i in indices)
+    return descriptor.accumulate(sequences if transform is None else map(transform, sequences), table.subjects)
+
+
+def check_transform(descriptor: RowDescriptor, transform: Callable[[np.ndarray], np.ndarray] | None) -> None:
+    """A descriptor of model activations needs a ``transform`` from silhouettes to them; one of silhouettes none."""
+    if descriptor.kind == "activation" and transform is None:
+        raise ValueError(f"descriptor {descriptor.name!r} reads a model's feature maps, not silhouettes: give a "
+                         "trained model (`workbench discover --checkpoint CKPT`, or transform= in Python)")
+    if descriptor.kind != "activation" and transform is not None:
+        raise ValueError(f"descriptor {descriptor.name!r} reads silhouettes; a model's feature maps need an "
+                         "activation descriptor (--descriptor activation-stats)")
 
 
 def score_ground_truth(tree: PartitionTree, truth_file: str | Path) -> dict[str, GroundTruthScore]:
@@ -109,6 +122,8 @@ def discover_tree(
     ks: Sequence[int] = (2, 3, 4, 6, 8),
     bootstrap: int = 0,
     tolerance: int = 1,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    source: Mapping[str, Any] | None = None,
 ) -> DiscoveryResult:
     """Discover a contiguous partition tree from the sequences under ``data``, with its scores.
 
@@ -123,10 +138,13 @@ def discover_tree(
     ``ground_truth.json`` the cut with as many regions as true parts is scored against it, beside
     the uniform tree. Every score is also recorded in the tree's provenance. ``standardize=None``
     z-scores the descriptor's columns when the descriptor asks for it (``RowDescriptor.standardize``).
+    An activation descriptor reads ``transform(sequence)`` (``workbench.models.feature_map_reader``);
+    ``source`` (e.g. the checkpoint and stage) goes into the provenance.
     """
     import workbench
 
     row_descriptor = create_descriptor(descriptor, n_rows=rows)
+    check_transform(row_descriptor, transform)
     if standardize is None:
         standardize = row_descriptor.standardize
     estimator = HierarchyDiscovery(linkage=linkage, metric=metric, standardize=standardize, random_state=seed)
@@ -136,7 +154,7 @@ def discover_tree(
     if subset is None:
         subset = _training_subset(row_descriptor, data, partition)
     table = select_sequences(open_sequences(data, subset=subset, partition=partition), max_sequences, seed)
-    stats = accumulate(row_descriptor, table, progress)
+    stats = accumulate(row_descriptor, table, progress, transform)
     # Block weights come from the descriptor, so the estimator (and every bootstrap clone) uses them.
     estimator.set_params(feature_groups=stats.feature_groups)
     estimator.fit(stats.matrix())
@@ -158,6 +176,7 @@ def discover_tree(
         "subset": subset or "all",
         **({"partition": str(partition)} if partition is not None else {}),
         "descriptor": descriptor,
+        **dict(source or {}),
         "n_sequences": stats.n_sequences,
         "n_subjects": stats.n_subjects,
         "code_version": workbench.__version__,

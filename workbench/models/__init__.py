@@ -36,6 +36,7 @@ from workbench.models._layers import (
     SeparateFCs,
     Stem,
 )
+from workbench.models._maps import feature_map_reader
 from workbench.models._output import ModelOutput
 from workbench.models._precision import AMP_CHOICES, autocast, check_amp, native_bf16, resolve_amp
 from workbench.models._registry import (
@@ -124,6 +125,7 @@ __all__ = [
     "cut_model",
     "export_opengait",
     "family_of",
+    "feature_map_reader",
     "get_family",
     "get_model_factory",
     "hstl_weights",

@@ -116,6 +116,24 @@ class HSTL(GaitModel):
         parts.append(self.HPP(pooled))
         return torch.cat(parts, dim=-1)
 
+    def feature_maps(self, x: torch.Tensor, seqL: torch.Tensor | None = None, stage: int = 1) -> torch.Tensor:
+        """The map after ``arme<stage>`` (1: the stem; FTA before it included), regions joined: ``[n, c, s, h', w']``."""
+        spec = self.spec
+        if not 1 <= stage <= len(spec.stages) + 1:
+            raise ValueError(f"stage {stage}: this HSTL has stages 1 (the stem) to {len(spec.stages) + 1}")
+        out, lengths = self.prepare_input(x, seqL)
+        first_cut = [spec.input_height] if 0 in spec.downsample_before else spec.stages[0].split
+        regions = self.arme1.forward_regions(out, first_cut, lengths)
+        for index, st in enumerate(spec.stages[: stage - 1]):
+            number = index + 2
+            if index in spec.downsample_before:
+                full = regions[0] if len(regions) == 1 else torch.cat(regions, dim=3)
+                regions = [F.max_pool3d(full, kernel_size=(1, 2, 2), stride=(1, 2, 2))]
+            regions = getattr(self, f"arme{number}").forward_regions(split_regions(regions, st.split), lengths)
+            if st.fta and number < stage:  # the next stage reads the aggregated map
+                regions, lengths, _ = getattr(self, fta_name(number)).forward_regions(regions, lengths)
+        return regions[0] if len(regions) == 1 else torch.cat(regions, dim=3)
+
     def forward_head(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``features: [n, c, p]`` -> ``(embeddings [n, c, p], logits [n, classes, p])``."""
         bnft = self.Bn(self.Head0(features))
