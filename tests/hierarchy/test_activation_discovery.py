@@ -42,7 +42,7 @@ def test_hstl_feature_maps_keep_the_whole_height_stage_by_stage() -> None:
         stem, second, third = (model.feature_maps(x, stage=s) for s in (1, 2, 3))
     assert stem.shape == (2, 4, 6, 64, 44) and second.shape == (2, 8, 6, 64, 44)
     assert third.shape[:2] == (2, 8) and third.shape[3:] == (64, 44)  # after FTA's temporal aggregation
-    with pytest.raises(ValueError, match="stages 1 .* to 3"):
+    with pytest.raises(ValueError, match=r"stages 1 .* to 3"):
         model.feature_maps(x, stage=4)
     read = feature_map_reader(model, stage=1)
     sequence = (np.random.default_rng(0).random((6, 64, 44)) * 255).astype(np.uint8)
@@ -65,7 +65,7 @@ def test_discover_describes_a_checkpoints_feature_maps_of_its_training_subjects(
         tiny_data: Path, checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "from-model.json"
     assert main(["discover", "--data", str(tiny_data), "--checkpoint", str(checkpoint), "--stage", "2",
-                 "--bootstrap", "3", "--out", str(out)]) == 0
+                 "--bootstrap", "3", "--max-sequences", "20", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "descriptor: activation-stats [64 rows x 24 features]" in printed  # 8 channels x mean, spread, speed
     tree = json.loads(out.read_text())
@@ -74,7 +74,7 @@ def test_discover_describes_a_checkpoints_feature_maps_of_its_training_subjects(
     assert provenance["checkpoint"] == str(checkpoint.resolve()) and provenance["model"] == "hstl-small"
     partition = json.loads((tiny_data / "partition.json").read_text())
     assert provenance["subset"] == "train" and provenance["n_subjects"] == len(partition["TRAIN_SET"])
-    assert tree["n_rows"] == 64
+    assert tree["n_rows"] == 64 and provenance["n_sequences"] == 20
 
 
 def test_discover_refuses_mismatched_descriptors_and_stages_before_reading_data(
@@ -88,4 +88,6 @@ def test_discover_refuses_mismatched_descriptors_and_stages_before_reading_data(
     assert main(["discover", "--data", str(tiny_data), "--checkpoint", str(checkpoint), "--stage", "7",
                  "--out", out]) == 2
     assert "stage 7" in capsys.readouterr().err
+    assert main(["discover", "--data", str(tiny_data), "--max-sequences", "0", "--out", out]) == 2
+    assert "--max-sequences 0" in capsys.readouterr().err
     assert not Path(out).exists()

@@ -67,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "boundary (0 skips both; default 100)")
     p.add_argument("--tolerance", type=int, default=1, metavar="ROWS",
                    help="rows an interval end or boundary may move and still count as 'near' support (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (and the draw of --max-sequences)")
+    p.add_argument("--max-sequences", type=int, default=None, metavar="N",
+                   help="describe at most N sequences, drawn at random with every subject kept (default: every one)")
     p.add_argument("--ks", type=int, nargs="+", default=list(DEFAULT_KS), help="cuts to print and record")
     p.add_argument("--out", required=True, type=Path, help="hierarchy file to write, e.g. hierarchies/mine.json")
     p.set_defaults(func=discover)
@@ -111,6 +113,8 @@ def discover(args: argparse.Namespace) -> int:
     args.descriptor = args.descriptor or ("activation-stats" if args.checkpoint else DEFAULT_DESCRIPTOR)
     if args.out.suffix != ".json":
         raise CLIError(f"--out {args.out}: a hierarchy file must end in .json, e.g. hierarchies/mine.json")
+    if args.max_sequences is not None and args.max_sequences < 1:
+        raise CLIError(f"--max-sequences {args.max_sequences}: give at least 1 (or leave it out to read every one)")
     reading: dict[str, Any] = {}
     if args.checkpoint is not None:
         reading = _model_reading(args)
@@ -118,7 +122,7 @@ def discover(args: argparse.Namespace) -> int:
         result = discover_tree(
             args.data, descriptor=args.descriptor, linkage=args.linkage, metric=args.metric,
             standardize=False if args.no_standardize else None, rows=args.rows, seed=args.seed, name=args.out.stem, ks=args.ks,
-            bootstrap=args.bootstrap, tolerance=args.tolerance, **reading,
+            bootstrap=args.bootstrap, tolerance=args.tolerance, max_sequences=args.max_sequences, **reading,
         )
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
