@@ -44,6 +44,11 @@ def test_hstl_feature_maps_keep_the_whole_height_stage_by_stage() -> None:
     assert third.shape[:2] == (2, 8) and third.shape[3:] == (64, 44)  # after FTA's temporal aggregation
     with pytest.raises(ValueError, match=r"stages 1 .* to 3"):
         model.feature_maps(x, stage=4)
+    # Convolutions stay inside their region: without halving after the stem, even the stem runs per region.
+    assert [model.feature_map_regions(s) for s in (1, 2, 3)] == [[40, 24], [40, 24], [8, 32, 16, 8]]
+    halved = create_model("hstl-small", num_classes=4, downsample_before=[0],
+                          stages=[{"channels": [8, 8], "split": [20, 12]}, {"channels": [8, 8], "split": [4, 16, 8, 4]}])
+    assert halved.feature_map_regions(1) == [64] and halved.feature_map_regions(2) == [20, 12]
     read = feature_map_reader(model, stage=1)
     sequence = (np.random.default_rng(0).random((6, 64, 44)) * 255).astype(np.uint8)
     maps = read(sequence)
@@ -66,15 +71,17 @@ def test_discover_describes_a_checkpoints_feature_maps_of_its_training_subjects(
     out = tmp_path / "from-model.json"
     assert main(["discover", "--data", str(tiny_data), "--checkpoint", str(checkpoint), "--stage", "2",
                  "--bootstrap", "3", "--max-sequences", "20", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "descriptor: activation-stats [64 rows x 24 features]" in printed  # 8 channels x mean, spread, speed
+    assert "the tree will echo those boundaries" in captured.err  # stage 2 runs per region of [40, 24]
     tree = json.loads(out.read_text())
     provenance = tree["provenance"]
     assert provenance["descriptor"] == "activation-stats" and provenance["stage"] == 2
     assert provenance["checkpoint"] == str(checkpoint.resolve()) and provenance["model"] == "hstl-small"
     partition = json.loads((tiny_data / "partition.json").read_text())
     assert provenance["subset"] == "train" and provenance["n_subjects"] == len(partition["TRAIN_SET"])
-    assert tree["n_rows"] == 64 and provenance["n_sequences"] == 20
+    assert tree["n_rows"] == 64 and provenance["n_sequences"] == 20 and provenance["map_regions"] == [40, 24]
 
 
 def test_discover_refuses_mismatched_descriptors_and_stages_before_reading_data(

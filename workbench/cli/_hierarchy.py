@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -165,13 +166,18 @@ def _model_reading(args: argparse.Namespace) -> dict[str, Any]:
         transform = feature_map_reader(model, args.stage, args.device)
     except (CheckpointError, ValueError, NotImplementedError, TypeError) as exc:
         raise CLIError(f"--checkpoint {args.checkpoint}: {exc}") from exc
+    regions = model.feature_map_regions(args.stage)  # type: ignore[operator]
+    if len(regions) > 1:
+        print(f"warning: stage {args.stage}'s maps are computed region by region of the model's own split {regions} "
+              "(convolutions do not cross them), so the tree will echo those boundaries; a model whose stage "
+              "runs over the whole height (e.g. stage 1 with downsample_before = [0]) avoids it", file=sys.stderr)
     # The model's training subjects only: its split when the file is still there, else the data's own.
     recorded = Path(config.data.partition) if config.data.partition else None
     partition = recorded if recorded is not None and recorded.is_file() else None
     splittable = partition is not None or (args.data / "partition.json").is_file()
     return {"transform": transform, "subset": "train" if splittable else None, "partition": partition,
             "source": {"checkpoint": str(args.checkpoint.resolve()), "stage": args.stage,
-                       "model": config.model.name}}
+                       "model": config.model.name, "map_regions": regions}}
 
 
 def _print_support(tree: PartitionTree, support: TreeSupport, ks: list[int]) -> None:

@@ -134,6 +134,16 @@ class HSTL(GaitModel):
                 regions, lengths, _ = getattr(self, fta_name(number)).forward_regions(regions, lengths)
         return regions[0] if len(regions) == 1 else torch.cat(regions, dim=3)
 
+    def feature_map_regions(self, stage: int = 1) -> list[int]:
+        """ARME convolutions stay inside their height region: the stem's regions are the first stage's
+        split unless the height is halved after it, a later stage's are its own split."""
+        spec = self.spec
+        if not 1 <= stage <= len(spec.stages) + 1:
+            raise ValueError(f"stage {stage}: this HSTL has stages 1 (the stem) to {len(spec.stages) + 1}")
+        if stage == 1:
+            return [spec.input_height] if 0 in spec.downsample_before else list(spec.stages[0].split)
+        return list(spec.stages[stage - 2].split)
+
     def forward_head(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``features: [n, c, p]`` -> ``(embeddings [n, c, p], logits [n, classes, p])``."""
         bnft = self.Bn(self.Head0(features))
