@@ -142,6 +142,8 @@ def test_an_exported_record_reports_tests_and_adds_seeds_without_the_project_or_
     assert "checkpoint(s) and the data left out" in capsys.readouterr().out
     assert not list(record.rglob("*.pt"))  # ... which the record leaves out
     assert (record / "kept.journal").is_file() and (record / "splits" / "kept.json").is_file()
+    texts = [p.read_text() for p in record.rglob("*") if p.suffix in (".journal", ".json", ".jsonl", ".toml")]
+    assert texts and not any(str(home) in t for t in texts) and any("<project>/trials/kept" in t for t in texts)
     assert main(["study", "export", str(path), str(record)]) == 2  # never over a record of the same study
     assert "already holds a record of study 'kept'" in capsys.readouterr().err
 

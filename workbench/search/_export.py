@@ -5,7 +5,8 @@ small files: the Optuna study, the validation split, the discovered trees and ev
 evaluations (per-subject scores, on validation and, after the test step, on test). ``export_study``
 copies those into a fresh folder, with the study written to a journal file there, so the folder can
 be kept, shared or committed, then reported from (``--project-dir``) or extended with more seeds
-(``study replicate --all``) once the data is rendered or found again.
+(``study replicate --all``) once the data is rendered or found again. The record names no folder of the
+machine it came from: the project directory is written as ``<project>`` in the files it copies.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ WEIGHTS = ("*.pt", "*.pth")
 
 #: Files ``figures=False`` leaves out besides: drawings (the tables and scores behind them stay).
 FIGURES = ("*.png", "*.svg")
+
+#: What a record writes for the project directory it was exported from, in every text file it copies:
+#: a record names no folder of the machine it ran on, and its trials are found by folder name.
+PROJECT_PLACEHOLDER = "<project>"
+TEXT_SUFFIXES = (".json", ".jsonl", ".journal", ".toml", ".txt", ".csv", ".yaml")
 
 
 @dataclass(frozen=True)
@@ -80,4 +86,17 @@ def export_study(config: StudyConfig, storage_url: str, dest: Path, *, figures: 
                             ignore=shutil.ignore_patterns(*ignored))
     files = [journal, *(p for _, p in copies if p.is_file()),
              *(p for folder in (dest / "trials" / name, dest / "reports" / name) for p in folder.rglob("*") if p.is_file())]
+    for path in files:
+        if path.suffix in TEXT_SUFFIXES:
+            _without_project(path, project)
     return ExportSummary(dest, journal, len(files), sum(p.stat().st_size for p in files), left_out)
+
+
+def _without_project(path: Path, project: Path) -> None:
+    """Write the project directory as ``PROJECT_PLACEHOLDER`` in one copied text file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return
+    if str(project) in text:
+        path.write_text(text.replace(str(project), PROJECT_PLACEHOLDER), encoding="utf-8")
