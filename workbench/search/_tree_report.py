@@ -129,10 +129,15 @@ def _notes(trials: Sequence[FrozenTrial]) -> list[str]:
     return notes
 
 
+#: Complete trials below which a rank correlation is not reported (with 3 or 4 it takes a handful of values).
+FIDELITY_MIN_TRIALS = 5
+
+
 def pruning_fidelity(trials: Sequence[FrozenTrial]) -> tuple[float, int, int] | None:
     """Spearman correlation between the first intermediate value and the final value, over complete trials.
 
-    ``None`` when trials report no value before their last step (nothing was pruned on early figures).
+    ``None`` when trials report no value before their last step (nothing was pruned on early figures),
+    or fewer than ``FIDELITY_MIN_TRIALS`` complete trials have both.
     """
     from scipy import stats
 
@@ -145,7 +150,7 @@ def pruning_fidelity(trials: Sequence[FrozenTrial]) -> tuple[float, int, int] | 
     for t in trials:
         if step in t.intermediate_values and t.values:
             pairs.append((t.intermediate_values[step], t.values[0]))
-    if len(pairs) < 3 or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
+    if len(pairs) < FIDELITY_MIN_TRIALS or len({p[0] for p in pairs}) < 2 or len({p[1] for p in pairs}) < 2:
         return None
     rho = stats.spearmanr([p[0] for p in pairs], [p[1] for p in pairs]).statistic
     return float(rho), int(step), len(pairs)
