@@ -105,3 +105,18 @@ def test_a_changed_validation_request_is_refused_instead_of_mixing_splits(
     assert main(["study", "run", str(path)]) != 0
     assert "different validation split" in capsys.readouterr().err
     assert split_file.read_text() == first
+
+
+def test_the_test_table_shows_discovered_trees_by_their_whole_name() -> None:
+    from pathlib import Path
+
+    from workbench.search._heldout import HeldOutReport, HeldOutTrial
+
+    name = "tree-comparison-synthetic-identity-row-identity-ward"
+    figures = {"rank1": 93.1, "rank1_ci_low": 90.7, "rank1_ci_high": 95.5}
+    rows = [HeldOutTrial(1, name, [1, 2, 4], figures, figures, Path()),
+            HeldOutTrial(6, "uniform-64", [1, 2, 4], figures, figures, Path())]
+    lines = HeldOutReport("s", "rank1", 20, rows, 9).text().splitlines()
+    assert any(line.split()[:2] == ["1", name] for line in lines)
+    header, first, second = lines[1], lines[2], lines[3]
+    assert header.index("cuts") == first.index("[1, 2, 4]") == second.index("[1, 2, 4]")  # columns still line up

@@ -56,11 +56,12 @@ class HeldOutReport:
     def text(self) -> str:
         """Validation and test figures side by side, with their 95 % subject-bootstrap intervals."""
         m = self.metric
+        width = max([len("tree"), *(len(t.tree) for t in self.trials)])  # discovered trees' names are long
         lines = [f"study {self.study_name}: {len(self.trials)} selected trial(s) scored on the held-out test "
                  f"subjects ({self.n_test_subjects}); selection used validation only",
-                 f"{'trial':>5}  {'tree':<28} {'cuts':<10} {'validation ' + m:<26} {'test ' + m:<26}"]
+                 f"{'trial':>5}  {'tree':<{width}} {'cuts':<10} {'validation ' + m:<26} {'test ' + m:<26}"]
         for t in self.trials:
-            lines.append(f"{t.number:>5}  {t.tree[:28]:<28} {t.cuts!s:<10} "
+            lines.append(f"{t.number:>5}  {t.tree:<{width}} {t.cuts!s:<10} "
                          f"{format_interval(t.validation, m):<26} {format_interval(t.test, m):<26}")
         lines.append("intervals: 95 % bootstrap over subjects (gallery fixed); a validation figure is the best of "
                      "many and biased upward, the test figure is not")
