@@ -91,9 +91,6 @@ def follow_parent(poll_seconds: float = PARENT_POLL_SECONDS) -> threading.Thread
     return thread
 
 
-__all__ = ["EXIT_TERMINATED", "PARENT_POLL_SECONDS", "Terminated", "follow_parent", "sigterm_as_interrupt"]
-
-
 def terminate_then_kill(procs: Sequence[Any], grace: float, log: logging.Logger) -> None:
     """SIGTERM every live process of ``procs`` (``multiprocessing`` processes), wait up to ``grace``
     seconds for them all, then SIGKILL and reap whatever is left, each with a warning in ``log``."""
@@ -107,3 +104,13 @@ def terminate_then_kill(procs: Sequence[Any], grace: float, log: logging.Logger)
             log.warning("%s did not stop within %.0f s of SIGTERM; killed", proc.name, grace)
             proc.kill()
             proc.join()
+
+
+__all__ = [
+    "EXIT_TERMINATED",
+    "PARENT_POLL_SECONDS",
+    "Terminated",
+    "follow_parent",
+    "sigterm_as_interrupt",
+    "terminate_then_kill",
+]

@@ -166,7 +166,7 @@ def _model_reading(args: argparse.Namespace) -> dict[str, Any]:
         transform = feature_map_reader(model, args.stage, args.device)
     except (CheckpointError, ValueError, NotImplementedError, TypeError) as exc:
         raise CLIError(f"--checkpoint {args.checkpoint}: {exc}") from exc
-    regions = model.feature_map_regions(args.stage)  # type: ignore[operator]
+    regions = transform.regions
     if len(regions) > 1:
         print(f"warning: stage {args.stage}'s maps are computed region by region of the model's own split {regions} "
               "(convolutions do not cross them), so the tree will echo those boundaries; a model whose stage "

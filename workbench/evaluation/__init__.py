@@ -50,7 +50,7 @@ from workbench.evaluation._embeddings import EmbeddingSet
 from workbench.evaluation._engine import CrossViewCounts, RetrievalScores, cross_view_counts, retrieval_scores
 from workbench.evaluation._figures import plot_view_heatmap
 from workbench.evaluation._gei import GEIBaseline, gait_energy_images, gei_baseline
-from workbench.evaluation._load import load_result
+from workbench.evaluation._load import has_saved_result, load_result
 from workbench.evaluation._metrics import (
     ProbeScores,
     cmc,
@@ -114,6 +114,7 @@ __all__ = [
     "gait_energy_images",
     "gei_baseline",
     "get_protocol",
+    "has_saved_result",
     "holm",
     "iter_distances",
     "list_protocols",

@@ -86,6 +86,11 @@ def _build(meta: dict[str, Any], arrays: dict[str, np.ndarray], path: Path) -> E
                      f"{RankResult.kind!r}")
 
 
+def has_saved_result(out_dir: str | Path) -> bool:
+    """Whether ``out_dir`` holds a result written by ``result.save`` (its per-subject scores are the last file)."""
+    return (Path(out_dir) / SUBJECT_SCORES).is_file()
+
+
 def load_result(out_dir: str | Path) -> EvaluationResult:
     """Read ``summary.json`` and ``subject_scores.npz`` written by ``result.save(out_dir)``.
 

@@ -94,28 +94,31 @@ def combine(per_seed: np.ndarray, resampled: np.ndarray, pooled: tuple[float, in
     (``(variance, degrees of freedom)``) replaces this row's own seed variance by one pooled over
     several rows, which assumes seeds scatter every configuration alike.
     """
-    from scipy import stats
-
     n = len(per_seed)
     mean = float(np.mean(per_seed))
     subject_var = float(np.nanvar(np.nanmean(resampled, axis=1), ddof=1)) if resampled.shape[0] > 1 else 0.0
     spread, seed_df = pooled if pooled is not None else (_spread(per_seed), n - 1)
     seed_var = spread / n if seed_df >= 1 else 0.0
+    half, df = _t_half(seed_var, subject_var, seed_df)
     se = math.sqrt(seed_var + subject_var)
-    # Welch-Satterthwaite: only the seed part is estimated from few values (seed_df degrees of freedom);
-    # the subject part rests on many resamples and counts as known.
-    df = (seed_var + subject_var) ** 2 * seed_df / seed_var**2 if seed_df >= 1 and seed_var > 0 else math.inf
-    half = float(stats.t.ppf(0.975, df)) * se
     return Estimate(mean, mean - half, mean + half, se, df, n, seed_var, subject_var, int(seed_df))
+
+
+def _t_half(seed_var: float, subject_var: float, seed_df: float) -> tuple[float, float]:
+    """The 95 % half-width of an estimate with these two variance parts, and its degrees of freedom.
+
+    Welch-Satterthwaite: only the seed part is estimated from few values (``seed_df`` degrees of
+    freedom); the subject part rests on many resamples and counts as known.
+    """
+    from scipy import stats
+
+    df = (seed_var + subject_var) ** 2 * seed_df / seed_var**2 if seed_df >= 1 and seed_var > 0 else math.inf
+    return float(stats.t.ppf(0.975, df)) * math.sqrt(seed_var + subject_var), df
 
 
 def half_width(spread: float, subject_var: float, n_seeds: int, seed_df: float) -> float:
     """The 95 % half-width ``combine`` gives a mean over ``n_seeds`` with per-seed variance ``spread``."""
-    from scipy import stats
-
-    seed_var = spread / n_seeds
-    df = (seed_var + subject_var) ** 2 * seed_df / seed_var**2 if seed_df >= 1 and seed_var > 0 else math.inf
-    return float(stats.t.ppf(0.975, df)) * math.sqrt(seed_var + subject_var)
+    return _t_half(spread / n_seeds, subject_var, seed_df)[0]
 
 
 @dataclass(frozen=True)

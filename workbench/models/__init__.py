@@ -36,7 +36,7 @@ from workbench.models._layers import (
     SeparateFCs,
     Stem,
 )
-from workbench.models._maps import feature_map_reader
+from workbench.models._maps import FeatureMapModel, FeatureMapReader, feature_map_reader
 from workbench.models._output import ModelOutput
 from workbench.models._precision import AMP_CHOICES, autocast, check_amp, native_bf16, resolve_amp
 from workbench.models._registry import (
@@ -101,6 +101,8 @@ __all__ = [
     "BasicConv2d",
     "BasicConv3d",
     "FTABlock",
+    "FeatureMapModel",
+    "FeatureMapReader",
     "GaitGS",
     "GaitGSSpec",
     "GaitModel",

@@ -126,21 +126,6 @@ class GaitModel(nn.Module, abc.ABC):
         embeddings, logits = self.forward_head(self.forward_features(x, seqL))
         return ModelOutput(embeddings, logits, embeddings)
 
-    def feature_maps(self, x: torch.Tensor, seqL: torch.Tensor | None = None, stage: int = 1) -> torch.Tensor:
-        """The whole-height feature map after convolution stage ``stage`` (1: the first): ``[n, c, s, h', w']``.
-
-        Optional: discovery reads it to build trees from what a trained model sees (``activation-stats``).
-        """
-        raise NotImplementedError(f"{type(self).__name__} does not expose its feature maps; discovery from a "
-                                  "model's activations needs a family that does (HSTL)")
-
-    def feature_map_regions(self, stage: int = 1) -> list[int]:
-        """The row regions ``feature_maps(stage)`` is computed in, each on its own (one region: the whole height).
-
-        A map computed per region carries the model's own boundaries, which a tree read from it echoes.
-        """
-        return [int(self.feature_maps(torch.zeros(1, 3, 64, 44), stage=stage).shape[3])]
-
 
 @dataclasses.dataclass(frozen=True)
 class TreeCut:

@@ -1,8 +1,15 @@
-"""What a trained model sees: one sequence's feature maps, as NumPy, for discovery from activations."""
+"""What a trained model sees: one sequence's feature maps, as NumPy, for discovery from activations.
+
+A family opts in by giving its network two methods (``FeatureMapModel``): ``feature_maps(x, seqL, stage)``,
+the whole-height map after convolution stage ``stage`` (1: the first) as ``[n, c, s, h', w']``, and
+``feature_map_regions(stage)``, the row regions that map is computed in, each on its own (one region:
+the whole height). A map computed per region carries the model's own boundaries, which a tree read
+from it echoes. HSTL has both.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -11,31 +18,43 @@ from torch import nn
 from workbench.models._family import GaitModel
 
 
-def feature_map_reader(model: nn.Module, stage: int = 1,
-                       device: str | torch.device = "cpu") -> Callable[[np.ndarray], np.ndarray]:
-    """A function from one sequence ``[s, h, w]`` (uint8 0..255 or float 0..1) to ``model``'s feature map
-    after ``stage`` (``GaitModel.feature_maps``), ``float32 [c, s', h', w']``; evaluation mode, no gradients.
+@runtime_checkable
+class FeatureMapModel(Protocol):
+    """A gait network that shows its feature maps stage by stage."""
 
-    Example: ``discover_tree(data, descriptor="activation-stats", transform=feature_map_reader(model))``.
-    """
-    if not isinstance(model, GaitModel):
-        raise TypeError(f"{type(model).__name__} is not a gait model (workbench.models.GaitModel)")
-    model.eval().to(device)
-    model.feature_maps(torch.zeros(1, 3, *_input_size(model), device=device), stage=stage)  # a bad stage fails now
+    def feature_maps(self, x: torch.Tensor, seqL: torch.Tensor | None = None, stage: int = 1) -> torch.Tensor: ...
 
-    def read(sequence: np.ndarray) -> np.ndarray:
+    def feature_map_regions(self, stage: int = 1) -> list[int]: ...
+
+
+class FeatureMapReader:
+    """``reader(sequence [s, h, w])`` -> the model's map after ``stage``, ``float32 [c, s', h', w']``;
+    ``regions`` are the row regions that map is computed in."""
+
+    def __init__(self, model: FeatureMapModel, stage: int, device: str | torch.device) -> None:
+        self.model, self.stage, self.device = model, stage, device
+        self.regions = model.feature_map_regions(stage)  # a stage the model does not have fails here
+
+    def __call__(self, sequence: np.ndarray) -> np.ndarray:
         x = np.asarray(sequence)
         if x.ndim != 3:
             raise ValueError(f"expected one sequence [frames, h, w], got shape {list(x.shape)}")
         frames = torch.from_numpy(x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32))
         with torch.no_grad():
-            maps = model.feature_maps(frames.unsqueeze(0).to(device), stage=stage)
+            maps = self.model.feature_maps(frames.unsqueeze(0).to(self.device), stage=self.stage)
         return maps[0].float().cpu().numpy()
 
-    return read
 
+def feature_map_reader(model: nn.Module, stage: int = 1, device: str | torch.device = "cpu") -> FeatureMapReader:
+    """A reader of ``model``'s feature maps after ``stage`` for one sequence ``[s, h, w]`` (uint8 0..255 or
+    float 0..1), in evaluation mode, without gradients.
 
-def _input_size(model: nn.Module) -> tuple[int, int]:
-    spec = getattr(model, "spec", None)
-    height = int(getattr(spec, "input_height", 64))
-    return height, max(8, height * 11 // 16)
+    Example: ``discover_tree(data, descriptor="activation-stats", transform=feature_map_reader(model))``.
+    """
+    if not isinstance(model, GaitModel):
+        raise TypeError(f"{type(model).__name__} is not a gait model (workbench.models.GaitModel)")
+    if not isinstance(model, FeatureMapModel):
+        raise NotImplementedError(f"{type(model).__name__} does not expose its feature maps; discovery from a "
+                                  "model's activations needs a family that does (HSTL)")
+    model.eval().to(device)
+    return FeatureMapReader(model, stage, device)

@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from workbench._process import follow_parent, sigterm_as_interrupt, terminate_then_kill
+from workbench._process import follow_parent, sigterm_as_interrupt
 from workbench.search._config import StudyConfig
 from workbench.search._heldout import _complete_runs, format_interval, log_to_trial_run
 from workbench.search._prepare import PreparedStudy
@@ -168,6 +168,7 @@ def _train_in_workers(config: StudyConfig, study_file: Path, storage_url: str, t
         usable_cores,
         worker_threads,
     )
+    from workbench.search._runner import stop_workers
 
     devices = study_worker_gpus(config, workers)
     threads = worker_threads(workers, usable_cores(), os.environ.get(THREADS))
@@ -179,8 +180,8 @@ def _train_in_workers(config: StudyConfig, study_file: Path, storage_url: str, t
     try:
         for proc in procs:
             proc.join()
-    except KeyboardInterrupt:
-        terminate_then_kill(procs, 30.0, log)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the workers as study run stops its own
+        stop_workers(procs)
         raise
     failed = [p.name for p in procs if p.exitcode != 0]
     if failed:  # what they left is trained here, from the seeds' checkpoints
@@ -189,8 +190,6 @@ def _train_in_workers(config: StudyConfig, study_file: Path, storage_url: str, t
 
 def _worker_main(study_file: str, storage_url: str, project_dir: str, top: int, seeds: int, every: bool,
                  index: int) -> None:
-    import logging
-
     from workbench.search._config import load_study_config
     from workbench.search._prepare import prepare_study
     from workbench.search._storage import open_storage

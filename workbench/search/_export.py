@@ -60,9 +60,9 @@ def export_study(config: StudyConfig, storage_url: str, dest: Path, *, figures: 
     if dest == project or project in dest.parents:
         raise ValueError(f"{dest}: inside the study's project directory {project}; export elsewhere")
     journal = journal_path(dest, name)
-    own = [journal, dest / "splits" / f"{name}.json", dest / "trials" / name, dest / "reports" / name,
-           *sorted((dest / "hierarchies").glob(f"{name}-*.json"))]
-    taken = [str(p) for p in own if p.exists()]
+    parts = _record_parts(project, name)
+    taken = [str(p) for p in (journal, *(dest / part for part in parts),
+                              *sorted((dest / "hierarchies").glob(f"{name}-*.json"))) if p.exists()]
     if dest.exists() and not dest.is_dir():
         taken.append(str(dest))
     if taken:
@@ -71,21 +71,19 @@ def export_study(config: StudyConfig, storage_url: str, dest: Path, *, figures: 
     dest.mkdir(parents=True, exist_ok=True)
     optuna.copy_study(from_study_name=name, from_storage=open_storage(storage_url),
                       to_storage=open_storage(f"journal:{journal}"))
+    ignored = shutil.ignore_patterns(*WEIGHTS, SEED_CLAIM, *(() if figures else FIGURES))
     left_out = 0
-    ignored = (*WEIGHTS, SEED_CLAIM, *(() if figures else FIGURES))
-    copies = [(project / "splits" / f"{name}.json", dest / "splits" / f"{name}.json")]
-    copies += [(p, dest / "hierarchies" / p.name) for p in sorted((project / "hierarchies").glob(f"{name}-*.json"))]
-    for source, target in copies:
+    files = [journal]
+    for part in parts:
+        source, target = project / part, dest / part
         if source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
-    for folder in (project / "trials" / name, project / "reports" / name):
-        if folder.is_dir():
-            left_out += sum(len(list(folder.rglob(pattern))) for pattern in WEIGHTS)
-            shutil.copytree(folder, dest / folder.relative_to(project),
-                            ignore=shutil.ignore_patterns(*ignored))
-    files = [journal, *(p for _, p in copies if p.is_file()),
-             *(p for folder in (dest / "trials" / name, dest / "reports" / name) for p in folder.rglob("*") if p.is_file())]
+            files.append(target)
+        elif source.is_dir():
+            left_out += sum(len(list(source.rglob(pattern))) for pattern in WEIGHTS)
+            shutil.copytree(source, target, ignore=ignored)
+            files += [p for p in target.rglob("*") if p.is_file()]
     for path in files:
         if path.suffix in TEXT_SUFFIXES:
             _without_project(path, project)
@@ -100,3 +98,9 @@ def _without_project(path: Path, project: Path) -> None:
         return
     if str(project) in text:
         path.write_text(text.replace(str(project), PROJECT_PLACEHOLDER), encoding="utf-8")
+
+
+def _record_parts(project: Path, name: str) -> list[Path]:
+    """The study's files and folders in its project directory, relative to it: what a record holds."""
+    trees = sorted(p.relative_to(project) for p in (project / "hierarchies").glob(f"{name}-*.json"))
+    return [Path("splits") / f"{name}.json", *trees, Path("trials") / name, Path("reports") / name]

@@ -126,12 +126,12 @@ def unreadable_test_files(data_path: Path, partition: Path) -> list[str]:
 
 def _evaluate_folder(config: StudyConfig, prepared: PreparedStudy, folder: Path, number: int) -> Any:
     """The test result of the final model in one replicate folder (computed once, then read back)."""
-    from workbench.evaluation import evaluate_model, load_result
+    from workbench.evaluation import evaluate_model, has_saved_result, load_result
     from workbench.models import resolve_device
     from workbench.training import latest_checkpoint, load_for_inference
 
     out = folder / SPLIT_FOLDERS["test"]
-    if (out / "subject_scores.npz").is_file():
+    if has_saved_result(out):
         return load_result(out)
     checkpoint = latest_checkpoint(folder)
     if checkpoint is None:

@@ -124,12 +124,16 @@ def trial_folder(trial: FrozenTrial, config: StudyConfig) -> Path:
     return here if here.is_dir() or not stored else Path(stored)
 
 
+def trial_seeds(trial: FrozenTrial, config: StudyConfig) -> list[int]:
+    """The seeds the trial itself trained on (``study replicate`` adds fresh ones beside them)."""
+    return [int(s) for s in trial.user_attrs.get("seeds") or [config.train.seed]]
+
+
 def trial_seed_folders(trial: FrozenTrial, config: StudyConfig) -> dict[int, Path]:
     """Seed -> folder for every seed the trial's configuration was trained on: its own, then fresh ones."""
     from workbench.tracking import seed_folders
 
-    return seed_folders(trial_folder(trial, config), [int(s) for s in trial.user_attrs.get("seeds") or
-                                                      [config.train.seed]])
+    return seed_folders(trial_folder(trial, config), trial_seeds(trial, config))
 
 
 @contextmanager
@@ -182,14 +186,14 @@ def _train_seed(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Tria
                 train_config: TrainConfig, folder: Path, seed: int, index: int, n_seeds: int,
                 own_folder: bool) -> Replicate:
     """One seed: read back when it was evaluated in a folder of its own, else trained (or resumed) and evaluated."""
-    from workbench.evaluation import load_result
-    from workbench.tracking import VALIDATION_METRIC_PREFIX, MLflowTrainingCallback
+    from workbench.evaluation import has_saved_result, load_result
+    from workbench.tracking import SPLIT_FOLDERS, VALIDATION_METRIC_PREFIX, MLflowTrainingCallback
 
-    saved = folder / "evaluation"
+    saved = folder / SPLIT_FOLDERS["validation"]
     checkpoint = latest_checkpoint(folder)
     # A seed evaluated at the end of its training is read back, with or without its checkpoints (a study
     # kept as a record without model weights still reports, and a retry does not train it again).
-    if own_folder and (saved / "subject_scores.npz").is_file():
+    if own_folder and has_saved_result(saved):
         return Replicate(seed, folder, load_result(saved), checkpoint, 0.0, [])
     cfg = dataclasses.replace(train_config, seed=seed, output_dir=str(folder))
     prefix = VALIDATION_METRIC_PREFIX if n_seeds == 1 else f"{VALIDATION_METRIC_PREFIX}seed{seed}/"

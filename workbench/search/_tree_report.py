@@ -27,7 +27,6 @@ from workbench.evaluation._replicates import (
 from workbench.search._config import StudyConfig
 from workbench.search._report import trial_label
 from workbench.search._space import trial_choices, trial_cuts
-from workbench.tracking import SPLIT_FOLDERS
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +58,11 @@ class TreeComparison:
 def replicate_results(trial: FrozenTrial, config: StudyConfig, split: str) -> dict[int, Any]:
     """Seed -> the saved ``split`` evaluation of every seed the trial's configuration was trained on."""
     from workbench.evaluation import load_result
-    from workbench.search._replicates import trial_seed_folders
+    from workbench.search._replicates import trial_folder, trial_seeds
+    from workbench.tracking import split_evaluations
 
-    out = {}
-    for seed, folder in trial_seed_folders(trial, config).items():
-        path = folder / SPLIT_FOLDERS[split]
-        if (path / "subject_scores.npz").is_file():
-            out[seed] = load_result(path)
-    return out
+    found = split_evaluations(trial_folder(trial, config), trial_seeds(trial, config), split)
+    return {seed: load_result(path) for seed, path in found.items()}
 
 
 def default_reference(labels: Sequence[str]) -> str:

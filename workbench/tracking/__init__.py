@@ -69,6 +69,7 @@ from workbench.tracking._trees import (
     replicate_folder,
     run_evaluations,
     seed_folders,
+    split_evaluations,
     tree_groups,
 )
 from workbench.tracking._values import format_value, sanitize_key
@@ -119,6 +120,7 @@ __all__ = [
     "sanitize_key",
     "search_all_runs",
     "seed_folders",
+    "split_evaluations",
     "sqlite_file_problem",
     "tree_groups",
     "tree_label",

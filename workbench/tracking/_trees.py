@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from workbench.evaluation import has_saved_result
 from workbench.tracking._compare import tree_label
 
 #: Evaluation folder of each split inside a replicate's folder.
@@ -53,10 +54,15 @@ def seed_folders(folder: Path, seeds: list[int]) -> dict[int, Path]:
     if fresh.is_dir():
         for path in fresh.glob("seed-*"):
             seed = path.name.removeprefix("seed-")
-            if seed.isdigit() and int(seed) not in out and (path / SPLIT_FOLDERS["validation"] /
-                                                             "subject_scores.npz").is_file():
+            if seed.isdigit() and int(seed) not in out and has_saved_result(path / SPLIT_FOLDERS["validation"]):
                 out[int(seed)] = path
     return dict(sorted(out.items()))
+
+
+def split_evaluations(folder: Path, seeds: list[int], split: str) -> dict[int, Path]:
+    """Seed -> saved ``split`` evaluation folder of every seed in ``seed_folders(folder, seeds)`` that has one."""
+    found = {seed: path / SPLIT_FOLDERS[split] for seed, path in seed_folders(folder, seeds).items()}
+    return {seed: path for seed, path in found.items() if has_saved_result(path)}
 
 
 def run_evaluations(row: Any, split: str = "validation") -> dict[int, Path]:
@@ -64,11 +70,7 @@ def run_evaluations(row: Any, split: str = "validation") -> dict[int, Path]:
     folder_text = row.get("tags.workbench.output_dir") if hasattr(row, "get") else None
     if not isinstance(folder_text, str) or not folder_text:
         return {}
-    found = {}
-    for seed, path in seed_folders(Path(folder_text), _seeds(row) or [0]).items():
-        if (path / SPLIT_FOLDERS[split] / "subject_scores.npz").is_file():
-            found[seed] = path / SPLIT_FOLDERS[split]
-    return found
+    return split_evaluations(Path(folder_text), _seeds(row) or [0], split)
 
 
 def tree_groups(

@@ -92,18 +92,13 @@ class HSTL(GaitModel):
         spec = self.spec
         # Inside the network the feature map lives as one tensor per height region: each ARME conv
         # reads and writes whole tensors, and only a finer split later re-cuts them.
-        first_cut = [spec.input_height] if 0 in spec.downsample_before else spec.stages[0].split
-        regions = self.arme1.forward_regions(out, first_cut, lengths)
+        regions = self.arme1.forward_regions(out, self._stem_cut(), lengths)
         # One temporal max per feature map serves its ASTP and, for the last map, the final HPP.
         pooled = pool_regions(regions, lengths)
         parts = [self.astp1.forward_pooled(pooled)]
         for index, stage in enumerate(spec.stages):
             number = index + 2
-            if index in spec.downsample_before:
-                full = regions[0] if len(regions) == 1 else torch.cat(regions, dim=3)
-                regions = [F.max_pool3d(full, kernel_size=(1, 2, 2), stride=(1, 2, 2))]
-            regions = split_regions(regions, stage.split)
-            regions = getattr(self, f"arme{number}").forward_regions(regions, lengths)
+            regions = self._arme(index, regions, lengths)
             if stage.fta:
                 regions, new_lengths, pooled = getattr(self, fta_name(number)).forward_regions(regions, lengths)
                 parts.append(getattr(self, f"astp{number}").forward_pooled(pooled))
@@ -116,33 +111,41 @@ class HSTL(GaitModel):
         parts.append(self.HPP(pooled))
         return torch.cat(parts, dim=-1)
 
+    def _stem_cut(self) -> list[int]:
+        """The regions the stem convolves: the whole height when it is halved right after, else the first split."""
+        spec = self.spec
+        return [spec.input_height] if 0 in spec.downsample_before else list(spec.stages[0].split)
+
+    def _arme(self, index: int, regions: list[torch.Tensor], lengths: torch.Tensor | None) -> list[torch.Tensor]:
+        """ARME stage ``index`` (0-based): halve the height first where the spec says, re-cut to its split, convolve."""
+        if index in self.spec.downsample_before:
+            full = regions[0] if len(regions) == 1 else torch.cat(regions, dim=3)
+            regions = [F.max_pool3d(full, kernel_size=(1, 2, 2), stride=(1, 2, 2))]
+        regions = split_regions(regions, self.spec.stages[index].split)
+        return getattr(self, f"arme{index + 2}").forward_regions(regions, lengths)
+
+    def _check_stage(self, stage: int) -> None:
+        last = len(self.spec.stages) + 1
+        if not 1 <= stage <= last:
+            raise ValueError(f"stage {stage}: this HSTL has stages 1 (the stem) to {last}")
+
     def feature_maps(self, x: torch.Tensor, seqL: torch.Tensor | None = None, stage: int = 1) -> torch.Tensor:
         """The map after ``arme<stage>`` (1: the stem; FTA before it included), regions joined: ``[n, c, s, h', w']``."""
-        spec = self.spec
-        if not 1 <= stage <= len(spec.stages) + 1:
-            raise ValueError(f"stage {stage}: this HSTL has stages 1 (the stem) to {len(spec.stages) + 1}")
+        self._check_stage(stage)
         out, lengths = self.prepare_input(x, seqL)
-        first_cut = [spec.input_height] if 0 in spec.downsample_before else spec.stages[0].split
-        regions = self.arme1.forward_regions(out, first_cut, lengths)
-        for index, st in enumerate(spec.stages[: stage - 1]):
+        regions = self.arme1.forward_regions(out, self._stem_cut(), lengths)
+        for index in range(stage - 1):
+            regions = self._arme(index, regions, lengths)
             number = index + 2
-            if index in spec.downsample_before:
-                full = regions[0] if len(regions) == 1 else torch.cat(regions, dim=3)
-                regions = [F.max_pool3d(full, kernel_size=(1, 2, 2), stride=(1, 2, 2))]
-            regions = getattr(self, f"arme{number}").forward_regions(split_regions(regions, st.split), lengths)
-            if st.fta and number < stage:  # the next stage reads the aggregated map
+            if self.spec.stages[index].fta and number < stage:  # the next stage reads the aggregated map
                 regions, lengths, _ = getattr(self, fta_name(number)).forward_regions(regions, lengths)
         return regions[0] if len(regions) == 1 else torch.cat(regions, dim=3)
 
     def feature_map_regions(self, stage: int = 1) -> list[int]:
         """ARME convolutions stay inside their height region: the stem's regions are the first stage's
         split unless the height is halved after it, a later stage's are its own split."""
-        spec = self.spec
-        if not 1 <= stage <= len(spec.stages) + 1:
-            raise ValueError(f"stage {stage}: this HSTL has stages 1 (the stem) to {len(spec.stages) + 1}")
-        if stage == 1:
-            return [spec.input_height] if 0 in spec.downsample_before else list(spec.stages[0].split)
-        return list(spec.stages[stage - 2].split)
+        self._check_stage(stage)
+        return self._stem_cut() if stage == 1 else list(self.spec.stages[stage - 2].split)
 
     def forward_head(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``features: [n, c, p]`` -> ``(embeddings [n, c, p], logits [n, classes, p])``."""
