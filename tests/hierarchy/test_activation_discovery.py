@@ -44,8 +44,8 @@ def test_hstl_feature_maps_keep_the_whole_height_stage_by_stage() -> None:
     assert third.shape[:2] == (2, 8) and third.shape[3:] == (64, 44)  # after FTA's temporal aggregation
     with pytest.raises(ValueError, match=r"stages 1 .* to 3"):
         model.feature_maps(x, stage=4)
-    # Convolutions stay inside their region: without halving after the stem, even the stem runs per region.
-    assert [model.feature_map_regions(s) for s in (1, 2, 3)] == [[40, 24], [40, 24], [8, 32, 16, 8]]
+    # ARME convolutions stay inside their region; the stem convolves the whole height and is cut after.
+    assert [model.feature_map_regions(s) for s in (1, 2, 3)] == [[64], [40, 24], [8, 32, 16, 8]]
     halved = create_model("hstl-small", num_classes=4, downsample_before=[0],
                           stages=[{"channels": [8, 8], "split": [20, 12]}, {"channels": [8, 8], "split": [4, 16, 8, 4]}])
     assert halved.feature_map_regions(1) == [64] and halved.feature_map_regions(2) == [20, 12]

@@ -169,8 +169,8 @@ def _model_reading(args: argparse.Namespace) -> dict[str, Any]:
     regions = transform.regions
     if len(regions) > 1:
         print(f"warning: stage {args.stage}'s maps are computed region by region of the model's own split {regions} "
-              "(convolutions do not cross them), so the tree will echo those boundaries; a model whose stage "
-              "runs over the whole height (e.g. stage 1 with downsample_before = [0]) avoids it", file=sys.stderr)
+              "(convolutions do not cross them), so the tree will echo those boundaries; stage 1 (the stem) "
+              "runs over the whole height", file=sys.stderr)
     # The model's training subjects only: its split when the file is still there, else the data's own.
     recorded = Path(config.data.partition) if config.data.partition else None
     partition = recorded if recorded is not None and recorded.is_file() else None

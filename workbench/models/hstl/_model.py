@@ -142,10 +142,10 @@ class HSTL(GaitModel):
         return regions[0] if len(regions) == 1 else torch.cat(regions, dim=3)
 
     def feature_map_regions(self, stage: int = 1) -> list[int]:
-        """ARME convolutions stay inside their height region: the stem's regions are the first stage's
-        split unless the height is halved after it, a later stage's are its own split."""
+        """The stem convolves the whole height (its output is cut only afterwards); each ARME stage's
+        convolutions stay inside the regions of its own split."""
         self._check_stage(stage)
-        return self._stem_cut() if stage == 1 else list(self.spec.stages[stage - 2].split)
+        return [self.spec.input_height] if stage == 1 else list(self.spec.stages[stage - 2].split)
 
     def forward_head(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``features: [n, c, p]`` -> ``(embeddings [n, c, p], logits [n, classes, p])``."""
