@@ -39,6 +39,11 @@ class StudyData:
     ``validation`` holds subjects out of the partition's training subjects: a fraction (drawn with
     ``validation_seed``) or an explicit id list. Trials train on the rest and are scored, pruned and
     selected on these; the test subjects are read only by ``workbench study test``.
+
+    ``synthetic_seed`` seeds the rendered set (bodies, gaits, noise); it is separate from
+    ``train.seed`` so that fresh training seeds train on the same subjects. ``test_subjects`` renders
+    that many test subjects in place of the named set's own number: subjects are seeded one by one, so
+    the training subjects (and the first test subjects) stay exactly as they were.
     """
 
     source: str = "synthetic"
@@ -49,8 +54,18 @@ class StudyData:
     eval_frames: int | None = None
     validation: float | tuple[str, ...] = 0.2
     validation_seed: int = 0
+    synthetic_seed: int = 0
+    test_subjects: int | None = None
 
     def __post_init__(self) -> None:
+        if self.test_subjects is not None:
+            if isinstance(self.test_subjects, bool) or self.test_subjects < 1:
+                raise ValueError(f"data.test_subjects = {self.test_subjects!r}: give a whole number of test subjects >= 1")
+            if not self.is_synthetic:
+                raise ValueError(
+                    f"data.test_subjects only sizes a rendered synthetic set; the dataset at data.source "
+                    f"{self.source!r} has its own test subjects (remove data.test_subjects)"
+                )
         if isinstance(self.validation, float) and not 0.0 < self.validation < 1.0:
             raise ValueError(
                 f"data.validation = {self.validation}: give a fraction strictly between 0 and 1 of the training "

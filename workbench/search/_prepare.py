@@ -61,19 +61,35 @@ class PreparedStudy:
         return {c.name: c for c in self.candidates}
 
 
-def synthetic_data(project_dir: Path, name: str, seed: int = 0, progress: bool = True) -> Path:
-    """Render the named synthetic set under ``project_dir/data`` once; later calls reuse it."""
-    from workbench.data.synth import SynthConfig, render_dataset
+def synthetic_config(name: str, seed: int = 0, test_subjects: int | None = None) -> Any:
+    """The ``SynthConfig`` of the named set; ``test_subjects`` replaces its number of test subjects and
+    keeps its training subjects (the first ones, seeded one by one, so they render exactly as before)."""
+    from workbench.data.synth import SynthConfig
 
     if name not in SYNTHETIC_SETS:
         raise ValueError(f"data.synthetic {name!r} is unknown; choose one of {sorted(SYNTHETIC_SETS)}")
-    out = project_dir / "data" / f"synthetic-{name}-seed{seed}"
+    config = SynthConfig.default(seed=seed, **SYNTHETIC_SETS[name])
+    if test_subjects is None:
+        return config
+    train = config.train_count
+    subjects = train + test_subjects
+    # train_count rounds train_fraction * subjects to the nearest whole number: exactly ``train`` here.
+    return config.replace(subjects=subjects, train_fraction=train / subjects)
+
+
+def synthetic_data(project_dir: Path, name: str, seed: int = 0, progress: bool = True,
+                   test_subjects: int | None = None) -> Path:
+    """Render the named synthetic set under ``project_dir/data`` once; later calls reuse it."""
+    from workbench.data.synth import render_dataset
+
+    config = synthetic_config(name, seed, test_subjects)
+    wide = "" if test_subjects is None else f"-test{test_subjects}"
+    out = project_dir / "data" / f"synthetic-{name}{wide}-seed{seed}"
     if (out / _DONE_MARKER).exists():
         return out
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
-    config = SynthConfig.default(seed=seed, **SYNTHETIC_SETS[name])
     render_dataset(tmp, config, progress=progress)
     (tmp / _DONE_MARKER).write_text("rendered\n")
     if out.exists():
@@ -166,7 +182,8 @@ def prepare_study(config: StudyConfig, progress: bool = True) -> PreparedStudy:
 
 def _prepare(config: StudyConfig, project: Path, progress: bool) -> PreparedStudy:
     if config.data.is_synthetic:
-        data_path = synthetic_data(project, config.data.synthetic, seed=config.train.seed, progress=progress)
+        data_path = synthetic_data(project, config.data.synthetic, seed=config.data.synthetic_seed,
+                                   progress=progress, test_subjects=config.data.test_subjects)
     else:
         data_path = Path(config.data.source).expanduser().resolve()
         if not data_path.exists():

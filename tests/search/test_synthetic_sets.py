@@ -1,0 +1,58 @@
+"""Sizing a study's synthetic set: more test subjects, the same training subjects, a data seed of its own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from workbench.config import ConfigError
+from workbench.data.synth import render_dataset_sequence
+from workbench.search import load_study_config, synthetic_data
+from workbench.search._prepare import synthetic_config
+
+
+def test_more_test_subjects_keep_the_training_subjects_and_the_first_test_subjects() -> None:
+    base = synthetic_config("quick")
+    wide = synthetic_config("quick", test_subjects=70)
+    assert base.train_count == wide.train_count == 30
+    assert wide.subjects == 100
+    assert wide.subject_ids[:base.subjects] == base.subject_ids
+    for subject in (1, 30, 31, 60):  # training subjects and test subjects the narrow set has too
+        a = render_dataset_sequence(base, subject, "nm-01", 90)
+        b = render_dataset_sequence(wide, subject, "nm-01", 90)
+        assert np.array_equal(a.silhouettes, b.silhouettes)
+
+
+def test_fewer_test_subjects_than_the_set_has() -> None:
+    narrow = synthetic_config("default", test_subjects=5)
+    assert (narrow.train_count, narrow.subjects) == (30, 35)
+
+
+def test_the_rendered_partition_lists_the_new_test_subjects(tmp_path: Path) -> None:
+    path = synthetic_data(tmp_path, "small", test_subjects=3, progress=False)
+    assert path.name == "synthetic-small-test3-seed0"
+    partition = json.loads((path / "partition.json").read_text())
+    assert partition["TRAIN_SET"] == ["001", "002", "003", "004"]
+    assert partition["TEST_SET"] == ["005", "006", "007"]
+    assert synthetic_data(tmp_path, "small", test_subjects=3, progress=False) == path  # rendered once
+
+
+def test_test_subjects_are_refused_for_a_dataset_on_disk(tmp_path: Path) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text('[data]\nsource = "/data/casia-b"\ntest_subjects = 40\n')
+    with pytest.raises(ConfigError, match=r"study\.toml.*data\.test_subjects only sizes a rendered synthetic set"):
+        load_study_config(study)
+    study.write_text('[data]\ntest_subjects = 0\n')
+    with pytest.raises(ConfigError, match=r"data\.test_subjects = 0"):
+        load_study_config(study)
+
+
+def test_the_data_seed_is_not_the_training_seed(tmp_path: Path) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text('[data]\nsynthetic = "small"\n[hierarchies]\npresets = ["uniform-64"]\n[train]\nseed = 4\n')
+    config = load_study_config(study)
+    assert config.train.seed == 4
+    assert config.data.synthetic_seed == 0  # fresh training seeds train on the same rendered subjects
