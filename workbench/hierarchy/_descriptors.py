@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import ClassVar, TypeVar
 
@@ -73,6 +73,11 @@ class RowDescriptor(ABC):
         if n_rows is not None and int(n_rows) < 1:
             raise ValueError(f"n_rows must be >= 1, got {n_rows}")
         self.n_rows = None if n_rows is None else int(n_rows)
+
+    def check_subjects(self, subjects: Sequence[str]) -> None:
+        """Raise, before any sequence is read, when the subject labels ``subjects`` (one per sequence)
+        cannot feed this descriptor; a descriptor that ignores labels accepts any."""
+        del subjects
 
     @abstractmethod
     def feature_names(self) -> list[str]:

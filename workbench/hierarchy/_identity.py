@@ -9,6 +9,7 @@ labels, so discovery gives it training subjects only (``discover_tree``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -23,6 +24,23 @@ IDENTITY_BLOCKS = ("separability", "shared-identity")
 # Sums of squares below this fraction of the raw second moment are rounding, not spread: a row that
 # never changes has no identity information, rather than a ratio of two rounding errors.
 _RELATIVE_ZERO = 1e-9
+
+
+def check_subject_design(label: str, subjects: Sequence[str], counts: Sequence[int]) -> None:
+    """Raise unless 2+ ``subjects`` (with ``counts`` sequences each) and one of them has 2+ sequences."""
+    if len(subjects) < 2:
+        seen = ", ".join(repr(s) for s in subjects) or "none"
+        raise ValueError(
+            f"{label} compares subjects and needs at least 2 labelled training subjects; got "
+            f"{len(subjects)} ({seen}); give one subject label per sequence, or name a descriptor that reads "
+            "unlabelled sequences (row-articulation)"
+        )
+    if max(counts) < 2:
+        raise ValueError(
+            f"{label} needs a subject with 2 or more sequences to measure the within-subject spread; each "
+            f"of the {len(subjects)} subjects has one (raise max_sequences, add sequences, or name a "
+            "descriptor that reads unlabelled sequences: row-articulation)"
+        )
 
 
 @dataclass(frozen=True)
@@ -145,18 +163,7 @@ class IdentityStats(DescriptorStats):
 
     def check_design(self) -> None:
         """Raise unless there are 2+ subjects and at least one subject with 2+ sequences."""
-        label = self.descriptor or "this descriptor"
-        if self.n_subjects < 2:
-            seen = ", ".join(repr(s) for s in self.subjects) or "none"
-            raise ValueError(
-                f"{label} compares subjects and needs at least 2 labelled training subjects; got "
-                f"{self.n_subjects} ({seen}); give one subject label per sequence"
-            )
-        if int(self.counts.max()) < 2:
-            raise ValueError(
-                f"{label} needs a subject with 2 or more sequences to measure the within-subject spread; each "
-                f"of the {self.n_subjects} subjects has one (raise max_sequences or add sequences)"
-            )
+        check_subject_design(self.descriptor or "this descriptor", self.subjects, [int(c) for c in self.counts])
 
     def anova(self, weights: np.ndarray | None = None) -> SubjectAnova:
         """The between/within-subject analysis of every row and signal (``weights``: subject multiplicities)."""
@@ -208,6 +215,10 @@ class RowIdentity(_SilhouetteDescriptor):
     def feature_names(self) -> list[str]:
         """Names of the per-sequence columns (``describe``); ``IdentityStats`` names the row matrix's."""
         return self._base.feature_names()
+
+    def check_subjects(self, subjects: Sequence[str]) -> None:
+        counts = Counter(subjects)
+        check_subject_design(self.name, list(counts), list(counts.values()))
 
     def row_features(self, x: np.ndarray) -> np.ndarray:
         return self._base.row_features(x)

@@ -154,6 +154,7 @@ def discover_tree(
     if subset is None:
         subset = _training_subset(row_descriptor, data, partition)
     table = select_sequences(open_sequences(data, subset=subset, partition=partition), max_sequences, seed)
+    row_descriptor.check_subjects(table.subjects)  # before any sequence is read
     stats = accumulate(row_descriptor, table, progress, transform)
     # Block weights come from the descriptor, so the estimator (and every bootstrap clone) uses them.
     estimator.set_params(feature_groups=stats.feature_groups)
