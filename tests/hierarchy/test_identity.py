@@ -265,21 +265,32 @@ def test_discover_command_takes_the_descriptor(rendered: Path, tmp_path: Path,
     assert provenance["standardize"] is False, "the command clusters as the descriptor asks (unstandardised)"
 
 
-def test_discovery_refuses_unlabelled_sequences_before_reading_any(tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """A folder of GIFs is one subject per file: row-identity cannot compare subjects there, and says so
-    before a single sequence is described, naming the descriptor that can read it."""
-    from PIL import Image
 
-    import workbench.hierarchy._pipeline as pipeline
+@pytest.fixture
+def unlabelled_gifs(tmp_path: Path) -> Path:
+    """A folder of three walking GIFs: one subject per file, one sequence each."""
+    from PIL import Image
 
     for name in ("a", "b", "c"):
         frames = [Image.fromarray(np.pad(np.full((20, 8), 255, np.uint8), ((4, 8), (10 + i, 14 - i)))) for i in range(4)]
         frames[0].save(tmp_path / f"{name}.gif", save_all=True, append_images=frames[1:])
+    return tmp_path
+
+
+def test_discovery_refuses_unlabelled_sequences_before_reading_any(unlabelled_gifs: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """row-identity cannot compare subjects in a folder of GIFs, and says so before a single sequence is
+    described, naming the descriptor that can read it; so do the dendrogram's evidence panels."""
+    import workbench.hierarchy._pipeline as pipeline
 
     def unread(*args: object, **kwargs: object) -> None:
         raise AssertionError("a sequence was read before the labels were checked")
 
     monkeypatch.setattr(pipeline, "accumulate", unread)
     with pytest.raises(ValueError, match=r"each of the 3 subjects has one .*row-articulation"):
-        discover_tree(tmp_path, descriptor="row-identity", progress=False)
+        discover_tree(unlabelled_gifs, descriptor="row-identity", progress=False)
+    tree = preset_tree("uniform-32").with_metadata(name="identity", provenance={"descriptor": "row-identity"})
+    monkeypatch.setattr(pipeline, "open_sequences", lambda *a, **k: pipeline.SequenceTable(
+        "gifs", "gifs", ["a", "b", "c"], lambda i: unread()))
+    with pytest.raises(ValueError, match=r"each of the 3 subjects has one .*--no-evidence"):
+        silhouette_and_evidence(unlabelled_gifs, tree, progress=False)

@@ -219,6 +219,11 @@ def silhouette_and_evidence(
         partition = Path(recorded) if recorded is not None and Path(recorded).is_file() else None
         subset = _training_subset(row_descriptor, data, partition)
     table = open_sequences(data, subset=subset, partition=partition)
+    if row_descriptor is not None:
+        try:
+            row_descriptor.check_subjects(table.subjects)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; or draw the silhouette without evidence (--no-evidence)") from exc
     first = np.asarray(table.load(0)) if len(table) else np.zeros((0, 0, 0))
     if first.ndim == 3 and first.shape[0] > 0:
         check_image(tree, first[0])  # before the pass: the data must be the tree's height
