@@ -81,6 +81,7 @@ def test_a_grid_study_compares_trees_on_shared_seeds_then_on_test(write_study, c
     paper, uniform = rows["casia-b-paper [1, 2, 4]"], rows["uniform-64 [1, 2, 4]"]
     assert uniform["delta_vs_reference"] is None  # the uniform tree is the default reference
     assert paper["n"] == 2 and paper["seeds"] == [0, 1]
+    assert paper["train_hours"] > 0 and "train h" in out  # both seeds' training time, from their logs
     assert paper["delta_vs_reference"] == pytest.approx(paper["rank1_mean"] - uniform["rank1_mean"])
     low, high = paper["delta_ci95"]
     assert low <= paper["delta_vs_reference"] <= high and 0.0 <= paper["p_value"] <= 1.0

@@ -27,6 +27,7 @@ from workbench.training import (
     TrainResult,
     list_checkpoints,
     load_checkpoint,
+    training_seconds,
 )
 
 
@@ -86,6 +87,8 @@ def test_run_writes_config_checkpoints_log_and_calls_hooks(tmp_path: Path) -> No
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["event"] == "step"] == [2, 4]
     assert [r["rank1"] for r in records if r["event"] == "evaluation"] == [0.3, 0.4]
+    assert [(r["event"], r["step"]) for r in records if r["event"] in ("start", "end")] == [("start", 0), ("end", 4)]
+    assert training_seconds(tmp_path / "run" / "metrics.jsonl") == pytest.approx(result.seconds)
     assert trainer.model is not None and all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
@@ -259,3 +262,22 @@ def test_a_checkpoint_with_pickled_code_is_refused_without_torchs_advice(tmp_pat
     assert str(hostile) in message and "refused" in message
     assert "weights_only" not in message and "safe_globals" not in message
     assert "this code must not run" not in capsys.readouterr().out
+
+
+def test_training_seconds_count_every_run_of_a_resumed_log(tmp_path: Path) -> None:
+    """Each run from its start to its end; a killed run to its last record; old logs first to last."""
+    log = tmp_path / "metrics.jsonl"
+    assert training_seconds(log) is None  # no log yet
+    lines = [
+        {"event": "start", "step": 0, "time": 100.0},
+        {"event": "step", "step": 10, "time": 130.0},
+        {"event": "checkpoint", "step": 10, "path": "c", "time": 131.0},  # killed here: 31 s
+        {"event": "start", "step": 10, "time": 500.0},
+        {"event": "step", "step": 20, "time": 540.0},
+        {"event": "end", "step": 20, "status": "completed", "seconds": 42.5, "time": 542.5},
+    ]
+    log.write_text("\n".join(json.dumps(r) for r in lines) + '\n{"event": "st')  # a line cut short
+    assert training_seconds(log) == pytest.approx(31.0 + 42.5)
+    old = tmp_path / "old.jsonl"
+    old.write_text("\n".join(json.dumps({"event": "step", "step": s, "time": 10.0 * s}) for s in (1, 2, 5)))
+    assert training_seconds(old) == pytest.approx(40.0)

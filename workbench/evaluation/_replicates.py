@@ -328,8 +328,10 @@ def format_rows(rows: Sequence[ConfigurationRow], key: str = "rank1") -> str:
     """The per-tree table as text."""
     width = max([len("tree"), *(len(r.name) for r in rows)])
     costs = any("params" in r.extra or "gflops" in r.extra for r in rows)
+    hours = any("train_hours" in r.extra for r in rows)
     lines = [f"{'tree':<{width}} {'cuts':<8} {'n':>2} {key + ' mean [95 % CI]':<24} "
-             f"{'delta vs reference [95 % CI]':<30} {'Holm p':>7}" + (f" {'params':>9} {'GFLOPs':>8}" if costs else "")]
+             f"{'delta vs reference [95 % CI]':<30} {'Holm p':>7}" + (f" {'params':>9} {'GFLOPs':>8}" if costs else "")
+             + (f" {'train h':>7}" if hours else "")]
     for r in rows:
         e, d = r.estimate, r.delta
         delta = "reference" if d is None else f"{d.mean:+6.2f} [{d.low:+.2f}, {d.high:+.2f}]"
@@ -339,6 +341,9 @@ def format_rows(rows: Sequence[ConfigurationRow], key: str = "rank1") -> str:
             params, gflops = r.extra.get("params"), r.extra.get("gflops")
             cost = (f" {'-' if params is None else f'{params:,.0f}':>9}"
                     f" {'-' if gflops is None else f'{gflops:.4g}':>8}")
+        if hours:
+            spent = r.extra.get("train_hours")
+            cost += f" {'-' if spent is None else f'{spent:.2f}':>7}"
         lines.append(f"{r.name:<{width}} {'/'.join(map(str, r.cuts)):<8} {e.n_seeds:>2} "
                      f"{e.mean:6.2f} [{e.low:.2f}, {e.high:.2f}]{'':<3} {delta:<30} {p:>7}{cost}")
     return "\n".join(lines)

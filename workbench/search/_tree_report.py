@@ -47,6 +47,8 @@ class TreeComparison:
     def text(self) -> str:
         head = (f"per-tree comparison on {self.split} subjects ({self.key}; n = seeds; 95 % intervals over seeds "
                 f"and a subject bootstrap; delta paired seed by seed against {self.reference}; p Holm-corrected):")
+        if any("train_hours" in r.extra for r in self.rows):
+            head += "\ntrain h: the hours its seeds spent training, summed (wall clock, on the machines that ran them)"
         sized = [] if self.sizing is None else [f"sizing: {self.sizing.text()}"]
         return "\n".join([head, format_rows(self.rows, self.key), *[f"note: {n}" for n in self.notes],
                           *sized, f"verdict: {self.verdict}"])
@@ -63,6 +65,21 @@ def replicate_results(trial: FrozenTrial, config: StudyConfig, split: str) -> di
 
     found = split_evaluations(trial_folder(trial, config), trial_seeds(trial, config), split)
     return {seed: load_result(path) for seed, path in found.items()}
+
+
+def trial_costs(trial: FrozenTrial, config: StudyConfig, results: dict[int, Any]) -> dict[str, Any]:
+    """Params and GFLOPs of the trial's model, and ``train_hours``: the wall-clock hours its seeds in
+    ``results`` spent training (from each seed's ``metrics.jsonl``; left out when a seed has no log)."""
+    from workbench.search._replicates import trial_seed_folders
+    from workbench.training import TRAINING_LOG, training_seconds
+
+    cost = trial.user_attrs.get("cost") or {}
+    out: dict[str, Any] = {k: cost[k] for k in ("params", "gflops") if k in cost}
+    folders = trial_seed_folders(trial, config)
+    seconds = [training_seconds(folders[seed] / TRAINING_LOG) if seed in folders else None for seed in results]
+    if seconds and all(s is not None for s in seconds):
+        out["train_hours"] = sum(s for s in seconds if s is not None) / 3600.0
+    return out
 
 
 def default_reference(labels: Sequence[str]) -> str:
@@ -88,8 +105,7 @@ def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "valida
         label = trial_label(trial)
         cuts[label] = trial_cuts(trial)
         splits[label] = list(trial.user_attrs.get("splits") or [])
-        cost = trial.user_attrs.get("cost") or {}
-        costs[label] = {k: cost[k] for k in ("params", "gflops") if k in cost}
+        costs[label] = trial_costs(trial, config, results)
         for seed, result in results.items():
             groups.setdefault(label, {}).setdefault(seed, []).append(result)
     if len(groups) < 2:
@@ -192,10 +208,13 @@ def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: 
     """
     key = studies[0][0].objectives[0].metric
     groups: dict[str, dict[int, list[Any]]] = {}
+    costs: dict[str, dict[str, Any]] = {}
     for config, study in studies:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             results = replicate_results(trial, config, split)
             label = f"{config.study.name}: {trial_label(trial)}"
+            if results:
+                costs[label] = trial_costs(trial, config, results)
             for seed, result in results.items():
                 groups.setdefault(label, {}).setdefault(seed, []).append(result)
     names = [config.study.name for config, _ in studies]
@@ -214,6 +233,6 @@ def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: 
     probe = next(iter(groups[reference].values()))[0]
     if key not in probe.summary():
         key = f"{key}_mean" if f"{key}_mean" in probe.summary() else probe.primary_metric
-    rows = compare_configurations(groups, reference, key=key)
+    rows = compare_configurations(groups, reference, key=key, extra=costs)
     return TreeComparison(split, key, reference, rows, verdict(rows, reference, what="configuration"),
                           sizing=sizing(rows))

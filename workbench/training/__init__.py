@@ -18,12 +18,14 @@ from workbench.training._builders import (
     seed_everything,
 )
 from workbench.training._callbacks import (
+    TRAINING_LOG,
     CallbackList,
     JsonLinesLog,
     ProgressBar,
     TrainInfo,
     TrainingCallback,
     TrainResult,
+    training_seconds,
 )
 from workbench.training._checkpoint import (
     CheckpointError,
@@ -61,6 +63,7 @@ from workbench.training._trainer import Evaluator, NonFiniteLossError, Trainer
 
 __all__ = [
     "BUILTIN_DATA",
+    "TRAINING_LOG",
     "BatchAllTripletLoss",
     "CallbackList",
     "CheckpointError",
@@ -114,4 +117,5 @@ __all__ = [
     "seed_everything",
     "shard_slice",
     "step_rng",
+    "training_seconds",
 ]

@@ -155,8 +155,13 @@ class ProgressBar(TrainingCallback):
             self._bar = None
 
 
+#: The file in a run's folder where ``JsonLinesLog`` writes (what ``training_seconds`` reads).
+TRAINING_LOG = "metrics.jsonl"
+
+
 class JsonLinesLog(TrainingCallback):
-    """Append step metrics (every ``every`` steps), evaluations and checkpoints to ``metrics.jsonl``."""
+    """Append step metrics (every ``every`` steps), evaluations and checkpoints to ``metrics.jsonl``,
+    between a ``start`` and an ``end`` record per run (a resumed run appends a run of its own)."""
 
     def __init__(self, path: str | Path, every: int = 10) -> None:
         self.path = Path(path)
@@ -167,6 +172,10 @@ class JsonLinesLog(TrainingCallback):
         record["time"] = time.time()
         with self.path.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
+
+    def on_train_start(self, info: TrainInfo) -> None:
+        """Mark where this run starts (its time is what ``training_seconds`` counts from)."""
+        self._write({"event": "start", "step": info.start_step})
 
     def on_step(self, step: int, metrics: Mapping[str, float]) -> None:
         """Log every ``every``-th step."""
@@ -180,3 +189,43 @@ class JsonLinesLog(TrainingCallback):
     def on_checkpoint(self, step: int, path: Path) -> None:
         """Log every checkpoint path."""
         self._write({"event": "checkpoint", "step": step, "path": str(path)})
+
+    def on_train_end(self, result: TrainResult) -> None:
+        """Log how the run ended and the seconds it took."""
+        self._write({"event": "end", "step": result.step, "status": result.status, "seconds": float(result.seconds)})
+
+
+def training_seconds(log: str | Path) -> float | None:
+    """Wall-clock seconds the runs recorded in ``log`` (a run's ``metrics.jsonl``) spent training,
+    evaluations during training included: each run from its ``start`` to its ``end`` record, a run
+    killed before its end to its last record, so every resumed part counts once. Records written
+    before runs marked their start count as one run from the first record to the last. ``None``
+    when there is no log or no record in it.
+    """
+    path = Path(log)
+    if not path.is_file():
+        return None
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a killed process
+    total, began, last, seen = 0.0, None, None, False
+    for record in records:
+        when = record.get("time")
+        if not isinstance(when, (int, float)):
+            continue
+        seen = True
+        event = record.get("event")
+        if event == "start" or began is None:
+            if began is not None and last is not None:
+                total += last - began  # the previous run ended without an end record
+            began = when
+        last = when
+        if event == "end":
+            total += float(record.get("seconds", when - began))
+            began, last = None, None
+    if began is not None and last is not None:
+        total += last - began
+    return total if seen else None

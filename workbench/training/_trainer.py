@@ -21,6 +21,7 @@ from workbench.training._builders import (
     seed_everything,
 )
 from workbench.training._callbacks import (
+    TRAINING_LOG,
     CallbackList,
     JsonLinesLog,
     ProgressBar,
@@ -278,7 +279,7 @@ class Trainer:
     def _hooks(self, ctx: DistributedContext) -> CallbackList:
         if not ctx.is_main:
             return CallbackList()
-        builtin: list[TrainingCallback] = [JsonLinesLog(self.output_dir / "metrics.jsonl", self.config.log_every)]
+        builtin: list[TrainingCallback] = [JsonLinesLog(self.output_dir / TRAINING_LOG, self.config.log_every)]
         if self.progress:
             builtin.insert(0, ProgressBar())
         return CallbackList([*builtin, *self.callbacks])
