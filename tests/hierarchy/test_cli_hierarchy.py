@@ -10,13 +10,7 @@ import numpy as np
 import pytest
 
 from workbench.cli import build_parser, main
-from workbench.hierarchy import (
-    DEFAULT_DESCRIPTOR,
-    UNLABELLED_DESCRIPTOR,
-    PartitionTree,
-    discover_tree,
-    list_descriptors,
-)
+from workbench.hierarchy import DEFAULT_DESCRIPTOR, PartitionTree, discover_tree, list_descriptors
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "real"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"real silhouette fixtures not found at {REAL}")
@@ -41,8 +35,6 @@ def test_discover_on_real_gifs_splits_legs_from_upper_body(tmp_path: Path, capsy
     assert main(["discover", "--data", str(REAL), "--bootstrap", "3", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "3 sequences, 3 subjects" in text and "stability k=2" in text
-    # One sequence per GIF, so no subject is seen twice: the default gives way, and says why.
-    assert f"({UNLABELLED_DESCRIPTOR} in place of the default {DEFAULT_DESCRIPTOR}" in text
     tree = PartitionTree.load(out)
     # At 64 rows from crown to sole an adult's hip joint lies near row 30 and the knee near row 45
     # (segment proportions of the body height); the first split must separate the legs there.
@@ -50,7 +42,7 @@ def test_discover_on_real_gifs_splits_legs_from_upper_body(tmp_path: Path, capsy
     assert 26 <= upper <= 36, f"first split at row {upper}, expected the hip band 26-36 (waist to crotch)"
     knee = [b for b in np.cumsum(tree.cut(4))[:-1] if 40 <= b <= 50]
     assert knee, f"k=4 cut {tree.cut(4)} has no boundary in the knee band 40-50"
-    assert tree.provenance["descriptor"] == UNLABELLED_DESCRIPTOR and tree.paper_cuts[0] == tree.cut(2)
+    assert tree.provenance["descriptor"] == DEFAULT_DESCRIPTOR and tree.paper_cuts[0] == tree.cut(2)
     support = tree.provenance["support"]
     assert support["n_resamples"] == 3 and sorted(support["cuts"]) == [str(k) for k in range(2, 9)]
     assert "support over 3 subject resamples" in text and "k=2 boundaries: " in text
@@ -62,12 +54,11 @@ def test_discover_on_real_gifs_splits_legs_from_upper_body(tmp_path: Path, capsy
 def test_discover_on_synthetic_beats_the_uniform_tree(synthetic: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "synth.json"
-    assert main(["discover", "--data", str(synthetic), "--descriptor", "row-articulation", "--bootstrap", "2",
-                 "--out", str(out)]) == 0
+    assert main(["discover", "--data", str(synthetic), "--bootstrap", "2", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "ground truth (6 parts" in text and "stability k=6" in text
     provenance = json.loads(out.read_text())["provenance"]
-    assert provenance["descriptor"] == "row-articulation"
+    assert provenance["descriptor"] == DEFAULT_DESCRIPTOR
     found, uniform = provenance["ground_truth"]["discovered"], provenance["ground_truth"]["uniform"]
     assert found["k"] == 6 and sum(found["cut"]) == 64
     # Margins that held on every render seed tried (0-5) for this slice; on the full default set the
@@ -88,8 +79,7 @@ def test_cli_and_discover_tree_share_one_implementation(synthetic: Path, tmp_pat
                  "--out", str(out)]) == 0
     result = discover_tree(synthetic, linkage="average", rows=64, name="cli", progress=False)
     written = PartitionTree.load(out)
-    assert written.provenance["descriptor"] == DEFAULT_DESCRIPTOR == "row-identity"  # labelled training subjects
-    assert written.provenance["subset"] == "train" and result.descriptor_note == ""
+    assert written.provenance["descriptor"] == DEFAULT_DESCRIPTOR
     assert written.tree_id == result.tree.tree_id and written.paper_cuts == result.tree.paper_cuts
     assert written.provenance["ground_truth"] == {k: v.as_dict() for k, v in (result.ground_truth or {}).items()}
     assert "stability" not in written.provenance and result.stability == []
@@ -103,9 +93,7 @@ def test_single_subject_skips_stability_with_a_message(tmp_path: Path, capsys: p
     data = tmp_path / "one"
     render_dataset(data, SynthConfig.tiny(subjects=1, views=(90,), types=("nm-01",), frames=(20, 20)))
     assert main(["discover", "--data", str(data), "--out", str(tmp_path / "one.json")]) == 0
-    text = capsys.readouterr().out
-    assert "stability: skipped: needs at least 2 subjects, the data has 1" in text
-    assert "descriptor: row-articulation" in text and "needs at least 2 labelled training subjects" in text
+    assert "stability: skipped: needs at least 2 subjects, the data has 1" in capsys.readouterr().out
 
 
 def test_dendrogram_rejects_a_tree_of_another_height(synthetic: Path, tmp_path: Path,

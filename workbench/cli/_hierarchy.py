@@ -22,21 +22,14 @@ DEFAULT_KS = (2, 3, 4, 6, 8)
 
 def _descriptor_epilog() -> str:
     """The registered descriptors with their one-line summaries, the default marked (read when help is printed)."""
-    from workbench.hierarchy import (
-        DEFAULT_DESCRIPTOR,
-        UNLABELLED_DESCRIPTOR,
-        descriptor_summaries,
-        list_descriptors,
-    )
+    from workbench.hierarchy import DEFAULT_DESCRIPTOR, descriptor_summaries, list_descriptors
 
     readable = set(list_descriptors(kind="silhouette"))
     lines = ["descriptors:"]
     for name, summary in descriptor_summaries().items():
         text = (summary.split(": ", 1)[1] if summary.startswith(f"{name}: ") else summary).rstrip(".")
         if name == DEFAULT_DESCRIPTOR:
-            text += " (the default where 2+ training subjects are labelled)"
-        elif name == UNLABELLED_DESCRIPTOR:
-            text += " (the default for unlabelled sequences)"
+            text += " (the default)"
         elif name not in readable:
             text += " (reads a trained model's feature maps: --checkpoint)"
         lines.append(f"  {name:<17} {text}")
@@ -56,8 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="OpenGait pkl tree, packed store, raw "
                    "<id>/<type>/<view> frames or GIFs, or a folder of GIFs (raw input is pretreated on the fly)")
     p.add_argument("--descriptor", choices=DESCRIPTORS, metavar="DESCRIPTOR",
-                   help="row descriptor: %(choices)s (see below; default: row-identity where 2+ training subjects "
-                   "are labelled, else row-articulation, or activation-stats with --checkpoint)")
+                   help="row descriptor: %(choices)s (see below; default: the one marked there, or "
+                   "activation-stats with --checkpoint)")
     p.add_argument("--checkpoint", type=Path, default=None,
                    help="a trained model (workbench checkpoint) whose feature maps are described instead of the "
                    "silhouettes; only the subjects it trained on are read")
@@ -116,10 +109,9 @@ def _fmt(value: float) -> str:
 def discover(args: argparse.Namespace) -> int:
     """Handler of ``workbench discover``: ``discover_tree`` does the work, this prints and saves."""
     from workbench.cli import CLIError
-    from workbench.hierarchy import discover_tree
+    from workbench.hierarchy import DEFAULT_DESCRIPTOR, discover_tree
 
-    if args.checkpoint is not None:
-        args.descriptor = args.descriptor or "activation-stats"
+    args.descriptor = args.descriptor or ("activation-stats" if args.checkpoint else DEFAULT_DESCRIPTOR)
     if args.out.suffix != ".json":
         raise CLIError(f"--out {args.out}: a hierarchy file must end in .json, e.g. hierarchies/mine.json")
     if args.max_sequences is not None and args.max_sequences < 1:
@@ -136,13 +128,10 @@ def discover(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
     tree, estimator, stats = result.tree, result.estimator, result.stats
-    descriptor = tree.provenance["descriptor"]
     print(f"data: {result.table.name} ({result.table.kind}): {stats.n_sequences} sequences, {stats.n_subjects} "
           "subjects" + (f", {stats.n_skipped} skipped (too short)" if stats.n_skipped else ""))
-    print(f"descriptor: {descriptor} [{stats.n_rows} rows x {stats.n_features} features]; "
+    print(f"descriptor: {args.descriptor} [{stats.n_rows} rows x {stats.n_features} features]; "
           f"linkage {args.linkage}, metric {args.metric}")
-    if result.descriptor_note:
-        print(f"  ({result.descriptor_note})")
     for k in sorted({k for k in args.ks if 1 <= k <= tree.n_rows}):
         print(f"  k={k}: {tree.cut(k)}")
     print(f"cophenetic correlation: {_fmt(estimator.cophenetic_)}")

@@ -28,13 +28,7 @@ from workbench.hierarchy._stats import DescriptorStats
 from workbench.hierarchy._support import SUPPORT_KEY, TreeSupport, bootstrap_refits, support_from_refits
 from workbench.hierarchy._tree import PartitionTree
 
-#: The descriptor discovery uses when none is named: rows described by how well, and by what, they tell
-#: training subjects apart. Its tree matched the paper's hand-made CASIA-B tree in recognition on the
-#: default synthetic set (docs/results.md), where ``row-articulation``'s trailed it.
-DEFAULT_DESCRIPTOR = "row-identity"
-#: The default where ``DEFAULT_DESCRIPTOR`` cannot read the data: sequences without 2+ labelled subjects,
-#: one of them seen twice (a folder of GIFs, a single walker). It reads motion, not labels.
-UNLABELLED_DESCRIPTOR = "row-articulation"
+DEFAULT_DESCRIPTOR = "row-articulation"
 
 
 @dataclass(frozen=True)
@@ -48,8 +42,6 @@ class DiscoveryResult:
     stability: list[StabilityScore] = field(default_factory=list)
     ground_truth: dict[str, GroundTruthScore] | None = None
     support: TreeSupport | None = None
-    #: Why the default descriptor gave way to ``UNLABELLED_DESCRIPTOR`` ("" when it did not).
-    descriptor_note: str = ""
 
 
 def select_sequences(table: SequenceTable, max_sequences: int | None, seed: int = 0) -> SequenceTable:
@@ -113,29 +105,10 @@ def _training_subset(descriptor: RowDescriptor, data: str | Path, partition: str
     return "train" if descriptor.learns_from_subjects and splittable else None
 
 
-def default_descriptor(data: str | Path, *, subset: str | None = None, partition: str | Path | None = None,
-                       max_sequences: int | None = None, seed: int = 0) -> tuple[str, str]:
-    """The descriptor discovery uses on ``data`` when none is named, and why when it is not the default.
-
-    ``DEFAULT_DESCRIPTOR`` when the sequences it would read (the training subjects where the data has a
-    partition) carry the labels it compares; else ``UNLABELLED_DESCRIPTOR``. Only the labels are read.
-    """
-    identity = create_descriptor(DEFAULT_DESCRIPTOR)
-    if subset is None:
-        subset = _training_subset(identity, data, partition)
-    table = select_sequences(open_sequences(data, subset=subset, partition=partition), max_sequences, seed)
-    try:
-        identity.check_subjects(table.subjects)
-    except ValueError as exc:
-        return UNLABELLED_DESCRIPTOR, (f"{UNLABELLED_DESCRIPTOR} in place of the default {DEFAULT_DESCRIPTOR}, "
-                                       f"which cannot read this data: {exc}")
-    return DEFAULT_DESCRIPTOR, ""
-
-
 def discover_tree(
     data: str | Path,
     *,
-    descriptor: str | None = None,
+    descriptor: str = DEFAULT_DESCRIPTOR,
     linkage: str = "ward",
     metric: str = "euclidean",
     standardize: bool | None = None,
@@ -154,9 +127,6 @@ def discover_tree(
 ) -> DiscoveryResult:
     """Discover a contiguous partition tree from the sequences under ``data``, with its scores.
 
-    ``descriptor=None`` takes ``default_descriptor(data)``: ``row-identity`` where the training subjects
-    are labelled, else ``row-articulation`` (the result's ``descriptor_note`` says why).
-
     ``subset`` restricts an OpenGait dataset to the ``train``/``test`` ids of ``partition`` (default:
     the dataset's own partition file; a study passes its validation split and ``train``, so
     validation and test subjects stay unseen; a descriptor that learns from subject labels, such as
@@ -173,10 +143,6 @@ def discover_tree(
     """
     import workbench
 
-    note = ""
-    if descriptor is None:
-        descriptor, note = default_descriptor(data, subset=subset, partition=partition,
-                                              max_sequences=max_sequences, seed=seed)
     row_descriptor = create_descriptor(descriptor, n_rows=rows)
     check_transform(row_descriptor, transform)
     if standardize is None:
@@ -224,7 +190,7 @@ def discover_tree(
     if truth is not None:
         provenance["ground_truth"] = {label: score.as_dict() for label, score in truth.items()}
     named = tree.with_metadata(name=name, provenance=provenance, paper_cuts=tree.cuts(valid))
-    return DiscoveryResult(named, estimator, stats, table, stability, truth, support, note)
+    return DiscoveryResult(named, estimator, stats, table, stability, truth, support)
 
 
 def silhouette_and_evidence(
@@ -238,14 +204,14 @@ def silhouette_and_evidence(
     """The mean silhouette of ``data`` and (``evidence``) the row evidence of ``tree``'s descriptor, in one pass.
 
     The descriptor, linkage, metric and standardising come from ``tree.provenance`` (what discovered
-    the tree); a preset falls back to ``default_descriptor(data)`` with ward and Euclidean distances. A
+    the tree); a preset falls back to ``DEFAULT_DESCRIPTOR`` with ward and Euclidean distances. A
     descriptor that learns from subject labels reads the training subjects only, as discovery did
     (the partition recorded in the provenance when that file exists, else the data's own), and so
     does the mean silhouette then.
     """
     from tqdm import tqdm
 
-    name = descriptor or tree.provenance.get("descriptor") or (default_descriptor(data)[0] if evidence else "")
+    name = descriptor or str(tree.provenance.get("descriptor", DEFAULT_DESCRIPTOR))
     row_descriptor = create_descriptor(name, n_rows=tree.n_rows) if evidence else None
     subset, partition = None, None
     if row_descriptor is not None and row_descriptor.learns_from_subjects:
