@@ -265,7 +265,6 @@ def test_discover_command_takes_the_descriptor(rendered: Path, tmp_path: Path,
     assert provenance["standardize"] is False, "the command clusters as the descriptor asks (unstandardised)"
 
 
-
 @pytest.fixture
 def unlabelled_gifs(tmp_path: Path) -> Path:
     """A folder of three walking GIFs: one subject per file, one sequence each."""

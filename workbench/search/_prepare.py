@@ -6,11 +6,14 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.search._config import StudyConfig
 from workbench.search._space import Candidate, check_candidates, load_candidates
 from workbench.search._storage import file_lock
+
+if TYPE_CHECKING:
+    from workbench.data.synth import SynthConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ class PreparedStudy:
         return {c.name: c for c in self.candidates}
 
 
-def synthetic_config(name: str, seed: int = 0, test_subjects: int | None = None) -> Any:
+def synthetic_config(name: str, seed: int = 0, test_subjects: int | None = None) -> SynthConfig:
     """The ``SynthConfig`` of the named set; ``test_subjects`` replaces its number of test subjects and
     keeps its training subjects (the first ones, seeded one by one, so they render exactly as before)."""
     from workbench.data.synth import SynthConfig

@@ -77,8 +77,9 @@ def trial_costs(trial: FrozenTrial, config: StudyConfig, results: dict[int, Any]
     out: dict[str, Any] = {k: cost[k] for k in ("params", "gflops") if k in cost}
     folders = trial_seed_folders(trial, config)
     seconds = [training_seconds(folders[seed] / TRAINING_LOG) if seed in folders else None for seed in results]
-    if seconds and all(s is not None for s in seconds):
-        out["train_hours"] = sum(s for s in seconds if s is not None) / 3600.0
+    known = [s for s in seconds if s is not None]
+    if known and len(known) == len(seconds):
+        out["train_hours"] = sum(known) / 3600.0
     return out
 
 

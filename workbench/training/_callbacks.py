@@ -205,27 +205,27 @@ def training_seconds(log: str | Path) -> float | None:
     path = Path(log)
     if not path.is_file():
         return None
-    records = []
+    timed = []
     for line in path.read_text().splitlines():
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a killed process
-    total, began, last, seen = 0.0, None, None, False
-    for record in records:
-        when = record.get("time")
-        if not isinstance(when, (int, float)):
-            continue
-        seen = True
-        event = record.get("event")
-        if event == "start" or began is None:
-            if began is not None and last is not None:
+        if isinstance(record.get("time"), (int, float)):
+            timed.append(record)
+    if not timed:
+        return None
+    total, began, last = 0.0, None, None
+    for record in timed:
+        when = record["time"]
+        if record.get("event") == "start" or began is None:
+            if began is not None:
                 total += last - began  # the previous run ended without an end record
             began = when
         last = when
-        if event == "end":
+        if record.get("event") == "end":
             total += float(record.get("seconds", when - began))
-            began, last = None, None
-    if began is not None and last is not None:
+            began = None
+    if began is not None:
         total += last - began
-    return total if seen else None
+    return total
