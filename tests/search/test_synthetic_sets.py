@@ -11,7 +11,7 @@ import pytest
 from workbench.config import ConfigError
 from workbench.data.synth import render_dataset_sequence
 from workbench.search import load_study_config, synthetic_data
-from workbench.search._prepare import synthetic_config
+from workbench.search._prepare import synthetic_config, validation_split
 
 
 def test_more_test_subjects_keep_the_training_subjects_and_the_first_test_subjects() -> None:
@@ -56,3 +56,47 @@ def test_the_data_seed_is_not_the_training_seed(tmp_path: Path) -> None:
     config = load_study_config(study)
     assert config.train.seed == 4
     assert config.data.synthetic_seed == 0  # fresh training seeds train on the same rendered subjects
+
+
+def test_validation_subjects_come_after_the_test_subjects_and_leave_the_others_as_they_were() -> None:
+    base = synthetic_config("quick", test_subjects=20)
+    held = synthetic_config("quick", test_subjects=20, validation_subjects=15)
+    assert (held.train_count, held.subjects) == (30, 65)
+    assert held.test_ids == base.test_ids == [f"{i:03d}" for i in range(31, 51)]
+    assert held.validation_ids == [f"{i:03d}" for i in range(51, 66)]
+    for subject in (1, 30, 31, 50):
+        a = render_dataset_sequence(base, subject, "cl-01", 36)
+        b = render_dataset_sequence(held, subject, "cl-01", 36)
+        assert np.array_equal(a.silhouettes, b.silhouettes)
+    # The named set's own test subjects stay when only validation subjects are asked for.
+    assert synthetic_config("default", validation_subjects=4).test_ids == synthetic_config("default").test_ids
+
+
+def test_a_study_holds_out_exactly_the_rendered_validation_subjects(tmp_path: Path) -> None:
+    study = tmp_path / "study.toml"
+    study.write_text('[study]\nname = "held"\n[data]\nsynthetic = "small"\ntest_subjects = 3\nvalidation_subjects = 2\n'
+                     '[hierarchies]\npresets = ["uniform-64"]\n')
+    config = load_study_config(study, project_dir=tmp_path / "home")
+    data = synthetic_data(config.project_dir, "small", test_subjects=3, validation_subjects=2, progress=False)
+    assert data.name == "synthetic-small-test3-val2-seed0"
+    partition = json.loads((data / "partition.json").read_text())
+    assert partition["TRAIN_SET"] == ["001", "002", "003", "004", "008", "009"]
+    assert partition["TEST_SET"] == ["005", "006", "007"]
+    split_path, _ = validation_split(config, data)
+    split = json.loads(split_path.read_text())
+    assert split["TRAIN_SET"] == ["001", "002", "003", "004"]  # every rendered training subject trains
+    assert split["TEST_SET"] == ["008", "009"]  # validation: only the rendered validation subjects
+    assert split["VALIDATION_SPLIT"]["held_out_test_subjects"] == 3
+
+
+def test_validation_subjects_are_refused_where_they_cannot_mean_anything(tmp_path: Path) -> None:
+    study = tmp_path / "study.toml"
+    cases = {
+        '[data]\nsource = "/data/casia-b"\nvalidation_subjects = 40\n': r"study\.toml.*hold training subjects out with data\.validation",
+        '[data]\nvalidation = 0.3\nvalidation_subjects = 40\n': r"both choose the validation subjects; keep one",
+        '[data]\nvalidation_subjects = 1\n': r"data\.validation_subjects = 1: give a whole number of validation subjects >= 2",
+    }
+    for text, message in cases.items():
+        study.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_study_config(study)

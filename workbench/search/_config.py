@@ -29,6 +29,10 @@ class StudySection:
             raise ValueError(f"study.name {self.name!r} must be letters, digits, '-', '_' or '.'")
 
 
+#: Share of the training subjects a study holds out for validation when ``data.validation`` is unset.
+DEFAULT_VALIDATION = 0.2
+
+
 @dataclass(frozen=True)
 class StudyData:
     """Training and evaluation data: ``synthetic`` (rendered on demand) or a dataset path.
@@ -37,8 +41,11 @@ class StudyData:
     frame is used, as the published protocols do.
 
     ``validation`` holds subjects out of the partition's training subjects: a fraction (drawn with
-    ``validation_seed``) or an explicit id list. Trials train on the rest and are scored, pruned and
-    selected on these; the test subjects are read only by ``workbench study test``.
+    ``validation_seed``; 0.2 when unset) or an explicit id list. Trials train on the rest and are scored,
+    pruned and selected on these; the test subjects are read only by ``workbench study test``.
+    ``validation_subjects`` (rendered sets only) renders that many more subjects and holds out exactly
+    those instead, so every rendered training subject trains and the validation gallery can be sized
+    like the test one: a handful of validation subjects sits near 100 % rank-1 and tells nothing apart.
 
     ``synthetic_seed`` seeds the rendered set (bodies, gaits, noise); it is separate from
     ``train.seed`` so that fresh training seeds train on the same subjects. ``test_subjects`` renders
@@ -52,12 +59,30 @@ class StudyData:
     partition: str | None = None
     eval_batch_size: int = 16
     eval_frames: int | None = None
-    validation: float | tuple[str, ...] = 0.2
+    validation: float | tuple[str, ...] | None = None
     validation_seed: int = 0
     synthetic_seed: int = 0
     test_subjects: int | None = None
+    validation_subjects: int | None = None
 
     def __post_init__(self) -> None:
+        if self.validation_subjects is not None:
+            if isinstance(self.validation_subjects, bool) or self.validation_subjects < 2:
+                raise ValueError(
+                    f"data.validation_subjects = {self.validation_subjects!r}: give a whole number of validation "
+                    "subjects >= 2 (with one, rank-1 is trivially 100 %)"
+                )
+            if not self.is_synthetic:
+                raise ValueError(
+                    f"data.validation_subjects only renders subjects of a synthetic set; for the dataset at "
+                    f"data.source {self.source!r} hold training subjects out with data.validation (a fraction "
+                    "or an id list) instead"
+                )
+            if self.validation is not None:
+                raise ValueError(
+                    f"data.validation = {self.validation!r} and data.validation_subjects both choose the "
+                    "validation subjects; keep one (validation_subjects holds out exactly the rendered ones)"
+                )
         if self.test_subjects is not None:
             if isinstance(self.test_subjects, bool) or self.test_subjects < 1:
                 raise ValueError(f"data.test_subjects = {self.test_subjects!r}: give a whole number of test subjects >= 1")
@@ -77,6 +102,11 @@ class StudyData:
     @property
     def is_synthetic(self) -> bool:
         return self.source in ("", "synthetic")
+
+    @property
+    def validation_fraction(self) -> float:
+        """The share of training subjects held out when ``validation`` is a fraction or unset."""
+        return self.validation if isinstance(self.validation, float) else DEFAULT_VALIDATION
 
 
 @dataclass(frozen=True)

@@ -64,29 +64,34 @@ class PreparedStudy:
         return {c.name: c for c in self.candidates}
 
 
-def synthetic_config(name: str, seed: int = 0, test_subjects: int | None = None) -> SynthConfig:
+def synthetic_config(name: str, seed: int = 0, test_subjects: int | None = None,
+                     validation_subjects: int | None = None) -> SynthConfig:
     """The ``SynthConfig`` of the named set; ``test_subjects`` replaces its number of test subjects and
-    keeps its training subjects (the first ones, seeded one by one, so they render exactly as before)."""
+    keeps its training subjects (the first ones, seeded one by one, so they render exactly as before);
+    ``validation_subjects`` renders that many more after the test subjects, to be held out."""
     from workbench.data.synth import SynthConfig
 
     if name not in SYNTHETIC_SETS:
         raise ValueError(f"data.synthetic {name!r} is unknown; choose one of {sorted(SYNTHETIC_SETS)}")
     config = SynthConfig.default(seed=seed, **SYNTHETIC_SETS[name])
-    if test_subjects is None:
+    if test_subjects is None and validation_subjects is None:
         return config
     train = config.train_count
-    subjects = train + test_subjects
-    # train_count rounds train_fraction * subjects to the nearest whole number: exactly ``train`` here.
-    return config.replace(subjects=subjects, train_fraction=train / subjects)
+    test = config.subjects - train if test_subjects is None else test_subjects
+    held = validation_subjects or 0
+    # train_count rounds train_fraction * (subjects - held) to the nearest whole number: exactly ``train``.
+    return config.replace(subjects=train + test + held, train_fraction=train / (train + test),
+                          validation_subjects=held)
 
 
 def synthetic_data(project_dir: Path, name: str, seed: int = 0, progress: bool = True,
-                   test_subjects: int | None = None) -> Path:
+                   test_subjects: int | None = None, validation_subjects: int | None = None) -> Path:
     """Render the named synthetic set under ``project_dir/data`` once; later calls reuse it."""
     from workbench.data.synth import render_dataset
 
-    config = synthetic_config(name, seed, test_subjects)
+    config = synthetic_config(name, seed, test_subjects, validation_subjects)
     wide = "" if test_subjects is None else f"-test{test_subjects}"
+    wide += "" if validation_subjects is None else f"-val{validation_subjects}"
     out = project_dir / "data" / f"synthetic-{name}{wide}-seed{seed}"
     if (out / _DONE_MARKER).exists():
         return out
@@ -126,7 +131,14 @@ def validation_split(config: StudyConfig, data_path: Path) -> tuple[Path, Any]:
     train_ids = set(partition.train)
     protocol = validation_protocol(config.data.protocol, {r.type for r in records if r.id in train_ids})
     requested = config.data.validation
-    fraction, ids = (requested, None) if isinstance(requested, float) else (None, requested)
+    if config.data.validation_subjects is not None:
+        fraction, ids = None, tuple(synthetic_config(config.data.synthetic, config.data.synthetic_seed,
+                                                     config.data.test_subjects,
+                                                     config.data.validation_subjects).validation_ids)
+    elif isinstance(requested, tuple):
+        fraction, ids = None, requested
+    else:
+        fraction, ids = config.data.validation_fraction, None
     split = split_validation(partition, fraction=fraction, ids=ids, seed=config.data.validation_seed,
                              records=records, probe_per_subject=protocol.needs_probe_flags)
     from workbench.search._checks import check_objectives, raise_problems
@@ -186,7 +198,8 @@ def prepare_study(config: StudyConfig, progress: bool = True) -> PreparedStudy:
 def _prepare(config: StudyConfig, project: Path, progress: bool) -> PreparedStudy:
     if config.data.is_synthetic:
         data_path = synthetic_data(project, config.data.synthetic, seed=config.data.synthetic_seed,
-                                   progress=progress, test_subjects=config.data.test_subjects)
+                                   progress=progress, test_subjects=config.data.test_subjects,
+                                   validation_subjects=config.data.validation_subjects)
     else:
         data_path = Path(config.data.source).expanduser().resolve()
         if not data_path.exists():

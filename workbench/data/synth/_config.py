@@ -58,7 +58,11 @@ class SynthConfig:
         frames: (min, max) frames per sequence; each sequence draws its length in this range.
         seed: seeds every random draw; the same seed gives the same bytes.
         size: output frame size, 64 (64x64) or 128 (128x128).
-        train_fraction: share of subjects (the first ones) in ``TRAIN_SET``.
+        train_fraction: share of subjects (the first ones) in ``TRAIN_SET``, counted without the
+            validation subjects.
+        validation_subjects: how many subjects are rendered after the test subjects and listed in
+            ``TRAIN_SET`` for a study to hold out as its validation split (``validation_ids``).
+            Subjects are seeded one by one, so adding them leaves every other subject as it was.
         noise: strength of segmentation noise and dropped frames (0 turns both off, 1 is the default).
         jitter: strength of the per-sequence variation of body and gait (0 repeats the subject exactly).
     """
@@ -72,6 +76,7 @@ class SynthConfig:
     train_fraction: float = 0.6
     noise: float = 1.0
     jitter: float = 1.0
+    validation_subjects: int = 0
 
     def __post_init__(self) -> None:
         # Lists from TOML/YAML or callers become tuples so the config stays hashable and picklable.
@@ -104,10 +109,24 @@ class SynthConfig:
 
     @property
     def train_count(self) -> int:
-        """How many of the first subjects form ``TRAIN_SET`` (at least one subject is left for testing)."""
-        if self.subjects == 1:
+        """How many of the first subjects train (at least one subject is left for testing).
+
+        The validation subjects, rendered last, are not counted.
+        """
+        subjects = self.subjects - self.validation_subjects
+        if subjects == 1:
             return 1
-        return min(self.subjects - 1, max(1, math.floor(self.train_fraction * self.subjects + 0.5)))
+        return min(subjects - 1, max(1, math.floor(self.train_fraction * subjects + 0.5)))
+
+    @property
+    def validation_ids(self) -> list[str]:
+        """The ids of the validation subjects: the last ``validation_subjects`` ids (none by default)."""
+        return self.subject_ids[self.subjects - self.validation_subjects:]
+
+    @property
+    def test_ids(self) -> list[str]:
+        """The ids of the test subjects: those after the training and before the validation subjects."""
+        return self.subject_ids[self.train_count : self.subjects - self.validation_subjects]
 
     def replace(self, **changes: Any) -> SynthConfig:
         """A copy with some fields changed (validated again)."""
@@ -144,6 +163,14 @@ def _validate(config: SynthConfig) -> None:
         raise ValueError(f"seed: expected a whole number >= 0, got {config.seed!r}")
     if config.size not in SIZES:
         raise ValueError(f"size: {config.size!r} is not supported; use 64 (64x64 frames) or 128 (128x128)")
+    held = config.validation_subjects
+    if isinstance(held, bool) or not isinstance(held, int) or held < 0:
+        raise ValueError(f"validation_subjects: expected a whole number >= 0, got {held!r}")
+    if held and config.subjects - held < 2:
+        raise ValueError(
+            f"validation_subjects: {held} of {config.subjects} subjects leaves fewer than 2 to train and test; "
+            "raise subjects or lower validation_subjects"
+        )
     if not 0.0 < config.train_fraction <= 1.0:
         raise ValueError(f"train_fraction: expected a share in (0, 1], got {config.train_fraction!r}")
     for name in ("noise", "jitter"):

@@ -122,7 +122,8 @@ def render_dataset(
     results = list(tqdm(_run(jobs, workers), total=len(jobs), unit="seq", desc="rendering", disable=not progress))
 
     ids = config.subject_ids
-    train, test = ids[: config.train_count], ids[config.train_count :]
+    # The validation subjects are training subjects that a study holds out; they come last.
+    train, test = ids[: config.train_count] + config.validation_ids, config.test_ids
     (root / "ground_truth.json").write_text(json.dumps(_ground_truth(config, jobs, results), indent=1) + "\n")
     # Written last: its presence marks a complete dataset.
     (root / "partition.json").write_text(json.dumps({"TRAIN_SET": train, "TEST_SET": test}, indent=1) + "\n")
