@@ -61,6 +61,13 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def gpu(session: nox.Session) -> None:
-    """The device check: CUDA paths end to end, with host synchronisations per step and throughput printed."""
+    """The device check: every CUDA-only test and the timed device tests, figures to one JSON.
+
+    ``nox -s gpu`` writes ``device-check.json``; ``nox -s gpu -- PATH`` writes PATH. Without a GPU
+    it runs everything but the CUDA parts, at CPU sizes.
+    """
     _install(session)
-    session.run("pytest", "tests/device", "-s", "-q", "-p", "no:cacheprovider", *session.posargs)
+    target = session.posargs[0] if session.posargs else "device-check.json"
+    env = {"WORKBENCH_DEVICE_CHECK_JSON": os.path.abspath(target), "MPLBACKEND": "Agg"}
+    session.run("pytest", "tests", "-m", "device or cuda", "-s", "-q", "-p", "no:cacheprovider", env=env)
+    session.log(f"device check figures: {os.path.abspath(target)}")

@@ -84,7 +84,7 @@ def test_cuda_request_without_cuda_is_a_clear_error() -> None:
         measure_latency(nn.Linear(3, 3), (2, 3), device="cuda")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_latency_is_synchronised_and_positive() -> None:
     model = _stack()
     stats = measure_latency(model, (1, 1, 8, 32, 22), device="cuda", repeats=3)

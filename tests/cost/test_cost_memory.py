@@ -59,7 +59,7 @@ def test_live_module_on_cpu_is_refused() -> None:
         measure_peak_memory(nn.Linear(3, 3), (2, 3))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_cuda_allocator_peak_grows_with_the_input() -> None:
     small = measure_peak_memory(_CONV, (1, 1, 8, 32, 22), device="cuda")
     big = measure_peak_memory(_CONV, (1, 1, 96, 128, 88), device="cuda")

@@ -1,8 +1,8 @@
 """The device check (``nox -s gpu``): the CUDA paths run end to end on whatever device there is.
 
 On a CPU the same checks run on the CPU (the CUDA-only assertions skip), so the check is known to
-work before it meets a GPU. On a GPU it prints what a researcher needs to know about speed: the host
-synchronisations per training step and the sequences per second.
+work before it meets a GPU. On a GPU it prints, and records in the check's JSON, what a researcher
+needs to know: the host synchronisations per training step, sequences per second, memory handed back.
 """
 
 from __future__ import annotations
@@ -26,13 +26,17 @@ from workbench.evaluation._engine import retrieval_scores
 from workbench.models import native_bf16
 from workbench.training import Trainer, TrainingCallback, release_memory
 
+pytestmark = pytest.mark.device
+
 CUDA = torch.cuda.is_available()
 DEVICE = torch.device("cuda", 0) if CUDA else torch.device("cpu")
-cuda_only = pytest.mark.skipif(not CUDA, reason="needs a CUDA device")
+cuda_only = pytest.mark.cuda
 
 
-def test_report_device() -> None:
+def test_report_device(figures) -> None:
     name = torch.cuda.get_device_name(DEVICE) if CUDA else "cpu"
+    figures.update(device=name, native_bf16=native_bf16(DEVICE),
+                   capability=list(torch.cuda.get_device_capability(DEVICE)) if CUDA else None)
     print(f"\ndevice check on {name}, torch {torch.__version__}, native bf16: {native_bf16(DEVICE)}")
 
 
@@ -75,7 +79,7 @@ class _SyncCounter(TrainingCallback):
 
 
 @pytest.mark.parametrize("amp", ["off", "bf16", "fp16"])
-def test_training_steps_on_the_device(amp: str, tmp_path: Path) -> None:
+def test_training_steps_on_the_device(amp: str, tmp_path: Path, figures) -> None:
     if amp == "fp16" and not CUDA:
         pytest.skip("fp16 trains on CUDA only")
     config = replace(toy_config(tmp_path / "run", iterations=12, save_every=0), device=DEVICE.type, amp=amp)
@@ -87,6 +91,7 @@ def test_training_steps_on_the_device(amp: str, tmp_path: Path) -> None:
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())  # type: ignore[union-attr]
     speed = result.last_metrics.get("sequences_per_second", float("nan"))
     syncs = f", host synchronisations per step (after the first): {counter.per_step[1:]}" if counter else ""
+    figures.update(toy_sequences_per_second=speed, syncs_per_step=counter.per_step[1:] if counter else None)
     print(f"\n{DEVICE.type} {amp}: {speed:.0f} sequences/s on the toy model{syncs}")
     if CUDA:
         assert torch.backends.cudnn.benchmark
@@ -102,7 +107,7 @@ class _PruneAtEvaluation(TrainingCallback):
 
 
 @cuda_only
-def test_a_pruned_trial_hands_its_gpu_memory_back(tmp_path: Path) -> None:
+def test_a_pruned_trial_hands_its_gpu_memory_back(tmp_path: Path, figures) -> None:
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])  # the first optimizer's one-off import
     release_memory()
     before = torch.cuda.memory_allocated(DEVICE)
@@ -119,19 +124,21 @@ def test_a_pruned_trial_hands_its_gpu_memory_back(tmp_path: Path) -> None:
     finally:
         gc.enable()
     release_memory()
+    figures.update(leftover_bytes=leftover, reserved_after_release_bytes=torch.cuda.memory_reserved(DEVICE))
     print(f"\nleft allocated after a pruned trial, before any collection: {leftover} bytes; reserved after "
           f"release_memory: {torch.cuda.memory_reserved(DEVICE)} bytes")
     assert leftover == 0
 
 
 @cuda_only
-def test_peak_memory_ignores_what_the_process_already_holds() -> None:
+def test_peak_memory_ignores_what_the_process_already_holds(figures) -> None:
     from workbench.cost import measure_peak_memory
 
     first = measure_peak_memory("hstl-small", (1, 30, 64, 44), device=DEVICE, mode="train")
     ballast = torch.empty(256 * 1024 * 1024, dtype=torch.uint8, device=DEVICE)  # another trial's leftovers
     second = measure_peak_memory("hstl-small", (1, 30, 64, 44), device=DEVICE, mode="train")
     del ballast
+    figures.update(step_peak_mib_alone=first.peak_mb, step_peak_mib_beside_256_mib=second.peak_mb)
     print(f"\npeak memory of one training step: {first.peak_mb:.1f} MiB alone, {second.peak_mb:.1f} MiB "
           "beside 256 MiB of other allocations")
     assert abs(second.peak_mb - first.peak_mb) < 16

@@ -30,7 +30,7 @@ def test_cuda_without_cuda_names_the_fix() -> None:
         resolve_device("cuda:1")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.cuda
 def test_a_torchrun_rank_gets_its_own_device() -> None:
     count = torch.cuda.device_count()
     assert resolve_device("cuda", local_rank=count - 1) == torch.device("cuda", count - 1)
