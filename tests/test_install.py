@@ -1,9 +1,11 @@
-"""The README's install must work on a machine that is not this one: every pin exists on the public index."""
+"""The README's install must work on a machine that is not this one: every pin exists on the public index,
+and pip resolves the whole install (``-c constraints.txt ".[dev]"``) from that index alone."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -52,6 +54,7 @@ def test_every_pin_is_on_the_public_index() -> None:
             with urllib.request.urlopen(PYPI.format(name=name), timeout=30) as response:
                 project = json.load(response)
         except urllib.error.HTTPError as exc:
+            assert exc.code != 404, f"constraints.txt: {name} is not a project on the public index (pypi.org)"
             pytest.skip(f"pypi.org answered {exc.code} for {name}; cannot check {name}=={version}")
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             pytest.skip(f"pypi.org is not reachable from here ({exc}); cannot check the pins")
@@ -61,3 +64,31 @@ def test_every_pin_is_on_the_public_index() -> None:
         assert _installable_here(files), (
             f"{name}=={version} is on pypi.org but has no file for Python "
             f"{sys.version_info.major}.{sys.version_info.minor} on Linux x86_64")
+
+
+#: What pip prints when it cannot reach an index, as opposed to an install that cannot be resolved.
+_UNREACHABLE = re.compile(r"Max retries exceeded|Failed to establish a new connection|Temporary failure in name "
+                          r"resolution|Could not fetch URL|Read timed out|ProxyError|Network is unreachable")
+
+
+@pytest.mark.slow
+def test_the_readme_install_resolves_from_the_public_index_alone(tmp_path: Path) -> None:
+    # --isolated ignores this machine's pip configuration (its local wheel folders); --dry-run installs
+    # nothing; --ignore-installed resolves every package as a fresh machine would.
+    report = tmp_path / "resolved.json"
+    command = [sys.executable, "-m", "pip", "install", "--isolated", "--dry-run", "--ignore-installed",
+               "--quiet", "--disable-pip-version-check", "--index-url", "https://pypi.org/simple",
+               "-c", str(ROOT / "constraints.txt"), f"{ROOT}[dev]", "--report", str(report)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    except subprocess.TimeoutExpired:
+        pytest.skip("pip took over 15 minutes to reach pypi.org; cannot check the install")
+    if done.returncode != 0 and _UNREACHABLE.search(done.stderr):
+        pytest.skip(f"pypi.org is not reachable from here; cannot check the install:\n{done.stderr[-500:]}")
+    assert done.returncode == 0, f"the README's install does not resolve from pypi.org alone:\n{done.stderr[-3000:]}"
+    resolved = {item["metadata"]["name"].lower(): item["metadata"]["version"]
+                for item in json.loads(report.read_text())["install"]}
+    for name, version in _pins():
+        if name.lower() in resolved:
+            assert resolved[name.lower()] == version, f"{name}: pip chose {resolved[name.lower()]}, not the pin {version}"
+    assert resolved.get("torch") == dict(_pins())["torch"]
