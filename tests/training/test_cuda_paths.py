@@ -1,6 +1,8 @@
 """What would break on the first GPU, checked on the CPU with fakes: memory held by pruned trials,
-device binding and timeouts of the process group, pinning, bf16 detection, fp16 edge cases, and a
-failing hook under DDP. The CUDA runs themselves are in the device check (``nox -s gpu``)."""
+device binding and timeouts of the process group, pinning, bf16 detection, fp16 edge cases in the
+trainer (an overflowing unused head, steps the scaler skips), one host copy of the loss parts, cuDNN
+autotuning kept to the run, and a failing hook under DDP. The CUDA runs themselves are in the device
+check (``nox -s gpu``)."""
 
 from __future__ import annotations
 
@@ -13,20 +15,32 @@ import sys
 import textwrap
 import tomllib
 import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+import torch.distributed as dist
 from torch import nn
-from training_toys import toy_config, toy_data, toy_model
+from torch.overrides import TorchFunctionMode
+from training_toys import MemorySource, toy_config, toy_data, toy_model
 
-from workbench.models import native_bf16
-from workbench.training import DistributedContext, SchedulerConfig, Trainer, TrainingCallback, load_checkpoint
+from workbench.models import ModelOutput, native_bf16
+from workbench.training import (
+    DistributedContext,
+    LossConfig,
+    SchedulerConfig,
+    Trainer,
+    TrainingCallback,
+    TrainResult,
+    load_checkpoint,
+)
 from workbench.training import _data as data_module
 from workbench.training import _distributed as distributed
-from workbench.training._trainer import apply_gradients
+from workbench.training._trainer import _host_floats, apply_gradients
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,6 +123,7 @@ def test_the_timeout_is_a_setting_the_trainer_passes_on(tmp_path: Path, monkeypa
 
 
 def test_batches_are_pinned_only_for_cuda_training(tmp_path: Path, monkeypatch) -> None:
+    # A GPU machine training on its CPU: pinning there would create a CUDA context in every process.
     seen: list[bool] = []
 
     class Recording(torch.utils.data.DataLoader):
@@ -117,13 +132,14 @@ def test_batches_are_pinned_only_for_cuda_training(tmp_path: Path, monkeypatch) 
             super().__init__(*args, **{**kwargs, "pin_memory": False})
 
     monkeypatch.setattr(data_module, "DataLoader", Recording)
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU machine, training on its CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(data_module, "open_source", lambda root, partition, subset: MemorySource())
     config = toy_config(tmp_path / "run", iterations=1)
-    source = toy_data(config).source
-    for device, pinned in ((torch.device("cpu"), False), (torch.device("cuda", 0), True)):
-        data = data_module.SourceTrainData(source, config.data, 0, pin_memory=device.type == "cuda")
+    config = replace(config, data=replace(config.data, path=str(tmp_path)))
+    for device, pinned in ((torch.device("cpu"), False), (torch.device("cuda", 0), True), (None, False)):
+        data = data_module.build_train_data(config, DistributedContext(), device)
         next(data.batches(0, DistributedContext()))
-        assert seen[-1] is pinned
+        assert seen[-1] is pinned, f"device {device}"
 
 
 def test_the_unused_head_term_stays_zero_when_fp16_logits_overflow() -> None:
@@ -136,6 +152,61 @@ def test_the_unused_head_term_stays_zero_when_fp16_logits_overflow() -> None:
     assert logits.grad is not None and torch.equal(logits.grad, torch.zeros_like(logits.grad))
     with_inf = torch.tensor([float("inf"), 1.0], dtype=torch.float16, requires_grad=True)
     assert distributed.zero_gradient_term(with_inf).item() == 0.0
+
+
+class _OverflowingViewHead(nn.Module):
+    """The toy model plus a view head whose fp16 logits (60000 each, finite) sum past fp16's largest value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = toy_model()
+        self.view_head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> ModelOutput:
+        out = self.body(x, seqL)
+        return out._replace(view_logits=(self.view_head(out.embeddings.detach().mean(-1)) + 60000.0).half())
+
+
+def test_an_unused_view_head_whose_fp16_logits_overflow_trains_under_ddp(tmp_path: Path) -> None:
+    # The trainer's zero term for an unused head once summed the fp16 logits themselves: inf, then NaN.
+    # The context says two ranks, so the trainer takes its DDP path; a one-process gloo group runs it here.
+    config = toy_config(tmp_path / "run", iterations=2, save_every=0, loss=LossConfig(view_weight=0.0))
+    model = _OverflowingViewHead()
+    head = model.view_head.weight.detach().clone()
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        result = Trainer(config, data=toy_data(config), model=model, progress=False,
+                         context=DistributedContext(rank=0, world_size=2)).fit()
+    finally:
+        dist.destroy_process_group()
+    assert result.status == "completed" and result.skipped_steps == 0
+    assert torch.equal(model.view_head.weight, head), "the unused head's gradient is an exact zero"
+
+
+class _HostReads(TorchFunctionMode):
+    """Counts the calls that copy a tensor's values to the host (each one a synchronisation on a GPU)."""
+
+    READS = (torch.Tensor.tolist, torch.Tensor.item, torch.Tensor.__float__, torch.Tensor.numpy, torch.Tensor.cpu)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        if func in self.READS:
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_loss_parts_reach_the_host_in_one_copy() -> None:
+    parts = {"loss": torch.tensor(1.5, requires_grad=True) * 2, "accuracy": torch.tensor([0.25]),
+             "scale": 2, "mean_distance": torch.tensor(0.5, dtype=torch.bfloat16)}
+    with _HostReads() as reads:
+        floats = _host_floats(parts)
+    assert floats == {"loss": 3.0, "accuracy": 0.25, "scale": 2.0, "mean_distance": 0.5}
+    assert list(floats) == list(parts) and all(type(v) is float for v in floats.values())
+    assert reads.count == 1
 
 
 def test_a_step_the_fp16_scaler_skips_counts_as_skipped() -> None:
@@ -154,6 +225,31 @@ def test_a_step_the_fp16_scaler_skips_counts_as_skipped() -> None:
     assert apply_gradients(torch.optim.SGD(layer.parameters(), lr=0.1), torch.amp.GradScaler("cpu", enabled=False))
 
 
+def test_a_step_the_scaler_skips_counts_as_skipped_in_training(tmp_path: Path, monkeypatch) -> None:
+    # fp16 (and so a live scaler) needs CUDA; what the trainer must act on is the scaler's verdict.
+    verdicts = iter([True, False, True, True])  # at step 2 the scaler finds inf gradients and takes no step
+
+    def scaler_skips_step_2(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> bool:
+        return next(verdicts) and apply_gradients(optimizer, scaler)
+
+    class Recording(TrainingCallback):
+        def __init__(self) -> None:
+            self.seen: list[tuple[float, float]] = []
+
+        def on_step(self, step: int, metrics: Mapping[str, float]) -> None:
+            self.seen.append((metrics["skipped"], metrics["lr"]))
+
+    monkeypatch.setattr("workbench.training._trainer.apply_gradients", scaler_skips_step_2)
+    config = toy_config(tmp_path / "run", iterations=4, save_every=4,
+                        scheduler=SchedulerConfig(milestones=(3,), gamma=0.1))
+    recording = Recording()
+    result = Trainer(config, data=toy_data(config), model=toy_model(), progress=False, callbacks=[recording]).fit()
+    assert result.skipped_steps == 1 and result.checkpoint is not None
+    assert [skipped for skipped, _ in recording.seen] == [0.0, 1.0, 0.0, 0.0]
+    assert [lr for _, lr in recording.seen] == pytest.approx([1e-2] * 4), "the decay waits for a third update"
+    assert load_checkpoint(result.checkpoint)["scheduler"]["last_epoch"] == 3
+
+
 def test_a_skipped_step_does_not_advance_the_schedule(tmp_path: Path) -> None:
     from test_training_loop import NaNAt
 
@@ -163,6 +259,31 @@ def test_a_skipped_step_does_not_advance_the_schedule(tmp_path: Path) -> None:
     assert result.skipped_steps == 1
     state = load_checkpoint(result.checkpoint)
     assert state["scheduler"]["last_epoch"] == 3, "three weight updates, three scheduler steps"
+
+
+@pytest.mark.parametrize("ending", ["completed", "stopped", "pruned"])
+def test_cudnn_autotuning_ends_with_the_training_run(tmp_path: Path, monkeypatch, ending: str) -> None:
+    # The flag is process-wide; after a CUDA run, evaluation and memory measurements meet many shapes.
+    # Setting it needs no GPU, and the run itself is a stand-in that records it.
+    during: list[bool] = []
+
+    def run(self: Trainer, ctx: DistributedContext, device: torch.device, resume: bool) -> TrainResult:
+        during.append(torch.backends.cudnn.benchmark)
+        if ending == "pruned":
+            raise _Stop("pruned at step 1")
+        return TrainResult(ending, 1, self.output_dir, None)
+
+    monkeypatch.setattr("workbench.training._trainer.resolve_device", lambda name, local_rank: torch.device("cuda", 0))
+    monkeypatch.setattr(Trainer, "_fit", run)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    trainer = Trainer(toy_config(tmp_path / "run"), progress=False)
+    if ending == "pruned":
+        with pytest.raises(_Stop):
+            trainer.fit()
+    else:
+        assert trainer.fit().status == ending
+    assert during == [True], "a CUDA run autotunes its convolutions"
+    assert torch.backends.cudnn.benchmark is False, "and leaves the process's setting as it found it"
 
 
 _RANK_SCRIPT = """

@@ -31,6 +31,7 @@ from workbench.training import (
     TrainResult,
     latest_checkpoint,
     launch_ranks,
+    release_memory,
 )
 
 #: The lock file a process holds in a seed's folder while it trains that seed (released when it dies).
@@ -213,7 +214,13 @@ def _train_seed(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Tria
     evaluator = _Evaluator(config, prepared, cfg.amp)
     trainer = Trainer(cfg, evaluator=evaluator, callbacks=callbacks, progress=False)
     trained = trainer.fit(resume=checkpoint is not None)
-    return Replicate(seed, folder, *_final_evaluation(evaluator, trainer.model, trained, saved))
+    replicate = Replicate(seed, folder, *_final_evaluation(evaluator, trainer.model, trained, saved))
+    # The seed's model, optimizer state and cached GPU blocks go before the next seed or trial. A seed
+    # that raised (a pruned one) stays held by its traceback until the exception is handled: the
+    # study's worker loop releases memory after every trial for that.
+    del trainer
+    release_memory()
+    return replicate
 
 
 def _final_evaluation(evaluator: _Evaluator, model: Any, trained: TrainResult,

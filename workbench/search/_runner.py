@@ -217,7 +217,10 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
             repeats += 1
             continue
         repeats = 0
-        release_memory()  # the finished trial's model, optimizer state and cached GPU blocks go now
+        # The finished trial's model, optimizer state and cached GPU blocks go now: a seed that trained to
+        # the end released its own, but a pruned or failed one's came free only as run_trial handled its
+        # exception.
+        release_memory()
         values = ", ".join(f"{o.metric}={v:.4g}" for o, v in zip(config.objectives, outcome.values, strict=False))
         log.info("trial %d %s in %.0f s%s", trial.number, outcome.state.name.lower(), time.time() - started,
                  f": {values}" if values else "")

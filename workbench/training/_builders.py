@@ -16,8 +16,8 @@ from workbench.training._config import OptimizerConfig, SchedulerConfig
 def release_memory() -> None:
     """Free what finished work left behind: collect garbage, then return cached CUDA blocks to the driver.
 
-    Call it between trials of a study: several workers may share one GPU, and blocks one trial's
-    allocator still caches are memory the next trial (or another worker) cannot have.
+    Call it after each trial of a study and each seed it trains: several workers may share one GPU, and
+    blocks one trial's allocator still caches are memory the next trial (or another worker) cannot have.
     """
     gc.collect()
     if torch.cuda.is_available() and torch.cuda.is_initialized():

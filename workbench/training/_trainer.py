@@ -133,17 +133,21 @@ class Trainer:
         ctx = self.context = self.context or context_from_env()
         device = resolve_device(self.config.device, ctx.local_rank)
         created = init_process_group(ctx, device, self.config.distributed_timeout_minutes)
+        benchmark = torch.backends.cudnn.benchmark
         if device.type == "cuda":
-            # Training batches have one shape (frames x height x width), so cuDNN's autotuner pays.
+            # Training batches have one shape (frames x height x width), so cuDNN's autotuner pays. The
+            # flag is process-wide, and work after the run (evaluating padded lengths, measuring memory)
+            # meets many shapes, each autotuned anew: the process gets its own setting back at the end.
             torch.backends.cudnn.benchmark = True
         try:
             result = self._fit(ctx, device, resume)
             if created and result.status != "stopped":
                 # No rank tears the group down (rank 0 also hosts its store) while another still talks.
-                # A stopped run's ranks met at their last barrier inside the loop.
+                # A stopped run's ranks left together from the collective that stopped them.
                 barrier()
             return result
         finally:
+            torch.backends.cudnn.benchmark = benchmark
             if created and dist.is_initialized():
                 dist.destroy_process_group()
 
@@ -251,8 +255,9 @@ class Trainer:
                             hooks.on_evaluation(step, scores)
                     except BaseException as exc:  # a hook (e.g. a pruner) asked to stop
                         failure = exc
+                # Every rank takes part, so every rank leaves at this step, the one whose hook failed
+                # included, and none has a collective left to wait in.
                 if any_true(failure is not None, device):
-                    barrier()  # every rank leaves together, the one whose hook failed included
                     if failure is not None:
                         try:
                             raise failure
