@@ -38,3 +38,30 @@ def test_a_torchrun_rank_gets_its_own_device() -> None:
     assert resolve_device("cuda:0", local_rank=count - 1) == torch.device("cuda", 0)
     with pytest.raises(ValueError, match=f"LOCAL_RANK={count} but only {count} CUDA device"):
         resolve_device("cuda", local_rank=count)
+
+
+def test_every_entry_point_that_runs_a_model_defaults_to_auto() -> None:
+    # A GPU user who names no device gets the GPU, everywhere; a CPU machine gets the CPU.
+    import inspect
+
+    from workbench.cli import build_parser
+    from workbench.cost import estimate_cost, measure_latency, measure_peak_memory
+    from workbench.models import feature_map_reader
+    from workbench.training import TrainConfig, load_for_inference
+
+    for fn in (load_for_inference, feature_map_reader, estimate_cost, measure_latency, measure_peak_memory):
+        assert inspect.signature(fn).parameters["device"].default == "auto", fn.__name__
+    assert TrainConfig().device == "auto"
+    parser = build_parser()
+    for command in (["discover", "--data", "d", "--out", "t.json"], ["evaluate", "model.pt", "--data", "d"],
+                    ["cost", "hstl-small"]):
+        assert parser.parse_args(command).device == "auto", command
+
+
+def test_a_feature_map_reader_on_auto_reads_where_the_model_went() -> None:
+    from workbench.models import create_model, feature_map_reader
+
+    reader = feature_map_reader(create_model("hstl-small"))
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert torch.device(reader.device).type == expected
+    assert next(reader.model.parameters()).device.type == expected

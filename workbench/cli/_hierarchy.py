@@ -56,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "silhouettes; only the subjects it trained on are read")
     p.add_argument("--stage", type=int, default=1,
                    help="with --checkpoint: the convolution stage whose maps are read (1: the first; default 1)")
-    p.add_argument("--device", default="cpu", help="with --checkpoint: where the model runs (default cpu)")
+    p.add_argument("--device", default="auto", help="with --checkpoint: where the model runs: cpu, cuda, cuda:N or auto "
+                   "(default auto: CUDA when present)")
     p.add_argument("--linkage", default="ward", choices=LINKAGES, metavar="LINKAGE",
                    help="%(choices)s (default ward)")
     p.add_argument("--metric", default="euclidean", choices=ROW_METRICS, metavar="METRIC",

@@ -157,7 +157,7 @@ def export_command(args: argparse.Namespace) -> int:
             from workbench.training import CheckpointError, load_checkpoint, load_for_inference
 
             try:
-                model, _ = load_for_inference(args.checkpoint)
+                model, _ = load_for_inference(args.checkpoint, "cpu")  # exported from the CPU, as traced
                 state = load_checkpoint(args.checkpoint)
             except CheckpointError as exc:
                 raise checkpoint_error(args.checkpoint, exc) from exc

@@ -49,7 +49,7 @@ WARMUP_STEPS = 3
 def measure_latency(
     model: nn.Module,
     input_shape: Sequence[int],
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     warmup: int = WARMUP_STEPS,
     repeats: int = 5,
     mode: str = "inference",

@@ -64,7 +64,7 @@ class PeakMemory:
 def measure_peak_memory(
     model_or_spec: Any,
     input_shape: Sequence[int],
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     mode: str = "inference",
     threads: int | None = None,
     timeout_s: float = 900.0,

@@ -107,7 +107,7 @@ def estimate_cost(
     width: int = 44,
     batch: int = 1,
     input_shape: Sequence[int] | None = None,
-    device: str | torch.device = "cpu",
+    device: str | torch.device = "auto",
     measure: Iterable[str] = MEASURES,
     mode: str = "inference",
     warmup: int = WARMUP_STEPS,

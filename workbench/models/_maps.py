@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from workbench.models._device import resolve_device
 from workbench.models._family import GaitModel
 
 
@@ -45,9 +46,9 @@ class FeatureMapReader:
         return maps[0].float().cpu().numpy()
 
 
-def feature_map_reader(model: nn.Module, stage: int = 1, device: str | torch.device = "cpu") -> FeatureMapReader:
+def feature_map_reader(model: nn.Module, stage: int = 1, device: str | torch.device = "auto") -> FeatureMapReader:
     """A reader of ``model``'s feature maps after ``stage`` for one sequence ``[s, h, w]`` (uint8 0..255 or
-    float 0..1), in evaluation mode, without gradients.
+    float 0..1), in evaluation mode, without gradients, on ``device`` (``auto``: CUDA when present).
 
     Example: ``discover_tree(data, descriptor="activation-stats", transform=feature_map_reader(model))``.
     """
@@ -56,5 +57,6 @@ def feature_map_reader(model: nn.Module, stage: int = 1, device: str | torch.dev
     if not isinstance(model, FeatureMapModel):
         raise NotImplementedError(f"{type(model).__name__} does not expose its feature maps; discovery from a "
                                   "model's activations needs a family that does (HSTL)")
-    model.eval().to(device)
-    return FeatureMapReader(model, stage, device)
+    target = resolve_device(device)
+    model.eval().to(target)
+    return FeatureMapReader(model, stage, target)

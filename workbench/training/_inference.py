@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from workbench.config import ConfigError, from_dict, load_config, to_dict
+from workbench.models import resolve_device
 from workbench.training._checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -33,9 +34,10 @@ def _is_workbench(state: Mapping[str, Any]) -> bool:
 
 
 def load_for_inference(
-    checkpoint: str | Path, device: str | torch.device = "cpu", *, tree: PartitionTree | str | Path | None = None
+    checkpoint: str | Path, device: str | torch.device = "auto", *, tree: PartitionTree | str | Path | None = None
 ) -> tuple[nn.Module, TrainConfig]:
-    """The model of ``checkpoint`` (weights loaded, eval mode, on ``device``) and the config it trained with.
+    """The model of ``checkpoint`` (weights loaded, eval mode, on ``device``: ``auto`` is CUDA when present)
+    and the config it trained with.
 
     ``checkpoint`` is one written by ``workbench train`` / ``workbench import``, or a public checkpoint
     of a family with an importer (HSTL's), imported on the way (:func:`import_opengait`); ``tree``
@@ -57,7 +59,7 @@ def load_for_inference(
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"{checkpoint}: weights do not fit model {config.model.name!r} ({exc})") from exc
-    model.to(torch.device(device)).eval()
+    model.to(resolve_device(device)).eval()
     return model, config
 
 
