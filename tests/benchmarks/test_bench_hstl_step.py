@@ -459,7 +459,7 @@ def amp_figures(variant: str, device: torch.device, amp: str, steps: int = GPU_S
                     reason="the CPU has no bf16 units (AVX512-BF16 or AMX): bf16 autocast is emulated there and "
                            "slower than fp32, so fp32 stays the CPU choice")
 def test_cpu_bf16_autocast_step_is_faster_than_fp32_where_the_cpu_has_bf16_units() -> None:
-    """The README's advice: ``amp = "bf16"`` on such CPUs. Same weights and batch, loss within bf16 rounding."""
+    """Why ``amp = "auto"`` means bf16 on such CPUs: faster, with the same loss to 3 digits (same weights, batch)."""
     from workbench.training import GaitLoss
 
     torch.set_num_threads(THREADS)
@@ -480,7 +480,8 @@ def test_cpu_bf16_autocast_step_is_faster_than_fp32_where_the_cpu_has_bf16_units
     print(f"bf16 / fp32 speed-up {gain:.2f}x; workbench / plain under bf16 "
           f"{median['plain', 'bf16'] / median['workbench', 'bf16']:.2f}x; loss fp32 {losses['off']:.4f}, "
           f"bf16 {losses['bf16']:.4f}")
-    assert abs(losses["bf16"] - losses["off"]) <= 0.05 * abs(losses["off"])
+    # amp = "auto" picks bf16 on such a CPU: it must be faster and give the fp32 loss to 3 digits.
+    assert abs(losses["bf16"] - losses["off"]) <= 1e-3 * abs(losses["off"]), losses
     assert gain > 1.0
 
 
