@@ -29,3 +29,10 @@ def test_two_studies_are_paired_seed_by_seed_on_the_same_subjects(write_study, c
     assert "verdict: " in out and "configuration" in out
     assert main(["study", "compare", str(long), str(short), "--split", "test"]) == 2
     assert "study test" in capsys.readouterr().err, "test figures need the test step first"
+    assert main(["study", "compare", str(long), str(short), "--split", "validation", "--reference", "short"]) == 0
+    assert "delta paired seed by seed against short: uniform-64 [1, 2, 4]" in capsys.readouterr().out
+    # A tree name both studies carry does not say which to pair with; one no configuration carries neither.
+    assert main(["study", "compare", str(long), str(short), "--split", "validation", "--reference", "uniform-64"]) == 2
+    assert "2 configurations carry that tree" in capsys.readouterr().err
+    assert main(["study", "compare", str(long), str(short), "--split", "validation", "--reference", "paper"]) == 2
+    assert "no configuration, study or tree of that name" in capsys.readouterr().err

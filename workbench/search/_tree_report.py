@@ -203,8 +203,8 @@ def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: 
 
     For recipes that one study cannot hold side by side (training length, data, model family): run one
     study per recipe on the same seeds and subjects, then compare them here. Each configuration is
-    labelled ``<study>: <tree> <cuts>``; ``reference`` is a label or a study name (default: the first
-    study's first configuration). The studies must score the same subjects on ``split``; the paired
+    labelled ``<study>: <tree> <cuts>``; ``reference`` is a label, a study name (its first configuration)
+    or a tree name that only one configuration carries (default: the first study's first configuration). The studies must score the same subjects on ``split``; the paired
     statistics refuse results of different subjects.
     """
     key = studies[0][0].objectives[0].metric
@@ -227,10 +227,16 @@ def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: 
     if reference is None:
         reference = labels[0]
     elif reference not in groups:
+        # A study name (its first configuration), or a tree name that one configuration alone carries.
         matches = [g for g in labels if g.split(": ")[0] == reference]
-        if not matches:
-            raise ValueError(f"reference {reference!r}: no configuration of that name; choose one of {labels}")
-        reference = matches[0]
+        trees = [g for g in labels if g.split(": ", 1)[1].rsplit(" [", 1)[0] == reference]
+        if not matches and len(trees) > 1:
+            raise ValueError(f"reference {reference!r}: {len(trees)} configurations carry that tree; give one "
+                             f"label of {trees}")
+        if not matches and not trees:
+            raise ValueError(f"reference {reference!r}: no configuration, study or tree of that name; choose "
+                             f"one of {labels}")
+        reference = (matches or trees)[0]
     probe = next(iter(groups[reference].values()))[0]
     if key not in probe.summary():
         key = f"{key}_mean" if f"{key}_mean" in probe.summary() else probe.primary_metric
