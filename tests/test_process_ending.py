@@ -83,34 +83,77 @@ def test_command_line_reports_sigterm_with_its_own_exit_code(tmp_path: Path) -> 
     assert "terminated" in err and "Traceback" not in err
 
 
-@linux_only
-def test_a_spawned_worker_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
+PARENT = """
+import multiprocessing as mp, os, time
+def work(path, parent):
+    from workbench._process import follow_parent
+    open(path + ".tmp", "w").write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep({starting})  # a rank imports torch for seconds before it can follow its parent
+    follow_parent(parent, poll_seconds={poll})
+    open(path + ".following", "w").close()
+    time.sleep(60)
+if __name__ == "__main__":
+    mp.get_context("spawn").Process(target=work, args=({pid_file!r}, os.getpid())).start()
+    time.sleep(60)
+"""
+
+
+def _worker_of_killed_parent(tmp_path: Path, *, starting: float, poll: float, following: bool) -> int:
+    """Start a parent that spawns a worker, SIGKILL the parent once the worker has started (``following``:
+    once it follows its parent), and return the worker's pid."""
     pid_file = tmp_path / "worker.pid"
-    parent = textwrap.dedent(f"""
-        import multiprocessing as mp, time
-        def work(path):
-            from workbench._process import follow_parent
-            follow_parent(poll_seconds=0.1)
-            open(path, "w").write(str(__import__("os").getpid()))
-            time.sleep(60)
-        if __name__ == "__main__":
-            mp.get_context("spawn").Process(target=work, args=({str(pid_file)!r},)).start()
-            time.sleep(60)
-    """)
     script = tmp_path / "parent.py"
-    script.write_text(parent)
+    script.write_text(PARENT.format(starting=starting, poll=poll, pid_file=str(pid_file)))
     proc = subprocess.Popen([sys.executable, str(script)])
+    marker = pid_file.with_name(pid_file.name + ".following") if following else pid_file
     try:
         ends = time.monotonic() + 60
-        while not pid_file.exists() or not pid_file.read_text():
+        while not marker.exists():
             assert time.monotonic() < ends, "the worker did not start"
-            time.sleep(0.1)
+            time.sleep(0.05)
         worker = int(pid_file.read_text())
         assert _alive(worker)
         proc.kill()  # SIGKILL: the parent can clean nothing up
         proc.wait()
-        assert _wait_gone(worker, 10), "the worker trained on after its parent died"
+        return worker
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _end(pid: int) -> None:
+    """SIGKILL a worker that a failed test left running."""
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+@linux_only
+def test_a_spawned_worker_stops_when_its_parent_is_killed(tmp_path: Path) -> None:
+    worker = _worker_of_killed_parent(tmp_path, starting=0, poll=0.1, following=True)
+    try:
+        assert _wait_gone(worker, 10), "the worker trained on after its parent died"
+    finally:
+        _end(worker)
+
+
+@linux_only
+def test_a_worker_whose_parent_died_while_it_started_stops(tmp_path: Path) -> None:
+    # The parent dies before the worker follows it: by then init is the worker's parent, and only the pid
+    # the parent passed tells the worker that its own parent is gone.
+    worker = _worker_of_killed_parent(tmp_path, starting=3, poll=0.1, following=False)
+    try:
+        assert _wait_gone(worker, 15), "a worker whose parent died while it started ran on as an orphan"
+    finally:
+        _end(worker)
+
+
+@linux_only
+def test_the_kernel_stops_a_worker_the_moment_its_parent_dies(tmp_path: Path) -> None:
+    # An hour between looks: only the kernel's parent-death signal can stop the worker in time.
+    worker = _worker_of_killed_parent(tmp_path, starting=0, poll=3600, following=True)
+    try:
+        assert _wait_gone(worker, 5), "the kernel did not signal the worker when its parent died"
+    finally:
+        _end(worker)

@@ -7,7 +7,8 @@ training with nobody to collect their results. Here SIGTERM raises :class:`Termi
 ``KeyboardInterrupt``, so every ``except KeyboardInterrupt`` cleanup that Ctrl-C runs runs for it too.
 
 A spawned worker also watches its parent: when the parent is gone (even by SIGKILL, which nothing can
-catch) the worker sends itself SIGTERM and ends the same way.
+catch) the worker receives SIGTERM and ends the same way. On Linux the kernel sends it the moment the
+parent dies (``PR_SET_PDEATHSIG``); everywhere a thread also looks for the parent every second.
 
 Standard library only, so that any layer may use it.
 """
@@ -15,9 +16,11 @@ Standard library only, so that any layer may use it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -29,6 +32,9 @@ EXIT_TERMINATED = 128 + signal.SIGTERM
 
 #: Seconds between two looks at whether a worker's parent is still there.
 PARENT_POLL_SECONDS = 1.0
+
+#: Linux ``prctl`` option (``<linux/prctl.h>``): the signal the kernel sends a process when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 class Terminated(KeyboardInterrupt):
@@ -73,16 +79,43 @@ def sigterm_as_interrupt(*, sigint_once: bool = False) -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def follow_parent(poll_seconds: float = PARENT_POLL_SECONDS) -> threading.Thread:
-    """Start a daemon thread that sends this process SIGTERM once its parent process has gone.
+def _signal_on_parent_death(signum: int) -> bool:
+    """Have the kernel send this process ``signum`` the moment its parent dies; False where it cannot.
+
+    Linux only (``prctl(PR_SET_PDEATHSIG)``). The kernel counts the parent as dead when the *thread* that
+    started this process ends, so call it only in processes whose starter waits for them in that thread
+    (every workbench launcher does: it joins its workers or ranks before it returns).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None).prctl
+    except (OSError, AttributeError):
+        return False
+    unused = ctypes.c_ulong(0)
+    return prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signum), unused, unused, unused) == 0
+
+
+def follow_parent(parent: int | None = None, *,
+                  poll_seconds: float = PARENT_POLL_SECONDS) -> threading.Thread:
+    """Have this process receive SIGTERM once its parent process has gone; returns the thread that watches.
 
     For processes that a workbench command spawns: if the command dies without stopping them (SIGKILL,
-    a crash), they stop on their own instead of training on, unseen, on a shared machine or GPU.
+    the out-of-memory killer, a crash), they stop on their own instead of training on, unseen, on a
+    shared machine or GPU. On Linux the kernel signals at once (``PR_SET_PDEATHSIG``); a daemon thread
+    also compares ``os.getppid()`` with ``parent`` every ``poll_seconds``, which works everywhere.
+
+    ``parent``: the pid of the process that started this one, as that process passed it. A spawned
+    process takes seconds to import torch before it can call this; if its parent died meanwhile, it has
+    been handed to another process (init or a subreaper), which ``os.getppid()`` (the default) would
+    watch instead, and it would never stop.
     """
-    parent = os.getppid()
+    expected = os.getppid() if parent is None else parent
+    _signal_on_parent_death(signal.SIGTERM)
 
     def watch() -> None:
-        while os.getppid() == parent:
+        # The first look comes before any sleep: it catches a parent that died before the kernel was asked.
+        while os.getppid() == expected:
             time.sleep(poll_seconds)
         os.kill(os.getpid(), signal.SIGTERM)
 

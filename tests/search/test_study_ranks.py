@@ -1,4 +1,5 @@
-"""Study trials trained as two gloo DDP ranks (`[train] nproc_per_node = 2`): results, pruning, lost ranks, checks."""
+"""Study trials trained as two gloo DDP ranks (`[train] nproc_per_node = 2`): results, pruning, lost ranks
+and workers, two workers at once, checks."""
 
 from __future__ import annotations
 
@@ -6,18 +7,26 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
 import torch
+import torch.distributed as dist
 from optuna.trial import TrialState
 
 from workbench.cli import main
 from workbench.config import ConfigError
 from workbench.search import load_study_config, open_storage, run_study
 from workbench.search._devices import trial_ranks, worker_gpus
+from workbench.search._heartbeat import FAIL_REASON_KEY, WORKER_KEY
+from workbench.search._replicates import _TrialRanks
 from workbench.tracking import load_trials
+from workbench.training import TrainConfig
 
 
 def _with_ranks(path: Path, ranks: int = 2, extra: str = "") -> Path:
@@ -111,6 +120,121 @@ def test_a_killed_rank_fails_the_trial_which_resumes_from_its_checkpoint(write_s
     config = load_study_config(path)
     runs = load_trials(config.tracking.uri, config.experiment_name)
     assert sorted(runs["tags.workbench.state"]) == ["complete", "failed"]
+
+
+class PausingRanks(_TrialRanks):
+    """A trial's ranks that write their pids, rank 0 stopping in its evaluation at step 2 (after that
+    step's checkpoint) as in a long evaluation on real data: meanwhile no rank talks to its worker."""
+
+    def data(self, config: TrainConfig) -> Any:
+        (self.saved.parent / f"rank-{dist.get_rank()}.pid").write_text(str(os.getpid()))
+        return super().data(config)
+
+    def evaluator(self, config: TrainConfig) -> Any:
+        evaluate = super().evaluator(config)
+        marker = self.saved.parent / "rank-0.evaluating"
+
+        def pausing(model: Any, step: int) -> Any:
+            if step == 2:
+                marker.touch()
+                time.sleep(300)
+            return evaluate(model, step)
+
+        return pausing
+
+
+# A study worker (the process that runs the trial loop) whose trials' ranks pause in their first evaluation.
+# Spawned ranks run this file's top level again, so only the worker runs the study.
+PAUSING_WORKER = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_study_ranks import PausingRanks
+from workbench.search import _replicates, run_study
+_replicates._TrialRanks = PausingRanks
+if __name__ == "__main__":
+    run_study({study!r})
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_killed_worker_takes_its_ranks_along_and_its_trial_resumes(write_study, tmp_path: Path) -> None:
+    path = _with_ranks(write_study(name="lost-worker", trials=1, iterations=4))
+    folder = load_study_config(path).project_dir / "trials" / "lost-worker" / "trial-0000"
+    script = tmp_path / "worker.py"
+    script.write_text(PAUSING_WORKER.format(tests=str(Path(__file__).parent), study=str(path)))
+    log = tmp_path / "worker.log"
+    with log.open("w") as out:
+        worker = subprocess.Popen([sys.executable, str(script)], stdout=out, stderr=subprocess.STDOUT,
+                                  env={**os.environ, "OMP_NUM_THREADS": "2"})
+    ranks: list[int] = []
+    try:
+        ends = time.monotonic() + 180
+        while not (folder / "rank-0.evaluating").exists():
+            assert worker.poll() is None, f"the worker ended early:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < ends, f"rank 0 never evaluated:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        ranks = [int((folder / f"rank-{r}.pid").read_text()) for r in range(2)]
+        assert all(_alive(pid) for pid in ranks)
+        worker.kill()  # SIGKILL, as a scheduler or the out-of-memory killer ends it: nothing is cleaned up
+        worker.wait()
+        ends = time.monotonic() + 10
+        while any(_alive(pid) for pid in ranks) and time.monotonic() < ends:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in ranks), "a rank trained on after its worker was killed"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+        for pid in ranks:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    # The same command again: the dead worker's trial is failed (its pid is gone), queued and resumed
+    # from the checkpoint of step 2, not held against the study.
+    summary = run_study(path)
+    assert (summary.complete, summary.failed, summary.stopped) == (1, 1, "")
+    lost, retry = sorted(_study(path).trials, key=lambda t: t.number)
+    assert lost.system_attrs[WORKER_KEY].endswith(f":{worker.pid}")
+    assert lost.state == TrialState.FAIL and "error" not in lost.user_attrs
+    assert lost.system_attrs[FAIL_REASON_KEY] == "worker lost (stale heartbeat)"
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs["retry_of"] == lost.number
+    assert retry.user_attrs["start_step"] == 2, "the retry resumed from the lost trial's last checkpoint"
+    assert retry.user_attrs["output_dir"] == lost.user_attrs["output_dir"] == str(folder)
+    config = load_study_config(path)
+    runs = load_trials(config.tracking.uri, config.experiment_name)
+    assert sorted(runs["tags.workbench.state"]) == ["complete", "failed"], "the lost trial's run is closed"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_workers_train_two_rank_trials_at_once(write_study) -> None:
+    # Two workers, two gloo ranks each, on one machine: each trial's ranks meet through their own store.
+    path = _with_ranks(write_study(name="workers-ranks", trials=2, iterations=2))
+    summary = run_study(path, workers=2)
+    assert (summary.complete, summary.failed, summary.running, summary.waiting) == (2, 0, 0, 0)
+    assert not mp.active_children(), "the workers and their ranks have ended"
+    config = load_study_config(path)
+    study = optuna.load_study(study_name=config.study.name, storage=open_storage(summary.storage_url))
+    trials = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len({t.system_attrs[WORKER_KEY] for t in trials}) == 2, "each worker trained one trial"
+    runs = load_trials(config.tracking.uri, config.experiment_name)
+    assert runs["tags.workbench.state"].tolist() == ["complete", "complete"]
+    assert runs["tags.workbench.ranks"].tolist() == ["2", "2"]
+    assert runs["metrics.val/rank1"].notna().all() and runs["metrics.gflops"].notna().all()
+    for trial in trials:
+        assert trial.value == pytest.approx(runs.loc[runs["tags.workbench.trial"] == str(trial.number),
+                                                     "metrics.val/rank1"].iloc[0])
 
 
 def test_ranks_take_gpus_of_their_own_and_too_few_gpus_are_refused() -> None:

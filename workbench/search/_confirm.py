@@ -174,7 +174,8 @@ def _train_in_workers(config: StudyConfig, study_file: Path, storage_url: str, t
     threads = worker_threads(workers, usable_cores(), os.environ.get(THREADS))
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker_main, name=f"replicate-worker-{i}",
-                         args=(str(study_file), storage_url, str(config.project_dir), top, seeds, every, i))
+                         args=(str(study_file), storage_url, str(config.project_dir), top, seeds, every, i,
+                               os.getpid()))
              for i in range(workers)]
     start_workers(procs, devices, threads)
     try:
@@ -189,13 +190,15 @@ def _train_in_workers(config: StudyConfig, study_file: Path, storage_url: str, t
 
 
 def _worker_main(study_file: str, storage_url: str, project_dir: str, top: int, seeds: int, every: bool,
-                 index: int) -> None:
+                 index: int, parent: int) -> None:
     from workbench.search._config import load_study_config
     from workbench.search._prepare import prepare_study
     from workbench.search._storage import open_storage
 
     logging.basicConfig(level=logging.INFO, format=f"replicate worker {index} %(levelname)s %(name)s: %(message)s")
-    follow_parent()  # the command that spawned this worker died without stopping it: stop too
+    # The command that spawned this worker (``parent``) died without stopping it, perhaps before this
+    # worker got here: stop too.
+    follow_parent(parent)
     try:
         with sigterm_as_interrupt(sigint_once=True):
             config = load_study_config(study_file, project_dir=project_dir)

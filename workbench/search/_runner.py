@@ -237,9 +237,11 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
 
 
 def _worker_main(study_file: str, storage_url: str, n_trials: int, worker_index: int,
-                 deadline: float | None, project_dir: str, since: int = 0) -> None:
+                 deadline: float | None, project_dir: str, since: int, parent: int) -> None:
     logging.basicConfig(level=logging.INFO, format=f"worker {worker_index} %(levelname)s %(name)s: %(message)s")
-    follow_parent()  # the command that spawned this worker died without stopping it: stop too
+    # The command that spawned this worker (``parent``) died without stopping it, perhaps before this
+    # worker got here: stop too.
+    follow_parent(parent)
     try:
         # Stopped by the command (SIGTERM), a scheduler or the terminal's Ctrl-C: end the trial's run cleanly.
         with sigterm_as_interrupt(sigint_once=True):
@@ -312,7 +314,7 @@ def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, d
         ctx = mp.get_context("spawn")
         procs = [
             ctx.Process(target=_worker_main, name=f"study-worker-{i}",
-                        args=(str(study_file), url, budget, i, deadline, str(project), since))
+                        args=(str(study_file), url, budget, i, deadline, str(project), since, os.getpid()))
             for i in range(workers)
         ]
         cores = usable_cores()

@@ -12,7 +12,8 @@ callbacks itself, and watches every rank:
   SIGTERM at once, even inside a collective that would otherwise wait for the dead rank until the
   distributed timeout), kills what is left after a grace period and raises :class:`RankFailedError`.
 - Ranks ignore SIGINT (the terminal's Ctrl-C reaches the launcher, which stops them) and end when the
-  launcher is gone (``follow_parent``), so none trains on unseen.
+  launcher is gone, even by SIGKILL and even while they still start (``follow_parent``), so none trains
+  on unseen or waits for its store until the distributed timeout.
 
 Checkpoints are written atomically by rank 0, so a job ended this way resumes from its last one.
 """
@@ -147,9 +148,9 @@ def rank_threads(nproc: int, launcher_threads: int | None = None) -> int:
 
 
 def _rank_main(rank: int, world: int, port: int, config: TrainConfig, task: RankTask, resume: bool,
-               progress: bool, threads: int, conn: Connection) -> None:
+               progress: bool, threads: int, launcher: int, conn: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the launcher decides when its ranks stop
-    follow_parent()
+    follow_parent(launcher)  # its pid, as it passed it: it may have died while this rank imported torch
     os.environ["OMP_NUM_THREADS"] = str(threads)  # for whatever this rank starts
     torch.set_num_threads(threads)
     try:
@@ -307,7 +308,7 @@ def launch_ranks(config: TrainConfig, nproc: int, *, task: RankTask | None = Non
     per_rank = threads if threads is not None else rank_threads(nproc)
     procs = [context.Process(target=_rank_main, name=f"rank-{r}",
                              args=(r, nproc, store.port, config, task or RankTask(), resume, progress, per_rank,
-                                   child))
+                                   os.getpid(), child))
              for r, (_, child) in enumerate(pipes)]
     conns = [parent for parent, _ in pipes]
     supervisor = _Supervisor(procs, conns, CallbackList(list(callbacks)))
