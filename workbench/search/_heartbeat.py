@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -34,13 +35,22 @@ def worker_id() -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` on this host still runs. A zombie does not: a study's worker killed by
+    SIGKILL stays one until the command that started it collects it, which may be hours later."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        # Without /proc (not Linux) the signal above is all there is to go by; with it, the process
+        # ended between the two looks.
+        return not Path("/proc").is_dir()
+    # The state follows the command name in parentheses, which may itself hold spaces or parentheses.
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] != "Z"
 
 
 class Heartbeat:
