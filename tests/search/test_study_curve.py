@@ -37,6 +37,14 @@ def test_steps_some_seed_did_not_reach_are_left_out_of_the_mean() -> None:
     assert cut_short.steps == [100] and cut_short.mean == {100: 2.0}
 
 
+def test_the_subjects_interval_rides_along_averaged_over_seeds() -> None:
+    curve = Curve("t", 0, {0: {100: 50.0, 200: 60.0}, 1: {100: 54.0, 200: 62.0}},
+                  {0: {100: (45.0, 55.0), 200: (56.0, 64.0)}, 1: {100: (49.0, 59.0)}})
+    # Step 200 lacks seed 1's interval, so no band there rather than one seed's passed off as the mean's.
+    assert curve.band == {100: (47.0, 57.0)}
+    assert Curve("t", 0, {0: {100: 50.0}}).band == {}
+
+
 def test_study_curve_prints_each_evaluation_of_each_seed_and_draws_them(write_study, tmp_path: Path, capsys) -> None:
     path = write_study(name="curve", trials=1, iterations=4, extra="")
     path.write_text(path.read_text().replace("[budget]", "[budget]\nseeds = 2"))
@@ -49,6 +57,7 @@ def test_study_curve_prints_each_evaluation_of_each_seed_and_draws_them(write_st
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
     assert [row[0] for row in rows] == ["2", "4"], out
     assert "(trial 0)" in out and "plateau" in out
+    assert "] over the subjects at step 4" in out, "the last evaluation carries its subjects' interval"
     assert (out_dir / "learning-curve.png").stat().st_size > 0
     assert main(["study", "curve", str(path), "--tolerance", "-1"]) == 2
 

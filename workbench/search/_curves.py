@@ -5,14 +5,16 @@ run happened to stop? Each trial evaluates its validation subjects every ``budge
 iterations and logs the figures to MLflow (``val/<metric>``, or ``val/seed<s>/<metric>`` per seed);
 this module reads them back, averages each configuration over its seeds, and finds where the mean stops
 rising: the **plateau step** is the first evaluation after which the mean never gains more than
-``tolerance`` points. Read-only on the stores; a figure is drawn only where asked.
+``tolerance`` points. Each evaluation also logged its 95 % interval over the validation subjects
+(``..._ci_low`` / ``..._ci_high``); the curve carries it (averaged over seeds), so a rise can be read
+against how far the subjects alone would move it. Read-only on the stores; a figure is drawn only where asked.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,12 +32,14 @@ class Curve:
     """One configuration's validation figures along training.
 
     ``seeds`` maps each training seed to its ``{step: value}``; ``mean`` averages the seeds at the
-    steps every seed reached.
+    steps every seed reached. ``intervals`` maps each seed to its ``{step: (low, high)}``, the 95 %
+    interval over validation subjects each evaluation logged (empty where none was).
     """
 
     label: str
     trial: int
     seeds: Mapping[int, Mapping[int, float]]
+    intervals: Mapping[int, Mapping[int, tuple[float, float]]] = field(default_factory=dict)
 
     @cached_property
     def steps(self) -> list[int]:
@@ -58,6 +62,16 @@ class Curve:
                 return step
         return None
 
+    @cached_property
+    def band(self) -> dict[int, tuple[float, float]]:
+        """The subjects' 95 % interval at each step of ``mean``, averaged over seeds (steps every seed logged one)."""
+        out = {}
+        for step in self.steps:
+            pairs = [v[step] for v in self.intervals.values() if step in v]
+            if pairs and len(pairs) == len(self.seeds):
+                out[step] = (sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs))
+        return out
+
     def spread(self, step: int) -> float:
         """Largest minus smallest seed at ``step`` (0 for one seed)."""
         values = [v[step] for v in self.seeds.values() if step in v]
@@ -73,6 +87,12 @@ def _history_keys(trial: FrozenTrial, metric: str, prefix: str) -> dict[int, str
 
 #: How a trial that has not completed is marked in its curve's label.
 _STATE_NOTES = {TrialState.RUNNING: "running", TrialState.PRUNED: "pruned", TrialState.FAIL: "stopped"}
+
+
+def _history(client: Any, run_id: str, key: str) -> dict[int, float]:
+    # Step 0 holds no evaluation (trials evaluate after training steps); earlier releases logged the
+    # final figures there, which would start the curve at its end.
+    return {int(m.step): float(m.value) for m in client.get_metric_history(run_id, key) if m.step > 0}
 
 
 def read_curves(study: Any, tracking_uri: str, metric: str = "rank1") -> list[Curve]:
@@ -92,15 +112,16 @@ def read_curves(study: Any, tracking_uri: str, metric: str = "rank1") -> list[Cu
         if not run_id:
             continue
         seeds: dict[int, dict[int, float]] = {}
+        intervals: dict[int, dict[int, tuple[float, float]]] = {}
         for seed, key in _history_keys(trial, metric, VALIDATION_METRIC_PREFIX).items():
-            # Step 0 holds no evaluation (trials evaluate after training steps); earlier releases logged
-            # the final figures there, which would start the curve at its end.
-            history = {int(m.step): float(m.value) for m in client.get_metric_history(run_id, key) if m.step > 0}
+            history = _history(client, run_id, key)
             if history:
                 seeds[seed] = history
+                low, high = _history(client, run_id, f"{key}_ci_low"), _history(client, run_id, f"{key}_ci_high")
+                intervals[seed] = {s: (low[s], high[s]) for s in history if s in low and s in high}
         if seeds:
             note = _STATE_NOTES.get(trial.state)
-            curves.append(Curve(trial_label(trial) + (f", {note}" if note else ""), trial.number, seeds))
+            curves.append(Curve(trial_label(trial) + (f", {note}" if note else ""), trial.number, seeds, intervals))
     return curves
 
 
@@ -137,14 +158,17 @@ def curves_text(curves: Sequence[Curve], metric: str = "rank1", tolerance: float
                     f"since step {c.steps[-2]})"
         else:
             state = f"plateau from step {plateau} ({c.mean[last] - c.mean[plateau]:+.2f} after it)"
-        lines.append(f"  {c.label} (trial {c.trial}): {state}; {c.mean[last]:.2f} at step {last}, seeds "
+        band = c.band.get(last)
+        within = f" [{band[0]:.2f}, {band[1]:.2f}] over the subjects" if band else ""
+        lines.append(f"  {c.label} (trial {c.trial}): {state}; {c.mean[last]:.2f}{within} at step {last}, seeds "
                      f"{c.spread(last):.1f} points apart there")
     return "\n".join(lines)
 
 
 def plot_curves(curves: Sequence[Curve], path: Path, metric: str = "rank1",
                 tolerance: float = DEFAULT_TOLERANCE) -> Path:
-    """Draw each configuration's mean (thick) and seeds (thin), with its plateau marked; writes ``path`` (PNG)."""
+    """Draw each configuration's mean (thick), seeds (thin) and the subjects' 95 % interval (shaded), with its
+    plateau marked; writes ``path`` (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -158,12 +182,17 @@ def plot_curves(curves: Sequence[Curve], path: Path, metric: str = "rank1",
             ax.plot(steps, [values[s] for s in steps], color=colour, lw=0.8, alpha=0.45)
         mean = c.mean
         ax.plot(list(mean), list(mean.values()), color=colour, lw=2.2, label=f"{c.label} (mean of {len(c.seeds)})")
+        band = c.band
+        if band:
+            ax.fill_between(list(band), [b[0] for b in band.values()], [b[1] for b in band.values()],
+                            color=colour, alpha=0.12, lw=0)
         plateau = c.plateau(tolerance)
         if plateau is not None:
             ax.axvline(plateau, color=colour, ls=":", lw=1)
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"validation {metric}")
-    ax.set_title(f"learning curves (dotted: plateau, gains after it <= {tolerance:g} points)")
+    ax.set_title(f"learning curves (shaded: 95 % interval over the validation subjects; dotted: plateau, "
+                 f"gains after it <= {tolerance:g} points)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
