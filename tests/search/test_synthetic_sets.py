@@ -100,3 +100,32 @@ def test_validation_subjects_are_refused_where_they_cannot_mean_anything(tmp_pat
         study.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_study_config(study)
+
+
+def test_validation_reads_its_own_frames_and_the_test_step_every_frame(write_study, monkeypatch) -> None:
+    import workbench.evaluation as evaluation
+    from workbench.search import run_study, score_on_test
+    from workbench.search._prepare import prepare_study
+    from workbench.search._runner import open_study
+
+    seen: list[int | None] = []
+    real = evaluation.evaluate_model
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("frames"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_model", spy)
+    path = write_study(name="frames", trials=1, iterations=2, presets='["uniform-64"]')
+    path.write_text(path.read_text().replace("eval_batch_size = 32", "eval_batch_size = 32\nvalidation_frames = 3")
+                    .replace("fta = [true, false]", "fta = [true]"))
+    summary = run_study(path)
+    assert summary.complete == 1 and seen and set(seen) == {3}, seen
+    seen.clear()
+    config = load_study_config(path)
+    score_on_test(config, prepare_study(config, progress=False), open_study(config, summary.storage_url), every=True)
+    assert seen == [None], "the test step reads every frame unless data.eval_frames caps it"
+    study = path.with_name("bad.toml")
+    study.write_text('[data]\nvalidation_frames = 0\n')
+    with pytest.raises(ConfigError, match=r"data\.validation_frames = 0"):
+        load_study_config(study)

@@ -38,7 +38,9 @@ class StudyData:
     """Training and evaluation data: ``synthetic`` (rendered on demand) or a dataset path.
 
     ``eval_frames`` caps each evaluated sequence to its first frames (quick studies); unset, every
-    frame is used, as the published protocols do.
+    frame is used, as the published protocols do. ``validation_frames`` caps the validation evaluations
+    alone (those during training), so a study can follow its trials cheaply and still test on every frame;
+    unset, validation takes ``eval_frames``.
 
     ``validation`` holds subjects out of the partition's training subjects: a fraction (drawn with
     ``validation_seed``; 0.2 when unset) or an explicit id list. Trials train on the rest and are scored,
@@ -59,6 +61,7 @@ class StudyData:
     partition: str | None = None
     eval_batch_size: int = 16
     eval_frames: int | None = None
+    validation_frames: int | None = None
     validation: float | tuple[str, ...] | None = None
     validation_seed: int = 0
     synthetic_seed: int = 0
@@ -66,6 +69,11 @@ class StudyData:
     validation_subjects: int | None = None
 
     def __post_init__(self) -> None:
+        for name in ("eval_frames", "validation_frames"):
+            frames = getattr(self, name)
+            if frames is not None and (isinstance(frames, bool) or frames < 1):
+                raise ValueError(f"data.{name} = {frames!r}: give a whole number of frames >= 1, or leave it "
+                                 "out to evaluate every frame")
         if self.validation_subjects is not None:
             if isinstance(self.validation_subjects, bool) or self.validation_subjects < 2:
                 raise ValueError(
@@ -102,6 +110,11 @@ class StudyData:
     @property
     def is_synthetic(self) -> bool:
         return self.source in ("", "synthetic")
+
+    @property
+    def frames_for_validation(self) -> int | None:
+        """How many first frames of each sequence the validation evaluations read (None: every frame)."""
+        return self.validation_frames if self.validation_frames is not None else self.eval_frames
 
     @property
     def validation_fraction(self) -> float:

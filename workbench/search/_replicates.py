@@ -73,7 +73,7 @@ class _Evaluator:
         self.partition = str(prepared.split_path)
         self.source = open_for_protocol(prepared.data_path, self.protocol, self.partition)
         self.batch_size = config.data.eval_batch_size
-        self.frames = config.data.eval_frames
+        self.frames = config.data.frames_for_validation
         self.amp = amp  # evaluations run in the precision the trial trains in
         self.last: Any = None
 
