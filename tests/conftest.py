@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import pytest
+from machine_info import cpu_name
 
 #: Where the device check writes its figures (unset: nowhere).
 DEVICE_CHECK_JSON = "WORKBENCH_DEVICE_CHECK_JSON"
@@ -69,15 +69,6 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         entry["error"] = report.longreprtext[-3000:]
 
 
-def _cpu_name() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     path = os.environ.get(DEVICE_CHECK_JSON)
     if not path:
@@ -90,7 +81,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",
         "cuda": torch.version.cuda if cuda else None,
         "torch": torch.__version__,
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "seconds": round(time.time() - _STARTED, 1),
         "exit_status": int(exitstatus),
         "counts": {name: outcomes.count(name) for name in sorted(set(outcomes))},

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+from machine_info import cpu_name
 
 if TYPE_CHECKING:
     from workbench.evaluation import EmbeddingSet, GalleryIndex
@@ -170,17 +170,11 @@ def test_20000_by_20000_under_2gb(tmp_path: Path) -> None:
     assert report["metrics"]["rank1"] == 100.0
 
 
-def cpu_name() -> str:
-    """The CPU model (from /proc/cpuinfo where there is one) and the threads torch may use."""
+def cpu_threads() -> str:
+    """The CPU model and the threads torch may use."""
     import torch
 
-    name = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("model name")]
-        name = models[0] if models else name
-    return f"{name}, {torch.get_num_threads()} torch threads"
+    return f"{cpu_name()}, {torch.get_num_threads()} torch threads"
 
 
 def synthetic_test_set(subjects: int = 20, views: int = 11, channels: int = 32, parts: int = 41) -> EmbeddingSet:
@@ -222,7 +216,7 @@ def test_subject_bootstrap_adds_at_most_10_percent() -> None:
         seconds["intervals"].append(time.perf_counter() - start)
     plain, boot, intervals = (min(seconds[k]) for k in ("plain", "bootstrap", "intervals"))
     ratio = boot / plain
-    print(f"\nsynthetic protocol, {len(data)} sequences x 32 ch x 41 parts ({cpu_name()}): evaluate + summary "
+    print(f"\nsynthetic protocol, {len(data)} sequences x 32 ch x 41 parts ({cpu_threads()}): evaluate + summary "
           f"{plain * 1000:.1f} ms with resamples=0, {boot * 1000:.1f} ms with resamples=1000: ratio {ratio:.3f} "
           f"(target <= 1.10); the intervals alone {intervals * 1000:.1f} ms ({intervals / plain:.1%}); rank-1 "
           f"{summary['rank1']:.2f} [{summary['rank1_ci_low']:.2f}, {summary['rank1_ci_high']:.2f}] over "

@@ -9,12 +9,11 @@ what a resample costs beyond a fit (reweighting the sums, reading the tree).
 
 from __future__ import annotations
 
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from machine_info import cpu_name
 from threadpoolctl import threadpool_limits
 
 from workbench.hierarchy import DescriptorStats, HierarchyDiscovery, bootstrap_refits, support_from_refits
@@ -26,16 +25,6 @@ MOTION, TILT = 5 * ROWS, 2 * ROWS
 PARTS = [11, 18, 4, 12, 14, 5]  # the default set's 6-region cut
 RESAMPLES = 100
 TARGET_S = 60.0
-
-
-def cpu_name() -> str:
-    """The CPU model (from /proc/cpuinfo where there is one)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def default_sized_stats(seed: int = 0) -> DescriptorStats:

@@ -26,9 +26,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from training_toys import MemorySource, toy_config, toy_data, toy_model
+from training_toys import MemorySource, ViewHeadToy, toy_config, toy_data, toy_model
 
-from workbench.models import ModelOutput, native_bf16
+from workbench.models import native_bf16
 from workbench.training import (
     DistributedContext,
     LossConfig,
@@ -154,24 +154,11 @@ def test_the_unused_head_term_stays_zero_when_fp16_logits_overflow() -> None:
     assert distributed.zero_gradient_term(with_inf).item() == 0.0
 
 
-class _OverflowingViewHead(nn.Module):
-    """The toy model plus a view head whose fp16 logits (60000 each, finite) sum past fp16's largest value."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = toy_model()
-        self.view_head = nn.Linear(4, 3)
-
-    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> ModelOutput:
-        out = self.body(x, seqL)
-        return out._replace(view_logits=(self.view_head(out.embeddings.detach().mean(-1)) + 60000.0).half())
-
-
 def test_an_unused_view_head_whose_fp16_logits_overflow_trains_under_ddp(tmp_path: Path) -> None:
     # The trainer's zero term for an unused head once summed the fp16 logits themselves: inf, then NaN.
     # The context says two ranks, so the trainer takes its DDP path; a one-process gloo group runs it here.
     config = toy_config(tmp_path / "run", iterations=2, save_every=0, loss=LossConfig(view_weight=0.0))
-    model = _OverflowingViewHead()
+    model = ViewHeadToy(offset=60000.0, half=True)
     head = model.view_head.weight.detach().clone()
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:

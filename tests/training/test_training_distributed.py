@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from torch import nn
-from training_toys import toy_config, toy_data, toy_model, weights
+from training_toys import ViewHeadToy, toy_config, toy_data, toy_model, weights
 
-from workbench.models import ModelOutput
 from workbench.training import (
     DistributedContext,
     LossConfig,
@@ -43,19 +41,6 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     result = trainer.fit()
     assert trainer.model is not None
     torch.save({"weights": weights(trainer.model), "status": result.status}, Path(out) / f"rank{rank}.pt")
-
-
-class ViewHeadToy(nn.Module):
-    """The toy model plus a view classifier whose logits only the view loss reads (as GaitGS's)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = toy_model()
-        self.view_head = nn.Linear(4, 3)
-
-    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> ModelOutput:
-        out = self.body(x, seqL)
-        return out._replace(view_logits=self.view_head(out.embeddings.detach().mean(-1)))
 
 
 def _view_worker(rank: int, world: int, port: int, out: str) -> None:

@@ -87,6 +87,25 @@ def toy_model(seed: int = 0, num_classes: int = 4) -> ToyGaitModel:
     return ToyGaitModel(num_classes)
 
 
+class ViewHeadToy(nn.Module):
+    """The toy model plus a view classifier whose logits only the view loss reads (as GaitGS's).
+
+    ``offset`` shifts every logit and ``half`` returns them in fp16: 60000 each is finite in fp16 but
+    their sum is not, the overflow an unused head meets under fp16 autocast.
+    """
+
+    def __init__(self, offset: float = 0.0, half: bool = False) -> None:
+        super().__init__()
+        self.body = toy_model()
+        self.view_head = nn.Linear(4, 3)
+        self.offset, self.half_logits = offset, half
+
+    def forward(self, x: torch.Tensor, seqL: torch.Tensor | None = None) -> ModelOutput:
+        out = self.body(x, seqL)
+        logits = self.view_head(out.embeddings.detach().mean(-1)) + self.offset
+        return out._replace(view_logits=logits.half() if self.half_logits else logits)
+
+
 def weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """Detached copies of every state entry."""
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
