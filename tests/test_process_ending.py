@@ -12,27 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from workbench._process import EXIT_TERMINATED, Terminated, sigterm_as_interrupt
+from workbench._process import EXIT_TERMINATED, Terminated, is_running, sigterm_as_interrupt
 
 linux_only = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process parents from /proc")
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def _wait_gone(pid: int, seconds: float) -> bool:
     ends = time.monotonic() + seconds
     while time.monotonic() < ends:
-        if not _alive(pid):
+        if not is_running(pid):
             return True
         time.sleep(0.1)
-    return not _alive(pid)
+    return not is_running(pid)
 
 
 def test_sigterm_raises_terminated_once_then_restores_the_handler() -> None:
@@ -113,7 +104,7 @@ def _worker_of_killed_parent(tmp_path: Path, *, starting: float, poll: float, fo
             assert time.monotonic() < ends, "the worker did not start"
             time.sleep(0.05)
         worker = int(pid_file.read_text())
-        assert _alive(worker)
+        assert is_running(worker)
         proc.kill()  # SIGKILL: the parent can clean nothing up
         proc.wait()
         return worker
@@ -125,7 +116,7 @@ def _worker_of_killed_parent(tmp_path: Path, *, starting: float, poll: float, fo
 
 def _end(pid: int) -> None:
     """SIGKILL a worker that a failed test left running."""
-    if _alive(pid):
+    if is_running(pid):
         os.kill(pid, signal.SIGKILL)
 
 

@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -77,6 +78,25 @@ def sigterm_as_interrupt(*, sigint_once: bool = False) -> Iterator[None]:
         _HANDLED = outer
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def is_running(pid: int) -> bool:
+    """Whether process ``pid`` on this machine still runs. A zombie does not: a worker killed by SIGKILL
+    stays one until the process that started it collects it, which may be hours later."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        # Without /proc (not Linux) the signal above is all there is to go by; with it, the process
+        # ended between the two looks.
+        return not Path("/proc").is_dir()
+    # The state follows the command name in parentheses, which may itself hold spaces or parentheses.
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _signal_on_parent_death(signum: int) -> bool:
@@ -144,6 +164,7 @@ __all__ = [
     "PARENT_POLL_SECONDS",
     "Terminated",
     "follow_parent",
+    "is_running",
     "sigterm_as_interrupt",
     "terminate_then_kill",
 ]

@@ -95,16 +95,16 @@ def test_trial_without_params_is_failed_but_not_requeued(storage_url: str) -> No
 def test_a_killed_worker_not_yet_collected_counts_as_dead() -> None:
     # `study run --workers N` collects its workers only when it ends: until then a SIGKILLed one is a
     # zombie, which answers signal 0 like a live process, and its trial would wait out the grace period.
-    from workbench.search._heartbeat import _pid_alive
+    from workbench._process import is_running
 
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        assert _pid_alive(child.pid)
+        assert is_running(child.pid)
         os.kill(child.pid, signal.SIGKILL)
         deadline = time.time() + 10
-        while _pid_alive(child.pid) and time.time() < deadline:
+        while is_running(child.pid) and time.time() < deadline:
             time.sleep(0.05)
-        assert not _pid_alive(child.pid)
+        assert not is_running(child.pid)
         assert child.poll() is not None  # it was a zombie until now: collected only here
     finally:
         child.kill()

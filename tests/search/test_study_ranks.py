@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 from optuna.trial import TrialState
 
+from workbench._process import is_running
 from workbench.cli import main
 from workbench.config import ConfigError
 from workbench.search import load_study_config, open_storage, run_study
@@ -156,13 +157,6 @@ if __name__ == "__main__":
 """
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.slow
@@ -185,19 +179,19 @@ def test_a_killed_worker_takes_its_ranks_along_and_its_trial_resumes(write_study
             assert time.monotonic() < ends, f"rank 0 never evaluated:\n{log.read_text()[-3000:]}"
             time.sleep(0.2)
         ranks = [int((folder / f"rank-{r}.pid").read_text()) for r in range(2)]
-        assert all(_alive(pid) for pid in ranks)
+        assert all(is_running(pid) for pid in ranks)
         worker.kill()  # SIGKILL, as a scheduler or the out-of-memory killer ends it: nothing is cleaned up
         worker.wait()
         ends = time.monotonic() + 10
-        while any(_alive(pid) for pid in ranks) and time.monotonic() < ends:
+        while any(is_running(pid) for pid in ranks) and time.monotonic() < ends:
             time.sleep(0.1)
-        assert not any(_alive(pid) for pid in ranks), "a rank trained on after its worker was killed"
+        assert not any(is_running(pid) for pid in ranks), "a rank trained on after its worker was killed"
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
         for pid in ranks:
-            if _alive(pid):
+            if is_running(pid):
                 os.kill(pid, signal.SIGKILL)
 
     # The same command again: the dead worker's trial is failed (its pid is gone), queued and resumed

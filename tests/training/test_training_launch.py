@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import nn
 from training_toys import toy_config, toy_data, toy_model
 
+from workbench._process import is_running
 from workbench.training import (
     RankFailedError,
     RankTask,
@@ -194,14 +195,6 @@ if __name__ == "__main__":
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_ranks_end_with_their_launcher(tmp_path: Path, stop: signal.Signals) -> None:
@@ -219,9 +212,9 @@ def test_ranks_end_with_their_launcher(tmp_path: Path, stop: signal.Signals) -> 
         proc.send_signal(stop)
         proc.wait(timeout=60)
         ends = time.monotonic() + 30
-        while any(_alive(pid) for pid in ranks) and time.monotonic() < ends:
+        while any(is_running(pid) for pid in ranks) and time.monotonic() < ends:
             time.sleep(0.2)
-        assert not any(_alive(pid) for pid in ranks), "a rank trained on after its launcher ended"
+        assert not any(is_running(pid) for pid in ranks), "a rank trained on after its launcher ended"
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -68,7 +68,7 @@ class Curve:
         out = {}
         for step in self.steps:
             pairs = [v[step] for v in self.intervals.values() if step in v]
-            if pairs and len(pairs) == len(self.seeds):
+            if len(pairs) == len(self.seeds):  # every seed reached ``step``, so there is at least one
                 out[step] = (sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs))
         return out
 

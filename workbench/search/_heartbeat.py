@@ -16,10 +16,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from workbench._process import is_running
 
 log = logging.getLogger(__name__)
 
@@ -32,25 +33,6 @@ FAIL_REASON_KEY = "workbench:fail_reason"
 def worker_id() -> str:
     """``host:pid`` of this process."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` on this host still runs. A zombie does not: a study's worker killed by
-    SIGKILL stays one until the command that started it collects it, which may be hours later."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        # Without /proc (not Linux) the signal above is all there is to go by; with it, the process
-        # ended between the two looks.
-        return not Path("/proc").is_dir()
-    # The state follows the command name in parentheses, which may itself hold spaces or parentheses.
-    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] != "Z"
 
 
 class Heartbeat:
@@ -100,7 +82,7 @@ def is_stale(trial: FrozenTrial, grace: float, now: float | None = None) -> bool
     owner = trial.system_attrs.get(WORKER_KEY)
     if isinstance(owner, str) and ":" in owner:
         host, pid = owner.rsplit(":", 1)
-        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+        if host == socket.gethostname() and pid.isdigit() and not is_running(int(pid)):
             return True
     last = trial.system_attrs.get(HEARTBEAT_KEY)
     if last is None:

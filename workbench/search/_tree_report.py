@@ -204,16 +204,19 @@ def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: 
     For recipes that one study cannot hold side by side (training length, data, model family): run one
     study per recipe on the same seeds and subjects, then compare them here. Each configuration is
     labelled ``<study>: <tree> <cuts>``; ``reference`` is a label, a study name (its first configuration)
-    or a tree name that only one configuration carries (default: the first study's first configuration). The studies must score the same subjects on ``split``; the paired
-    statistics refuse results of different subjects.
+    or a tree name that only one configuration carries (default: the first study's first configuration).
+    The studies must score the same subjects on ``split``; the paired statistics refuse results of
+    different subjects.
     """
     key = studies[0][0].objectives[0].metric
     groups: dict[str, dict[int, list[Any]]] = {}
     costs: dict[str, dict[str, Any]] = {}
+    owners: dict[str, tuple[str, str]] = {}  # label -> (study, tree)
     for config, study in studies:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             results = replicate_results(trial, config, split)
             label = f"{config.study.name}: {trial_label(trial)}"
+            owners[label] = (config.study.name, str(trial_choices(trial).get("tree", "?")))
             if results:
                 costs[label] = trial_costs(trial, config, results)
             for seed, result in results.items():
@@ -228,8 +231,8 @@ def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: 
         reference = labels[0]
     elif reference not in groups:
         # A study name (its first configuration), or a tree name that one configuration alone carries.
-        matches = [g for g in labels if g.split(": ")[0] == reference]
-        trees = [g for g in labels if g.split(": ", 1)[1].rsplit(" [", 1)[0] == reference]
+        matches = [g for g in labels if owners[g][0] == reference]
+        trees = [g for g in labels if owners[g][1] == reference]
         if not matches and len(trees) > 1:
             raise ValueError(f"reference {reference!r}: {len(trees)} configurations carry that tree; give one "
                              f"label of {trees}")
