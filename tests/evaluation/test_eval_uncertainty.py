@@ -18,6 +18,7 @@ from workbench.evaluation import (
     RankResult,
     cmc,
     evaluate,
+    has_saved_result,
     load_result,
     mean_ap,
     mean_inp,
@@ -314,3 +315,24 @@ def test_load_result_names_missing_and_malformed_files(tmp_path: Path) -> None:
     np.savez(tmp_path / "subject_scores.npz", kind=np.asarray("cross-view"), views=np.asarray(["000"]))
     with pytest.raises(ValueError, match=r"subject_scores\.npz: missing arrays \['conditions'"):
         load_result(tmp_path)
+
+
+def test_save_killed_while_writing_scores_leaves_no_saved_result(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test step reuses a folder holding the scores file as a finished evaluation: a save cut short
+    must leave none (nor a half-written file under that name), and the next save completes normally."""
+    result = evaluate(noisy_set(1.6), "synthetic", resamples=20)
+    real = np.savez_compressed
+
+    def cut_short(file: object, **arrays: np.ndarray) -> None:
+        file.write(b"PK\x03\x04 half a zip")  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez_compressed", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        result.save(tmp_path)
+    assert not has_saved_result(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.txt", "summary.json"]
+    monkeypatch.setattr(np, "savez_compressed", real)
+    result.save(tmp_path)
+    assert has_saved_result(tmp_path) and load_result(tmp_path).summary() == result.summary()

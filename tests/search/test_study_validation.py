@@ -91,6 +91,34 @@ def test_the_test_step_shows_validation_and_test_side_by_side_and_logs_test_metr
     assert summary_file.stat().st_mtime_ns == before
 
 
+def test_the_test_step_in_worker_processes_gives_the_figures_of_one_process(
+    write_study, tiny_data: Path, tmp_path: Path, capsys, caplog
+) -> None:
+    path, _ = _copy_with_study(write_study, tiny_data, tmp_path, "testworkers")
+    run_study(path)
+    config = load_study_config(path)
+    report_file = config.project_dir / "reports" / "testworkers" / "test.json"
+    assert main(["study", "test", str(path), "--all", "--workers", "0"]) == 2
+    assert "--workers 0: give 1 or more" in capsys.readouterr().err
+    assert not report_file.exists()  # refused before anything was evaluated
+
+    with caplog.at_level("INFO", logger="workbench.search._heldout"):
+        assert main(["study", "test", str(path), "--all", "--workers", "2"]) == 0
+    assert "in 2 worker processes" in caplog.text
+    in_workers = json.loads(report_file.read_text())
+    assert len(in_workers["trials"]) == 2
+    # The same models evaluated again in this one process (their saved results moved aside) give the same figures.
+    for trial in in_workers["trials"]:
+        saved = Path(trial["folder"]) / "test"
+        assert (saved / "subject_scores.npz").is_file()
+        saved.rename(saved.with_name("test-in-workers"))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="workbench.search._heldout"):
+        assert main(["study", "test", str(path), "--all"]) == 0
+    assert "worker processes" not in caplog.text
+    assert json.loads(report_file.read_text())["trials"] == in_workers["trials"]
+
+
 def test_a_changed_validation_request_is_refused_instead_of_mixing_splits(
     write_study, tiny_data: Path, tmp_path: Path, capsys
 ) -> None:

@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="trial numbers to test (default: the best trial, or the Pareto front)")
     test.add_argument("--all", action="store_true", dest="every",
                       help="test every complete trial (for a per-tree comparison on test)")
+    test.add_argument("--workers", type=int, default=1,
+                      help="processes that evaluate the final models side by side (a GPU or a share of the cores "
+                           "each); the figures are the same")
     test.add_argument("--storage", default=None, help="storage URL if not the default")
     test.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
     test.set_defaults(func=test_handler)
@@ -209,10 +212,12 @@ def test_handler(args: argparse.Namespace) -> int:
     from workbench.cli import CLIError
     from workbench.search import prepare_study, score_on_test
 
+    if args.workers < 1:
+        raise CLIError(f"--workers {args.workers}: give 1 or more")
     config, study, _ = _open(args)
     try:
         prepared = prepare_study(config, progress=False)
-        report = score_on_test(config, prepared, study, numbers=args.trials, every=args.every)
+        report = score_on_test(config, prepared, study, numbers=args.trials, every=args.every, workers=args.workers)
     except (ValueError, FileNotFoundError) as exc:
         raise CLIError(str(exc)) from exc
     print(report.text())

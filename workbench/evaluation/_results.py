@@ -12,6 +12,7 @@ import abc
 import functools
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -54,8 +55,16 @@ def _write_files(result: EvaluationResult, out_dir: Path) -> list[Path]:
     table_path = out_dir / "results.txt"
     table_path.write_text(result.table() + "\n")
     scores_path = out_dir / SUBJECT_SCORES
-    # Compressed: the per-subject counts are mostly zeros and small integers (about a tenth of the size).
-    np.savez_compressed(scores_path, kind=np.asarray(result.kind), **result._arrays())  # type: ignore[arg-type]
+    # Last and whole or not at all (temp file, then a rename): its presence marks a saved result, so a
+    # process killed while writing it leaves a result that is computed again, not one that cannot be read.
+    tmp = scores_path.with_name(f".{scores_path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as fh:
+            # Compressed: the per-subject counts are mostly zeros and small integers (about a tenth of the size).
+            np.savez_compressed(fh, kind=np.asarray(result.kind), **result._arrays())  # type: ignore[arg-type]
+        os.replace(tmp, scores_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return [summary_path, table_path, scores_path]
 
 

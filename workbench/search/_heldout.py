@@ -146,6 +146,63 @@ def _evaluate_folder(config: StudyConfig, prepared: PreparedStudy, folder: Path,
     return result
 
 
+def _evaluate_in_workers(config: StudyConfig, prepared: PreparedStudy, jobs: Sequence[tuple[int, Path]],
+                         workers: int) -> None:
+    """Evaluate the final models of ``jobs`` (trial number, replicate folder) not yet scored, in up to
+    ``workers`` spawned processes, one GPU or a share of the cores each; their saved results are read back
+    afterwards. What a failed worker leaves is evaluated by the caller, in this process."""
+    import multiprocessing as mp
+    import os
+
+    from workbench.evaluation import has_saved_result
+    from workbench.search._devices import (
+        THREADS,
+        start_workers,
+        study_worker_gpus,
+        usable_cores,
+        worker_threads,
+    )
+    from workbench.search._runner import stop_workers
+
+    pending = [(n, f) for n, f in jobs if not has_saved_result(f / SPLIT_FOLDERS["test"])]
+    workers = min(workers, len(pending))
+    if workers < 2:
+        return
+    devices = study_worker_gpus(config, workers)
+    threads = worker_threads(workers, usable_cores(), os.environ.get(THREADS))
+    log.info("%d final model(s) to evaluate on the test subjects, in %d worker processes", len(pending), workers)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_test_worker_main, name=f"test-worker-{i}",
+                         args=(config, prepared, pending[i::workers], i, os.getpid()))
+             for i in range(workers)]
+    start_workers(procs, devices, threads)
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was saved stays, the rest is evaluated next time
+        stop_workers(procs)
+        raise
+    failed = [p.name for p in procs if p.exitcode != 0]
+    if failed:
+        log.warning("%s ended with an error; the models they left are evaluated here", ", ".join(failed))
+
+
+def _test_worker_main(config: StudyConfig, prepared: PreparedStudy, jobs: Sequence[tuple[int, Path]], index: int,
+                      parent: int) -> None:
+    from workbench._process import follow_parent, sigterm_as_interrupt
+
+    logging.basicConfig(level=logging.INFO, format=f"test worker {index} %(levelname)s %(name)s: %(message)s")
+    follow_parent(parent)  # the command that spawned it is gone, even by SIGKILL: stop too
+    try:
+        with sigterm_as_interrupt(sigint_once=True):
+            for number, folder in jobs:
+                _evaluate_folder(config, prepared, folder, number)
+                log.info("trial %d: %s evaluated on the test subjects", number, folder.name)
+    except KeyboardInterrupt:
+        log.warning("test worker %d stopped; what it saved stays, the rest is evaluated next time", index)
+        raise SystemExit(1) from None
+
+
 def evaluate_on_test(config: StudyConfig, prepared: PreparedStudy, trial: FrozenTrial) -> dict[str, float]:
     """The test figures of one complete trial: every seed's final model (fresh seeds from ``study replicate``
     included), aggregated like its validation figures."""
@@ -169,12 +226,16 @@ def _validation_scores(config: StudyConfig, trial: FrozenTrial) -> dict[str, flo
 
 
 def score_on_test(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study, *,
-               numbers: Sequence[int] | None = None, every: bool = False) -> HeldOutReport:
+                  numbers: Sequence[int] | None = None, every: bool = False, workers: int = 1) -> HeldOutReport:
     """Score the selected trials on the test subjects, log ``test/*`` to their MLflow runs, write ``test.json``.
 
     Every test file is loaded once first, so an unreadable file is reported by name before any model
-    is evaluated (``ValueError`` listing them).
+    is evaluated (``ValueError`` listing them). Each final model is evaluated once and its result saved in
+    its folder; ``workers`` > 1 evaluates them in that many processes on this machine (a GPU or a share of
+    the cores each). The figures do not depend on ``workers``.
     """
+    if workers < 1:
+        raise ValueError(f"workers: {workers}; give 1 or more")
     from workbench.data import read_partition
     from workbench.search._objective import tracker_for
     from workbench.search._replicates import trial_folder
@@ -188,6 +249,11 @@ def score_on_test(config: StudyConfig, prepared: PreparedStudy, study: optuna.St
         raise ValueError(f"{len(problems)} test file(s) of {prepared.data_path} cannot be read; the chosen trials "
                          f"were not tested:\n  {shown}")
     metric = config.objectives[0].metric
+    if workers > 1:
+        from workbench.search._replicates import trial_seed_folders
+
+        jobs = [(t.number, folder) for t in trials for folder in trial_seed_folders(t, config).values()]
+        _evaluate_in_workers(config, prepared, jobs, workers)
     tracker = tracker_for(config)
     runs = _complete_runs(tracker)
     tested = []
