@@ -273,6 +273,22 @@ def test_cudnn_autotuning_ends_with_the_training_run(tmp_path: Path, monkeypatch
     assert torch.backends.cudnn.benchmark is False, "and leaves the process's setting as it found it"
 
 
+def test_evaluation_during_a_run_does_not_autotune(tmp_path: Path, monkeypatch) -> None:
+    # Training batches share one shape; evaluation batches take each sequence's length, and autotuning
+    # every new shape would cost more than the evaluation itself.
+    during: list[bool] = []
+
+    def evaluator(model: nn.Module, step: int) -> dict[str, float]:
+        during.append(torch.backends.cudnn.benchmark)
+        return {"rank1": 50.0}
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)
+    trainer = Trainer(toy_config(tmp_path / "run"), model=toy_model(), evaluator=evaluator, progress=False)
+    assert trainer._evaluate(trainer.model, 1) == {"rank1": 50.0}
+    assert during == [False]
+    assert torch.backends.cudnn.benchmark is True, "training goes on autotuned"
+
+
 _RANK_SCRIPT = """
 import sys
 from pathlib import Path

@@ -347,11 +347,16 @@ class Trainer:
     def _evaluate(self, model: nn.Module, step: int) -> dict[str, float]:
         assert self.evaluator is not None
         was_training = model.training
+        autotune = torch.backends.cudnn.benchmark
         model.eval()
+        # Evaluation meets a new input shape with every sequence length: with the autotuner on, cuDNN
+        # would time its kernels for each one, and evaluating would take longer than training between.
+        torch.backends.cudnn.benchmark = False
         try:
             with torch.no_grad():
                 scores = self.evaluator(model, step)
         finally:
+            torch.backends.cudnn.benchmark = autotune
             model.train(was_training)
         return {k: float(v) for k, v in scores.items()}
 
