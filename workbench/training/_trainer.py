@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from workbench.config import dump_config, to_dict
+from workbench.config import dump_config
 from workbench.models import autocast, resolve_device
 from workbench.training._batches import TrainBatch, TrainData
 from workbench.training._builders import (
@@ -30,7 +30,6 @@ from workbench.training._callbacks import (
     TrainResult,
 )
 from workbench.training._checkpoint import (
-    CHECKPOINT_FORMAT,
     CheckpointError,
     capture_rng_state,
     checkpoint_path,
@@ -38,7 +37,6 @@ from workbench.training._checkpoint import (
     list_checkpoints,
     load_checkpoint,
     prune_checkpoints,
-    restore_rng_state,
     save_checkpoint,
 )
 from workbench.training._config import TrainConfig
@@ -53,6 +51,7 @@ from workbench.training._distributed import (
     zero_gradient_term,
 )
 from workbench.training._losses import GaitLoss
+from workbench.training._resume import Evaluations, LoopParts, restore_training_state, training_state
 
 logger = logging.getLogger(__name__)
 
@@ -199,10 +198,12 @@ class Trainer:
         scheduler = build_scheduler(optimizer, cfg.scheduler)
         scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
         autocast(device, cfg.amp)  # validate the AMP choice before any work
+        parts = LoopParts(bare, optimizer, scheduler, scaler)
         start, skipped = 0, 0
-        evaluations: list[tuple[int, dict[str, float]]] = []
+        evaluations: Evaluations = []
         if state is not None:
-            start, skipped, evaluations = self._restore(state, bare, optimizer, scheduler, scaler, ctx, data)
+            start, skipped, evaluations = restore_training_state(state, parts, cfg, ctx, data.num_classes,
+                                                                 self.output_dir)
         else:
             # Same initial weights on every rank, different dropout/augmentation streams afterwards.
             torch.manual_seed(cfg.seed + 1_000_003 * ctx.rank)
@@ -241,7 +242,7 @@ class Trainer:
                 last = step == cfg.iterations
                 path = None
                 if last or (cfg.save_every and step % cfg.save_every == 0):
-                    path = self._save(step, bare, optimizer, scheduler, scaler, ctx, device, data, skipped, evaluations)
+                    path = self._save(step, parts, ctx, device, data.num_classes, skipped, evaluations)
                     last_ckpt = path or last_ckpt
                 failure: BaseException | None = None
                 if ctx.is_main:
@@ -362,80 +363,14 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------------
 
-    def _save(
-        self,
-        step: int,
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        scaler: torch.amp.GradScaler,
-        ctx: DistributedContext,
-        device: torch.device,
-        data: TrainData,
-        skipped: int,
-        evaluations: list[tuple[int, dict[str, float]]],
-    ) -> Path | None:
-        rng = gather_objects(capture_rng_state(), device)
+    def _save(self, step: int, parts: LoopParts, ctx: DistributedContext, device: torch.device, num_classes: int,
+              skipped: int, evaluations: Evaluations) -> Path | None:
+        rng = gather_objects(capture_rng_state(), device)  # every rank takes part
         path = None
         if ctx.is_main:
-            state = {
-                "format": CHECKPOINT_FORMAT,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(),
-                "iteration": step,
-                "rng": rng,
-                "sampler": {"seed": self.config.seed, "step": step, "world_size": ctx.world_size},
-                "config": to_dict(self.config),
-                "num_classes": data.num_classes,
-                "skipped_steps": skipped,
-                "evaluations": [[s, dict(m)] for s, m in evaluations],
-            }
+            state = training_state(parts, self.config, step=step, rng=rng, world_size=ctx.world_size,
+                                   num_classes=num_classes, skipped=skipped, evaluations=evaluations)
             path = save_checkpoint(state, checkpoint_path(self.output_dir, step))
             prune_checkpoints(self.output_dir, self.config.keep_last)
         barrier()
         return path
-
-    def _restore(
-        self,
-        state: dict[str, Any],
-        model: nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: torch.optim.lr_scheduler.LRScheduler,
-        scaler: torch.amp.GradScaler,
-        ctx: DistributedContext,
-        data: TrainData,
-    ) -> tuple[int, int, list[tuple[int, dict[str, float]]]]:
-        where = f"{self.output_dir} (step {state.get('iteration')})"
-        if "optimizer" not in state:
-            raise CheckpointError(
-                f"{where}: the checkpoint holds model weights only (imported or exported), not a training state "
-                "to resume; start the run in another output_dir"
-            )
-        if state.get("num_classes", data.num_classes) != data.num_classes:
-            raise CheckpointError(
-                f"{where}: checkpoint has {state['num_classes']} classes, the data {data.num_classes}; "
-                "resume with the same data.path and partition"
-            )
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(f"{where}: model does not match the checkpoint; resume with its config ({exc})") from exc
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        sampler = state.get("sampler", {})
-        if sampler.get("seed", self.config.seed) != self.config.seed:
-            logger.warning("%s: seed changed from %s to %s; the data order will differ", where,
-                           sampler.get("seed"), self.config.seed)
-        rng = state.get("rng") or []
-        if len(rng) == ctx.world_size:
-            restore_rng_state(rng[ctx.rank])
-        else:
-            logger.warning("%s: saved with %d process(es), now %d; RNG streams reseeded", where, len(rng),
-                           ctx.world_size)
-            torch.manual_seed(self.config.seed + 1_000_003 * ctx.rank + int(state["iteration"]))
-        evaluations = [(int(s), {k: float(v) for k, v in m.items()}) for s, m in state.get("evaluations", [])]
-        return int(state["iteration"]), int(state.get("skipped_steps", 0)), evaluations
