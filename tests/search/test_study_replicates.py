@@ -115,8 +115,22 @@ def test_a_grid_study_compares_trees_on_shared_seeds_then_on_test(write_study, c
     for key in ("trees", "trees_test"):
         assert {row["name"]: (row["n"], row["seeds"]) for row in report[key]} == {
             name: (3, [0, 1, 2]) for name in rows}
+    capsys.readouterr()
     assert main([*compare, "--split", "test"]) == 0
-    assert "casia-b-paper [1, 2, 4]" in capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert "casia-b-paper [1, 2, 4]" in table
+
+    # The project moved (to another disk, another machine) with its MLflow store inside: the runs' folder
+    # tags name the old place, and the comparison finds the trial folders beside the store instead.
+    import shutil
+
+    moved = config.project_dir.with_name("moved-home")
+    shutil.copy2(config.tracking.uri.removeprefix("sqlite:///"), config.project_dir / "mlflow.db")
+    config.project_dir.rename(moved)
+    moved_compare = ["compare", "--tracking-uri", f"sqlite:///{moved / 'mlflow.db'}",
+                     "--experiment", config.experiment_name, "--by", "tree", "--split", "test"]
+    assert main(moved_compare) == 0
+    assert capsys.readouterr().out == table
 
 
 def test_an_exported_record_reports_tests_and_adds_seeds_without_the_project_or_its_weights(

@@ -62,6 +62,13 @@ def _existing_store(given: str | None) -> str:
     return given
 
 
+def _store_folder(uri: str) -> Path | None:
+    """The folder of a SQLite store: a study's project, where its trial folders are even after a move."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):]).parent  # absolute: resolve_tracking_uri made it so
+
+
 def _pick_experiment(uri: str, given: str | None) -> str:
     from workbench.tracking import experiment_names
 
@@ -101,7 +108,7 @@ def run_compare(args: argparse.Namespace) -> int:
         where = f" matching {args.filter_string!r}" if args.filter_string else ""
         raise CLIError(f"no trial runs{where} in experiment {experiment!r} at {redact_uri(uri)}")
     if args.by == "tree":
-        return _compare_trees(trials, args, experiment)
+        return _compare_trees(trials, args, experiment, uri)
     sort_by = args.sort or next(iter(objectives))
     try:
         for name in [*objectives, sort_by]:
@@ -137,7 +144,7 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _compare_trees(trials: Any, args: argparse.Namespace, experiment: str) -> int:
+def _compare_trees(trials: Any, args: argparse.Namespace, experiment: str, uri: str) -> int:
     """``--by tree``: the per-tree table and verdict; nothing is written."""
     from workbench.evaluation import sizing
     from workbench.evaluation._replicates import format_rows
@@ -145,8 +152,8 @@ def _compare_trees(trials: Any, args: argparse.Namespace, experiment: str) -> in
 
     objective = next(iter(args.objectives)).split(":")[0]
     try:
-        rows, reference, verdict = compare_logged_trees(trials, split=args.split,
-                                                        reference=args.reference, key=objective)
+        rows, reference, verdict = compare_logged_trees(trials, split=args.split, reference=args.reference,
+                                                        key=objective, project_dir=_store_folder(uri))
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
     print(f"experiment {experiment!r}, {args.split} subjects: each tree and cut over its seeds (95 % interval over "

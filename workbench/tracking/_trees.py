@@ -65,18 +65,30 @@ def split_evaluations(folder: Path, seeds: list[int], split: str) -> dict[int, P
     return {seed: path for seed, path in found.items() if has_saved_result(path)}
 
 
-def run_evaluations(row: Any, split: str = "validation") -> dict[int, Path]:
-    """Seed -> evaluation folder (with ``subject_scores.npz``) of one trial run; empty when none is saved."""
+def trial_run_folder(recorded: Path, project_dir: Path | None = None) -> Path:
+    """Where a trial run's folder is now: ``recorded`` (its ``workbench.output_dir`` tag), or, when that is
+    gone and the run belongs to a study project that was moved or copied (``PROJECT/trials/<study>/<trial>``),
+    the same folder under ``project_dir``, the project the MLflow store now sits in."""
+    if recorded.is_dir() or project_dir is None or len(recorded.parts) < 3 or recorded.parts[-3] != "trials":
+        return recorded
+    moved = project_dir.joinpath(*recorded.parts[-3:])
+    return moved if moved.is_dir() else recorded
+
+
+def run_evaluations(row: Any, split: str = "validation", project_dir: Path | None = None) -> dict[int, Path]:
+    """Seed -> evaluation folder (with ``subject_scores.npz``) of one trial run; empty when none is saved.
+    ``project_dir``: where the study's project is now, if it may have moved since (``trial_run_folder``)."""
     folder_text = row.get("tags.workbench.output_dir") if hasattr(row, "get") else None
     if not isinstance(folder_text, str) or not folder_text:
         return {}
-    return split_evaluations(Path(folder_text), _seeds(row) or [0], split)
+    return split_evaluations(trial_run_folder(Path(folder_text), project_dir), _seeds(row) or [0], split)
 
 
 def tree_groups(
-    trials: pd.DataFrame, split: str = "validation"
+    trials: pd.DataFrame, split: str = "validation", project_dir: Path | None = None
 ) -> tuple[dict[str, dict[int, list[Any]]], dict[str, list[int]], dict[str, dict[str, float]]]:
-    """Complete trials grouped by ``"<tree> <cuts>"``: seed -> loaded results, each group's cuts and cost."""
+    """Complete trials grouped by ``"<tree> <cuts>"``: seed -> loaded results, each group's cuts and cost.
+    ``project_dir``: where the study's project is now (see ``trial_run_folder``)."""
     from workbench.evaluation import load_result
 
     groups: dict[str, dict[int, list[Any]]] = {}
@@ -84,7 +96,7 @@ def tree_groups(
     costs: dict[str, dict[str, float]] = {}
     complete = trials[trials["state"] == "complete"] if "state" in trials.columns else trials
     for _, row in complete.iterrows():
-        folders = run_evaluations(row, split)
+        folders = run_evaluations(row, split, project_dir)
         if not folders:
             continue
         levels = row.get("params.cuts", "")
@@ -101,15 +113,16 @@ def tree_groups(
 
 
 def compare_logged_trees(trials: pd.DataFrame, *, split: str = "validation", reference: str | None = None,
-                         key: str = "rank1") -> tuple[list[Any], str, str]:
+                         key: str = "rank1", project_dir: Path | None = None) -> tuple[list[Any], str, str]:
     """``(rows, reference, verdict)`` of the per-tree comparison of logged trials on ``split``.
 
     ``reference`` names a tree (its first group) or a group label; by default the uniform tree.
+    ``project_dir``: where the study's project is now, when it may have been moved since it ran.
     Raises ``ValueError`` when no complete trial has saved evaluations on that split.
     """
     from workbench.evaluation import compare_configurations, verdict
 
-    groups, cuts, costs = tree_groups(trials, split)
+    groups, cuts, costs = tree_groups(trials, split, project_dir)
     if not groups:
         raise ValueError(f"no complete trial has saved {split} evaluations (subject_scores.npz) in its folder; "
                          "trials of studies run with this version save them"
