@@ -78,3 +78,20 @@ def test_a_study_that_searches_one_parameter_prints_no_importances(tmp_path) -> 
     report = build_report(study, ["rank1"], tmp_path)
     assert report.importances == {}
     assert "parameter importances" not in report.text()
+
+
+def test_the_best_trials_regions_survive_a_moved_project() -> None:
+    """The report shows each best trial's region heights as the trial recorded them, so a record whose
+    tree files were moved away (an exported record, another machine) still shows them."""
+    from workbench.search._report import _splits
+
+    distributions = {"tree": optuna.distributions.CategoricalDistribution(["mine", "casia-b-paper"])}
+    recorded = optuna.trial.create_trial(
+        params={"tree": "mine"}, distributions=distributions, value=90.0,
+        user_attrs={"tree_source": "/gone/hierarchies/mine.json", "cuts": [1, 2, 4],
+                    "splits": [[64], [19, 13], [16, 3, 10, 3]]})
+    assert _splits(recorded) == [[64], [19, 13], [16, 3, 10, 3]]
+    # A trial from before the attribute was recorded: cut again from its tree, where the tree still is.
+    older = optuna.trial.create_trial(params={"tree": "casia-b-paper"}, distributions=distributions, value=90.0,
+                                      user_attrs={"cuts": [2, 4]})
+    assert _splits(older) == [[40, 24], [8, 32, 16, 8]]

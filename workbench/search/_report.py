@@ -44,7 +44,7 @@ class StudyReport:
         for row in self.best:
             values = ", ".join(f"{m}={v:.4g}" for m, v in zip(self.metrics, row["values"], strict=True))
             lines.append(f"  trial {row['number']}: {values}")
-            lines.append(f"    tree {row['params'].get('tree')} cuts {row['cuts']} splits {row['splits']}")
+            lines.append(f"    tree {row['params'].get('tree')} cuts {row['cuts']} splits (rows at each stage's height) {row['splits']}")
             other = {k: v for k, v in row["params"].items() if k != "tree" and not k.startswith("cut_")}
             lines.append(f"    {other}")
         for note in self.notes:
@@ -82,8 +82,13 @@ def trial_label(trial: FrozenTrial) -> str:
 
 
 def _splits(trial: FrozenTrial) -> list[list[int]]:
+    """The trial's region heights per stage: as it recorded them (which outlive a moved or exported
+    project), else cut again from its tree file."""
     from workbench.hierarchy import load_tree
 
+    recorded = trial.user_attrs.get("splits")
+    if recorded:
+        return [[int(h) for h in split] for split in recorded]
     source = trial.user_attrs.get("tree_source", trial_choices(trial).get("tree"))
     if source is None:
         return []
