@@ -62,3 +62,17 @@ def test_each_worker_trains_on_its_own_gpu_and_its_trials_say_which(write_study,
             by_worker.setdefault(str(t.system_attrs[WORKER_KEY]), set()).add(devices[t.number])
     assert all(len(gpus) == 1 for gpus in by_worker.values()), f"a worker changed GPU: {by_worker}"
     assert len({next(iter(g)) for g in by_worker.values()}) == len(by_worker), "two workers shared a GPU"
+
+
+def test_the_test_step_gives_each_worker_one_gpu_however_many_ranks_trained(write_study, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from workbench.search._heldout import evaluation_gpus
+
+    config = load_study_config(write_study(name="testgpus", trials=1, iterations=2))
+    ddp = replace(config, train=replace(config.train, device="cuda", nproc_per_node=2))
+    monkeypatch.setattr("workbench.search._devices.visible_gpus", lambda: ["0", "1", "2"])
+    assert evaluation_gpus(ddp, 2) == ["0", "1"]
+    assert evaluation_gpus(ddp, 4) == ["0", "1", "2", "0"]
+    cpu = replace(config, train=replace(config.train, device="cpu"))
+    assert evaluation_gpus(cpu, 2) == [None, None], "a study on the CPU evaluates on the CPU"

@@ -146,6 +146,14 @@ def _evaluate_folder(config: StudyConfig, prepared: PreparedStudy, folder: Path,
     return result
 
 
+def evaluation_gpus(config: StudyConfig, workers: int) -> list[str | None]:
+    """``CUDA_VISIBLE_DEVICES`` of each test-step worker: one GPU each in turn, however many ranks trained
+    a model (one process evaluates it), and none where the study trains on the CPU."""
+    from workbench.search._devices import visible_gpus, worker_gpus
+
+    return worker_gpus(workers, None, visible_gpus() if config.train.device != "cpu" else [])
+
+
 def _evaluate_in_workers(config: StudyConfig, prepared: PreparedStudy, jobs: Sequence[tuple[int, Path]],
                          workers: int) -> None:
     """Evaluate the final models of ``jobs`` (trial number, replicate folder) not yet scored, in up to
@@ -158,7 +166,6 @@ def _evaluate_in_workers(config: StudyConfig, prepared: PreparedStudy, jobs: Seq
     from workbench.search._devices import (
         THREADS,
         start_workers,
-        study_worker_gpus,
         usable_cores,
         worker_threads,
     )
@@ -168,7 +175,7 @@ def _evaluate_in_workers(config: StudyConfig, prepared: PreparedStudy, jobs: Seq
     workers = min(workers, len(pending))
     if workers < 2:
         return
-    devices = study_worker_gpus(config, workers)
+    devices = evaluation_gpus(config, workers)
     threads = worker_threads(workers, usable_cores(), os.environ.get(THREADS))
     log.info("%d final model(s) to evaluate on the test subjects, in %d worker processes", len(pending), workers)
     ctx = mp.get_context("spawn")
