@@ -66,7 +66,7 @@ def test_study_curve_prints_each_evaluation_of_each_seed_and_draws_them(write_st
     study = optuna.load_study(study_name="curve", storage=open_storage(f"sqlite:///{config.project_dir / 'optuna.db'}"))
     done = study.trials[0]
     running = study.ask()
-    for key in ("mlflow_run_id", "seeds", "fixed_choices", "cuts"):
+    for key in ("output_dir", "seeds", "fixed_choices", "cuts"):
         if key in done.user_attrs:
             running.set_user_attr(key, done.user_attrs[key])
     assert main(["study", "curve", str(path), "--out", str(out_dir)]) == 0

@@ -167,6 +167,10 @@ def test_an_exported_record_reports_tests_and_adds_seeds_without_the_project_or_
     assert list(record.rglob("*.png")) and not list(lean.rglob("*.png")) and not list(lean.rglob("*.svg"))
     assert len(list(lean.rglob("subject_scores.npz"))) == len(list(record.rglob("subject_scores.npz"))) == 6 * 2
 
+    capsys.readouterr()
+    assert main(["study", "curve", str(path)]) == 0
+    curve = capsys.readouterr().out.split("\nfigure: ")[0]
+    assert "validation rank1 along training" in curve and "(trial 0)" in curve
     shutil.rmtree(home)  # the record stands alone
 
     def no_training(*args: object, **kwargs: object) -> None:
@@ -179,4 +183,15 @@ def test_an_exported_record_reports_tests_and_adds_seeds_without_the_project_or_
         assert [(r["name"], r["seeds"], r["rank1_mean"], r["delta_ci95"]) for r in after[key]] == \
                [(r["name"], r["seeds"], r["rank1_mean"], r["delta_ci95"]) for r in before[key]]
     assert main(["study", "test", str(path), "--all", "--project-dir", str(record)]) == 0  # read back, not re-run
+
+    # The learning curves come back from the seeds' training logs, which the record keeps, with no
+    # MLflow store to read (and none created).
+    def no_mlflow(*args: object, **kwargs: object) -> None:
+        raise AssertionError("study curve asked MLflow")
+
+    monkeypatch.setattr("workbench.tracking._store.make_client", no_mlflow)
+    capsys.readouterr()
+    assert main(["study", "curve", str(path), "--project-dir", str(record)]) == 0
+    assert capsys.readouterr().out.split("\nfigure: ")[0] == curve
+    assert not list(record.rglob("mlflow.db"))
     assert main(["study", "replicate", str(path), "--all", "--seeds", "1", "--project-dir", str(record)]) == 0

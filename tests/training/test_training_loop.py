@@ -27,6 +27,7 @@ from workbench.training import (
     TrainResult,
     list_checkpoints,
     load_checkpoint,
+    logged_evaluations,
     training_seconds,
 )
 
@@ -281,3 +282,17 @@ def test_training_seconds_count_every_run_of_a_resumed_log(tmp_path: Path) -> No
     old = tmp_path / "old.jsonl"
     old.write_text("\n".join(json.dumps({"event": "step", "step": s, "time": 10.0 * s}) for s in (1, 2, 5)))
     assert training_seconds(old) == pytest.approx(40.0)
+
+
+def test_logged_evaluations_keep_the_last_figures_of_a_step_a_resumed_run_evaluated_again(tmp_path: Path) -> None:
+    log = tmp_path / "metrics.jsonl"
+    assert logged_evaluations(log) == {}
+    lines = [
+        {"event": "start", "step": 0, "time": 1.0},
+        {"event": "evaluation", "step": 20, "rank1": 60.0, "rank1_ci_low": 55.0, "time": 2.0},
+        {"event": "evaluation", "step": 40, "rank1": 70.0, "time": 3.0},  # killed before the checkpoint at 40
+        {"event": "start", "step": 20, "time": 4.0},
+        {"event": "evaluation", "step": 40, "rank1": 71.0, "time": 5.0},
+    ]
+    log.write_text("\n".join(json.dumps(r) for r in lines) + '\n{"event": "evalu')  # a line cut short
+    assert logged_evaluations(log) == {20: {"rank1": 60.0, "rank1_ci_low": 55.0}, 40: {"rank1": 71.0}}

@@ -179,14 +179,12 @@ def curve_handler(args: argparse.Namespace) -> int:
     """Handler of ``workbench study curve``: reads the stores, writes only the figure."""
     from workbench.cli import CLIError
     from workbench.search._curves import DEFAULT_TOLERANCE, curves_text, plot_curves, read_curves
-    from workbench.tracking import resolve_tracking_uri
 
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     if tolerance < 0:
         raise CLIError(f"--tolerance {tolerance}: give 0 or more points")
     config, study, _ = _open(args)
-    uri = resolve_tracking_uri(config.tracking.uri or None, project_dir=config.project_dir)
-    curves = read_curves(study, uri, args.metric)
+    curves = read_curves(study, config, args.metric)
     print(curves_text(curves, args.metric, tolerance))
     if curves:
         out = args.out or config.project_dir / "reports" / config.study.name

@@ -2,8 +2,9 @@
 
 How long must a recipe train before a comparison is about the configurations and not about where each
 run happened to stop? Each trial evaluates its validation subjects every ``budget.eval_every``
-iterations and logs the figures to MLflow (``val/<metric>``, or ``val/seed<s>/<metric>`` per seed);
-this module reads them back, averages each configuration over its seeds, and finds where the mean stops
+iterations and records the figures in each seed's training log (``metrics.jsonl``, which exported
+records keep; MLflow has them too, as ``val/<metric>`` or ``val/seed<s>/<metric>``); this module reads
+the logs back, averages each configuration over its seeds, and finds where the mean stops
 rising: the **plateau step** is the first evaluation after which the mean never gains more than
 ``tolerance`` points. Each evaluation also logged its 95 % interval over the validation subjects
 (``..._ci_low`` / ``..._ci_high``); the curve carries it (averaged over seeds), so a rise can be read
@@ -19,8 +20,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
+from workbench.search._config import StudyConfig
 from workbench.search._report import trial_label
 
 #: Points of rank-1 (or of whatever metric) below which a later gain does not count as still rising.
@@ -78,47 +80,34 @@ class Curve:
         return max(values) - min(values) if values else math.nan
 
 
-def _history_keys(trial: FrozenTrial, metric: str, prefix: str) -> dict[int, str]:
-    seeds = list(trial.user_attrs.get("seeds") or [0])
-    if len(seeds) == 1:
-        return {int(seeds[0]): f"{prefix}{metric}"}
-    return {int(s): f"{prefix}seed{s}/{metric}" for s in seeds}
-
-
 #: How a trial that has not completed is marked in its curve's label.
 _STATE_NOTES = {TrialState.RUNNING: "running", TrialState.PRUNED: "pruned", TrialState.FAIL: "stopped"}
 
 
-def _history(client: Any, run_id: str, key: str) -> dict[int, float]:
-    # Step 0 holds no evaluation (trials evaluate after training steps); earlier releases logged the
-    # final figures there, which would start the curve at its end.
-    return {int(m.step): float(m.value) for m in client.get_metric_history(run_id, key) if m.step > 0}
-
-
-def read_curves(study: Any, tracking_uri: str, metric: str = "rank1") -> list[Curve]:
-    """Every trial's validation ``metric`` history from MLflow, one ``Curve`` each.
+def read_curves(study: Any, config: StudyConfig, metric: str = "rank1") -> list[Curve]:
+    """Every trial's validation ``metric`` history, one ``Curve`` each, from the training log of each of
+    its seeds (``metrics.jsonl`` in the seed's folder, which an exported record keeps too).
 
     Trials still training are included (watch a study's curves while it runs), as are pruned trials and
-    trials that stopped; their labels say so. Trials without an MLflow run (skipped repeats) or without
-    any logged evaluation are left out.
+    trials that stopped; their labels say so. Trials without a folder (skipped repeats) or without any
+    logged evaluation are left out. Reads only.
     """
-    from workbench.tracking import VALIDATION_METRIC_PREFIX
-    from workbench.tracking._store import make_client
+    from workbench.search._replicates import trial_seed_folders
+    from workbench.training import TRAINING_LOG, logged_evaluations
 
-    client = make_client(tracking_uri)
     curves = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, *_STATE_NOTES)):
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if not run_id:
-            continue
         seeds: dict[int, dict[int, float]] = {}
         intervals: dict[int, dict[int, tuple[float, float]]] = {}
-        for seed, key in _history_keys(trial, metric, VALIDATION_METRIC_PREFIX).items():
-            history = _history(client, run_id, key)
-            if history:
-                seeds[seed] = history
-                low, high = _history(client, run_id, f"{key}_ci_low"), _history(client, run_id, f"{key}_ci_high")
-                intervals[seed] = {s: (low[s], high[s]) for s in history if s in low and s in high}
+        for seed, folder in trial_seed_folders(trial, config).items():
+            logged = {step: figures for step, figures in logged_evaluations(folder / TRAINING_LOG).items()
+                      if step > 0 and metric in figures}
+            if not logged:
+                continue
+            seeds[seed] = {step: figures[metric] for step, figures in logged.items()}
+            intervals[seed] = {step: (figures[f"{metric}_ci_low"], figures[f"{metric}_ci_high"])
+                               for step, figures in logged.items()
+                               if f"{metric}_ci_low" in figures and f"{metric}_ci_high" in figures}
         if seeds:
             note = _STATE_NOTES.get(trial.state)
             curves.append(Curve(trial_label(trial) + (f", {note}" if note else ""), trial.number, seeds, intervals))

@@ -25,6 +25,7 @@ from workbench.training._callbacks import (
     TrainInfo,
     TrainingCallback,
     TrainResult,
+    logged_evaluations,
     training_seconds,
 )
 from workbench.training._checkpoint import (
@@ -107,6 +108,7 @@ __all__ = [
     "load_checkpoint",
     "load_for_inference",
     "load_train_config",
+    "logged_evaluations",
     "pairwise_part_distances",
     "prune_checkpoints",
     "rank_threads",

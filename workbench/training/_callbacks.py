@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -195,6 +195,30 @@ class JsonLinesLog(TrainingCallback):
         self._write({"event": "end", "step": result.step, "status": result.status, "seconds": float(result.seconds)})
 
 
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a killed process
+        if isinstance(record, dict):
+            yield record
+
+
+def logged_evaluations(log: str | Path) -> dict[int, dict[str, float]]:
+    """Step -> figures of every evaluation recorded in ``log`` (a run's ``metrics.jsonl``), in step order;
+    where a resumed run evaluated a step again, its later figures. Empty when there is no log."""
+    path = Path(log)
+    if not path.is_file():
+        return {}
+    found: dict[int, dict[str, float]] = {}
+    for record in _records(path):
+        if record.get("event") == "evaluation" and isinstance(record.get("step"), int):
+            found[record["step"]] = {k: float(v) for k, v in record.items()
+                                     if k not in ("event", "step", "time") and isinstance(v, int | float)}
+    return dict(sorted(found.items()))
+
+
 def training_seconds(log: str | Path) -> float | None:
     """Wall-clock seconds the runs recorded in ``log`` (a run's ``metrics.jsonl``) spent training,
     evaluations during training included: each run from its ``start`` to its ``end`` record, a run
@@ -205,14 +229,7 @@ def training_seconds(log: str | Path) -> float | None:
     path = Path(log)
     if not path.is_file():
         return None
-    timed = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a killed process
-        if isinstance(record.get("time"), (int, float)):
-            timed.append(record)
+    timed = [record for record in _records(path) if isinstance(record.get("time"), (int, float))]
     if not timed:
         return None
     total, began, last = 0.0, None, None
