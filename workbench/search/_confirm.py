@@ -163,12 +163,11 @@ def _train_in_workers(config: StudyConfig, study_file: Path, storage_url: str, t
 
     from workbench.search._devices import (
         THREADS,
-        start_workers,
         study_worker_gpus,
         usable_cores,
         worker_threads,
     )
-    from workbench.search._runner import stop_workers
+    from workbench.search._runner import run_workers
 
     devices = study_worker_gpus(config, workers)
     threads = worker_threads(workers, usable_cores(), os.environ.get(THREADS))
@@ -177,14 +176,7 @@ def _train_in_workers(config: StudyConfig, study_file: Path, storage_url: str, t
                          args=(str(study_file), storage_url, str(config.project_dir), top, seeds, every, i,
                                os.getpid()))
              for i in range(workers)]
-    start_workers(procs, devices, threads)
-    try:
-        for proc in procs:
-            proc.join()
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the workers as study run stops its own
-        stop_workers(procs)
-        raise
-    failed = [p.name for p in procs if p.exitcode != 0]
+    failed = run_workers(procs, devices, threads)
     if failed:  # what they left is trained here, from the seeds' checkpoints
         log.warning("%s ended with an error; the seeds they held are trained here", ", ".join(failed))
 

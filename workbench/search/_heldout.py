@@ -163,13 +163,8 @@ def _evaluate_in_workers(config: StudyConfig, prepared: PreparedStudy, jobs: Seq
     import os
 
     from workbench.evaluation import has_saved_result
-    from workbench.search._devices import (
-        THREADS,
-        start_workers,
-        usable_cores,
-        worker_threads,
-    )
-    from workbench.search._runner import stop_workers
+    from workbench.search._devices import THREADS, usable_cores, worker_threads
+    from workbench.search._runner import run_workers
 
     pending = [(n, f) for n, f in jobs if not has_saved_result(f / SPLIT_FOLDERS["test"])]
     workers = min(workers, len(pending))
@@ -182,14 +177,7 @@ def _evaluate_in_workers(config: StudyConfig, prepared: PreparedStudy, jobs: Seq
     procs = [ctx.Process(target=_test_worker_main, name=f"test-worker-{i}",
                          args=(config, prepared, pending[i::workers], i, os.getpid()))
              for i in range(workers)]
-    start_workers(procs, devices, threads)
-    try:
-        for proc in procs:
-            proc.join()
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was saved stays, the rest is evaluated next time
-        stop_workers(procs)
-        raise
-    failed = [p.name for p in procs if p.exitcode != 0]
+    failed = run_workers(procs, devices, threads)  # stopped by Ctrl-C: what was saved stays
     if failed:
         log.warning("%s ended with an error; the models they left are evaluated here", ", ".join(failed))
 

@@ -119,10 +119,12 @@ def replicate_seeds(config: StudyConfig) -> list[int]:
 def trial_folder(trial: FrozenTrial, config: StudyConfig) -> Path:
     """The trial's folder under the study's project directory, where the trial ran or where its record was
     moved or exported to (``--project-dir``); the folder it trained in when the project has no such folder."""
+    from workbench.tracking import trial_run_folder
+
     stored = trial.user_attrs.get("output_dir")
-    name = Path(stored).name if stored else f"trial-{trial.number:04d}"
-    here = config.project_dir / "trials" / config.study.name / name
-    return here if here.is_dir() or not stored else Path(stored)
+    if not stored:
+        return config.project_dir / "trials" / config.study.name / f"trial-{trial.number:04d}"
+    return trial_run_folder(Path(stored), config.project_dir)
 
 
 def trial_seeds(trial: FrozenTrial, config: StudyConfig) -> list[int]:

@@ -329,15 +329,23 @@ def _work(config: StudyConfig, prepared: PreparedStudy, url: str, budget: int, d
         for i, device in enumerate(devices):
             if device is not None:
                 log.info("worker %d trains on GPU(s) %s", i, device)
-        start_workers(procs, devices, threads)
-        try:
-            for proc in procs:
-                proc.join()
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: stop the workers and wait for their cleanup
-            stop_workers(procs)
-            raise
+        run_workers(procs, devices, threads)
         # A worker that died mid-trial leaves a RUNNING trial: reap it and finish the budget here.
         worker_loop(config, prepared, url, budget, workers, deadline, since)
+
+
+def run_workers(procs: Sequence[mp.process.BaseProcess], devices: Sequence[str | None],
+                threads: int | None) -> list[str]:
+    """Start the spawned workers (``start_workers``) and wait for them all; on Ctrl-C or SIGTERM stop them
+    (``stop_workers``) and raise. Returns the names of the workers that ended with an error."""
+    start_workers(procs, devices, threads)
+    try:
+        for proc in procs:
+            proc.join()
+    except KeyboardInterrupt:  # stop the workers and wait for their cleanup
+        stop_workers(procs)
+        raise
+    return [p.name for p in procs if p.exitcode != 0]
 
 
 def stop_workers(procs: Sequence[mp.process.BaseProcess], grace: float = WORKER_STOP_GRACE_SECONDS) -> None:

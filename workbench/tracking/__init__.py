@@ -71,6 +71,7 @@ from workbench.tracking._trees import (
     seed_folders,
     split_evaluations,
     tree_groups,
+    trial_run_folder,
 )
 from workbench.tracking._values import format_value, sanitize_key
 
@@ -124,6 +125,7 @@ __all__ = [
     "sqlite_file_problem",
     "tree_groups",
     "tree_label",
+    "trial_run_folder",
     "ui_hint",
     "with_postgres_driver",
 ]

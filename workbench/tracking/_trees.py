@@ -66,13 +66,13 @@ def split_evaluations(folder: Path, seeds: list[int], split: str) -> dict[int, P
 
 
 def trial_run_folder(recorded: Path, project_dir: Path | None = None) -> Path:
-    """Where a trial run's folder is now: ``recorded`` (its ``workbench.output_dir`` tag), or, when that is
-    gone and the run belongs to a study project that was moved or copied (``PROJECT/trials/<study>/<trial>``),
-    the same folder under ``project_dir``, the project the MLflow store now sits in."""
-    if recorded.is_dir() or project_dir is None or len(recorded.parts) < 3 or recorded.parts[-3] != "trials":
+    """Where a trial's folder is now: the same ``trials/<study>/<trial>`` under ``project_dir`` (the project
+    read from, which may be a moved or copied project or an exported record) when it is there, else
+    ``recorded`` (where it trained: the run's ``workbench.output_dir`` tag, the trial's ``output_dir``)."""
+    if project_dir is None or len(recorded.parts) < 3 or recorded.parts[-3] != "trials":
         return recorded
-    moved = project_dir.joinpath(*recorded.parts[-3:])
-    return moved if moved.is_dir() else recorded
+    here = project_dir.joinpath(*recorded.parts[-3:])
+    return here if here.is_dir() else recorded
 
 
 def run_evaluations(row: Any, split: str = "validation", project_dir: Path | None = None) -> dict[int, Path]:
