@@ -103,6 +103,17 @@ def test_unknown_study_key_names_the_file(tmp_path: Path) -> None:
     assert main(["study", "run", str(path)]) == 2
 
 
+def test_the_evaluation_at_the_end_of_training_is_never_pruned(write_study) -> None:
+    # The same always-pruning threshold, but the only evaluation is the last one: the training is spent,
+    # so the trial completes with its value instead of being thrown away as pruned.
+    path = write_study(name="prune-end", trials=2, iterations=2,
+                       extra='[pruner]\nname = "threshold"\nlower = 101.0\n')
+    summary = run_study(path)
+    assert (summary.complete, summary.pruned, summary.failed) == (2, 0, 0)
+    for t in _study(path).trials:
+        assert t.state == TrialState.COMPLETE and list(t.intermediate_values) == [2]
+
+
 def test_pruned_trials_are_recorded_as_pruned_in_optuna_and_mlflow(write_study) -> None:
     # rank-1 is a percentage, so a lower bound of 101 prunes every trial at its first evaluation.
     path = write_study(name="prune", trials=2, iterations=4,

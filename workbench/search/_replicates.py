@@ -47,14 +47,21 @@ def headline(summary: Mapping[str, float], metric: str) -> float:
 
 
 class PruningCallback(TrainingCallback):
-    """Report the objective at every evaluation and stop the trial when the pruner says so."""
+    """Report the objective at every evaluation and stop the trial when the pruner says so.
 
-    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+    The evaluation at ``last_step`` (the end of training) is reported but never pruned: the training
+    it would save is already spent, and the trial's finished result counts towards the study.
+    """
+
+    def __init__(self, trial: optuna.Trial, metric: str, last_step: int | None = None) -> None:
         self.trial = trial
         self.metric = metric
+        self.last_step = last_step
 
     def on_evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
         self.trial.report(headline(metrics, self.metric), step)
+        if self.last_step is not None and step >= self.last_step:
+            return
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step} ({self.metric}={headline(metrics, self.metric):.4f})")
 
@@ -206,7 +213,7 @@ def _train_seed(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Tria
     if trial is not None:
         callbacks.append(_StartStep(trial))
         if index == 0 and not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
-            callbacks.append(PruningCallback(trial, config.objectives[0].metric))
+            callbacks.append(PruningCallback(trial, config.objectives[0].metric, last_step=cfg.iterations))
     if cfg.nproc_per_node > 1:
         # Rank 0 evaluates and saves; this process runs the callbacks (Optuna, MLflow) for it.
         launched = launch_ranks(cfg, cfg.nproc_per_node, task=_TrialRanks(config, prepared, saved),
