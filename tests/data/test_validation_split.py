@@ -77,3 +77,21 @@ def test_saving_writes_a_partition_file_and_refuses_a_different_split_there(tmp_
     with pytest.raises(DataError, match="different validation split"):
         split_validation(PARTITION, fraction=0.3, seed=0).save(path)
     assert read_partition(path).test == split.validation  # nothing overwritten
+
+
+def test_the_same_split_from_a_moved_project_is_accepted_and_left_as_it_is(tmp_path: Path) -> None:
+    # A project folder that moved, or a study record copied elsewhere, names its dataset's partition under
+    # another path; the split itself is the same, so resuming or adding seeds there must not be refused.
+    path = tmp_path / "splits" / "study.json"
+    split = split_validation(PARTITION, fraction=0.2, seed=0)
+    split.save(path)
+    payload = json.loads(path.read_text())
+    payload["VALIDATION_SPLIT"]["source"] = "<project>/data/elsewhere/partition.json"
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    before = path.read_text()
+    split.save(path)
+    assert path.read_text() == before, "the record's file is not rewritten"
+    payload["TEST_SET"] = payload["TEST_SET"][:-1]
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    with pytest.raises(DataError, match="different validation split"):
+        split.save(path)

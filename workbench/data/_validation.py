@@ -60,12 +60,14 @@ class ValidationSplit:
         """Write the partition file, or check that the one already there holds this very split.
 
         A different split under the same path means the study's request changed between runs;
-        that raises instead of overwriting, because trials already trained on the old split.
+        that raises instead of overwriting, because trials already trained on the old split. Where the
+        dataset's partition file lies (``source``) is not compared: a project folder that moved, or a
+        study record copied to another machine, holds the same split under another path.
         """
         path = Path(path)
         text = json.dumps(self.to_json(), indent=1) + "\n"
         if path.exists():
-            if path.read_text() != text:
+            if not _same_split(path, self.to_json()):
                 raise DataError(
                     f"{path}: holds a different validation split than this study now asks for "
                     f"({self.request}, seed {self.seed}); trials of one study must share one split. "
@@ -77,6 +79,24 @@ class ValidationSplit:
         tmp.write_text(text)
         os.replace(tmp, path)
         return path
+
+
+def _same_split(path: Path, payload: dict[str, object]) -> bool:
+    """Whether the partition file at ``path`` holds ``payload``'s split, wherever its source lay."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+
+    def without_source(content: object) -> object:
+        if not isinstance(content, dict):
+            return content
+        record = content.get("VALIDATION_SPLIT")
+        if isinstance(record, dict):
+            content = {**content, "VALIDATION_SPLIT": {k: v for k, v in record.items() if k != "source"}}
+        return content
+
+    return without_source(saved) == without_source(payload)
 
 
 def split_validation(
