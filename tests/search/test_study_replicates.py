@@ -195,3 +195,14 @@ def test_an_exported_record_reports_tests_and_adds_seeds_without_the_project_or_
     assert capsys.readouterr().out.split("\nfigure: ")[0] == curve
     assert not list(record.rglob("mlflow.db"))
     assert main(["study", "replicate", str(path), "--all", "--seeds", "1", "--project-dir", str(record)]) == 0
+
+    # Adding a seed to the record trains it there. The split file names the dataset's partition under the
+    # project it was exported from (a rendered set lives inside it); the split is the same, so it is used.
+    monkeypatch.undo()
+    split_file = record / "splits" / "kept.json"
+    split = json.loads(split_file.read_text())
+    split["VALIDATION_SPLIT"]["source"] = "<project>/data/rendered/partition.json"
+    split_file.write_text(json.dumps(split, indent=1) + "\n")
+    assert main(["study", "replicate", str(path), "--all", "--seeds", "2", "--project-dir", str(record)]) == 0
+    assert len(list(record.rglob("*.pt"))) >= 2, "one fresh seed per configuration trained in the record"
+    assert json.loads(split_file.read_text()) == split, "the record's split file is left as it was"
