@@ -72,3 +72,27 @@ def test_study_curve_prints_each_evaluation_of_each_seed_and_draws_them(write_st
     assert main(["study", "curve", str(path), "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
     assert f", running (trial {running.number})" in out and "(trial 0)" in out, out
+
+
+def test_a_plateau_is_read_before_the_first_learning_rate_drop() -> None:
+    # The drop after step 1200 lifts the curve by 2.5 points; the curve had flattened at 800 already.
+    flat_then_dropped = Curve("uniform-64 [2, 4]", 0, {7: {400: 80.0, 800: 90.0, 1200: 90.5, 1600: 93.0}})
+    assert flat_then_dropped.plateau(1.0) is None, "read over the drop, the lift looks like more rising"
+    assert flat_then_dropped.first_drop([1200]) == 1200
+    assert flat_then_dropped.plateau(1.0, until=1200) == 800
+    text = curves_text([flat_then_dropped], tolerance=1.0, drops=[1200])
+    assert "each plateau is read before the first drop" in text
+    assert "plateau from step 800 (+0.50 after it to step 1200, before the drop after step 1200); " \
+           "+2.50 from step 1200 to step 1600, the drop's gain included" in text
+    assert "still rising at the last step" in curves_text([flat_then_dropped], tolerance=1.0)
+
+    # Still rising when the rate falls (the plateau headline's casia-b-paper mean, seeds 7-9).
+    rising = Curve("casia-b-paper [2, 4]", 1, {7: {400: 87.89, 800: 93.41, 1200: 95.24, 1600: 96.05}})
+    assert "still rising at step 1200, before the drop after step 1200, no plateau yet (+1.83 since step 800); " \
+           "+0.81 from step 1200 to step 1600" in curves_text([rising], drops=[1200])
+
+    # A drop between evaluations: the plateau is read on the evaluations before it.
+    assert "still rising at step 800, before the drop after step 1000" in curves_text([flat_then_dropped], drops=[1000])
+    # A drop at or past the last evaluation changes nothing.
+    assert curves_text([flat_then_dropped], drops=[1600]) == curves_text([flat_then_dropped])
+    assert flat_then_dropped.first_drop([1600, 2000]) is None

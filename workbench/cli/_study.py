@@ -185,10 +185,11 @@ def curve_handler(args: argparse.Namespace) -> int:
         raise CLIError(f"--tolerance {tolerance}: give 0 or more points")
     config, study, _ = _open(args)
     curves = read_curves(study, config, args.metric)
-    print(curves_text(curves, args.metric, tolerance))
+    drops = config.train.scheduler.milestones
+    print(curves_text(curves, args.metric, tolerance, drops))
     if curves:
         out = args.out or config.project_dir / "reports" / config.study.name
-        print(f"figure: {plot_curves(curves, out / 'learning-curve.png', args.metric, tolerance)}")
+        print(f"figure: {plot_curves(curves, out / 'learning-curve.png', args.metric, tolerance, drops)}")
     return 0
 
 

@@ -52,13 +52,15 @@ class Curve:
     def mean(self) -> dict[int, float]:
         return {s: sum(v[s] for v in self.seeds.values()) / len(self.seeds) for s in self.steps}
 
-    def plateau(self, tolerance: float = DEFAULT_TOLERANCE) -> int | None:
+    def plateau(self, tolerance: float = DEFAULT_TOLERANCE, until: int | None = None) -> int | None:
         """The first step after which the mean never rises by more than ``tolerance``.
 
         ``None`` until a later evaluation confirms it: with one evaluation, or while the last one still
-        gained more than the tolerance, there is no plateau to name.
+        gained more than the tolerance, there is no plateau to name. ``until`` reads only the steps up
+        to it (the evaluations before a learning-rate drop, see ``first_drop``).
         """
-        mean, steps = self.mean, self.steps
+        mean = self.mean
+        steps = [s for s in self.steps if until is None or s <= until]
         for i, step in enumerate(steps[:-1]):
             if all(mean[later] - mean[step] <= tolerance for later in steps[i + 1:]):
                 return step
@@ -73,6 +75,16 @@ class Curve:
             if len(pairs) == len(self.seeds):  # every seed reached ``step``, so there is at least one
                 out[step] = (sum(p[0] for p in pairs) / len(pairs), sum(p[1] for p in pairs) / len(pairs))
         return out
+
+    def first_drop(self, drops: Sequence[int]) -> int | None:
+        """The first learning-rate drop (a step after which the rate falls) with evaluations on both sides.
+
+        The evaluation at a drop's step ran before the rate fell; a rise after it is as much the drop's
+        doing as more training's, so a plateau is read on the evaluations up to it.
+        """
+        steps = self.steps
+        inside = [d for d in drops if steps and steps[0] <= d < steps[-1]]
+        return min(inside) if inside else None
 
     def spread(self, step: int) -> float:
         """Largest minus smallest seed at ``step`` (0 for one seed)."""
@@ -114,8 +126,14 @@ def read_curves(study: Any, config: StudyConfig, metric: str = "rank1") -> list[
     return curves
 
 
-def curves_text(curves: Sequence[Curve], metric: str = "rank1", tolerance: float = DEFAULT_TOLERANCE) -> str:
-    """A table (steps down, configurations across: mean over seeds, seeds in brackets) and each plateau."""
+def curves_text(curves: Sequence[Curve], metric: str = "rank1", tolerance: float = DEFAULT_TOLERANCE,
+                drops: Sequence[int] = ()) -> str:
+    """A table (steps down, configurations across: mean over seeds, seeds in brackets) and each plateau.
+
+    ``drops`` are the steps after which the learning rate falls (the schedule's milestones): where one
+    lies inside a curve, its plateau is read on the evaluations up to the first, and the lift from
+    there to the last evaluation is shown apart, as the drop's and the later training's together.
+    """
     if not curves:
         return (f"no validation {metric} along training: no complete or pruned trial logged one (the study's "
                 "budget.eval_every sets how often trials evaluate)")
@@ -135,18 +153,29 @@ def curves_text(curves: Sequence[Curve], metric: str = "rank1", tolerance: float
                 cells.append("-".ljust(width))
         lines.append(f"{step:>6}  " + "".join(cells))
     lines.append(f"plateau: the first step after which the mean never gains more than {tolerance:g} points")
+    if any(c.first_drop(drops) is not None for c in curves):
+        lines.append(f"the learning rate drops after step {', '.join(map(str, drops))}: a gain after a drop is the "
+                     "drop's as much as more training's, so each plateau is read before the first drop")
     for c in curves:
-        plateau = c.plateau(tolerance)
         last = c.steps[-1] if c.steps else None
         if last is None:
             continue
+        drop = c.first_drop(drops)
+        read = [s for s in c.steps if drop is None or s <= drop]  # the evaluations the plateau is read on
+        end = read[-1]
+        plateau = c.plateau(tolerance, until=drop)
         if len(c.steps) == 1:
             state = "one evaluation so far, no curve yet"
-        elif plateau is None:  # the last evaluation still gained more than the tolerance
-            state = f"still rising at the last step, no plateau yet ({c.mean[last] - c.mean[c.steps[-2]]:+.2f} " \
-                    f"since step {c.steps[-2]})"
+        elif len(read) == 1:
+            state = f"one evaluation before the learning-rate drop after step {drop}, no plateau to read"
+        elif plateau is None:  # the last evaluation read still gained more than the tolerance
+            where = "at the last step" if drop is None else f"at step {end}, before the drop after step {drop}"
+            state = f"still rising {where}, no plateau yet ({c.mean[end] - c.mean[read[-2]]:+.2f} since step {read[-2]})"
         else:
-            state = f"plateau from step {plateau} ({c.mean[last] - c.mean[plateau]:+.2f} after it)"
+            state = f"plateau from step {plateau} ({c.mean[end] - c.mean[plateau]:+.2f} after it" + \
+                    ("" if drop is None else f" to step {end}, before the drop after step {drop}") + ")"
+        if drop is not None:
+            state += f"; {c.mean[last] - c.mean[end]:+.2f} from step {end} to step {last}, the drop's gain included"
         band = c.band.get(last)
         within = f" [{band[0]:.2f}, {band[1]:.2f}] over the subjects" if band else ""
         lines.append(f"  {c.label} (trial {c.trial}): {state}; {c.mean[last]:.2f}{within} at step {last}, seeds "
@@ -155,9 +184,10 @@ def curves_text(curves: Sequence[Curve], metric: str = "rank1", tolerance: float
 
 
 def plot_curves(curves: Sequence[Curve], path: Path, metric: str = "rank1",
-                tolerance: float = DEFAULT_TOLERANCE) -> Path:
+                tolerance: float = DEFAULT_TOLERANCE, drops: Sequence[int] = ()) -> Path:
     """Draw each configuration's mean (thick), seeds (thin) and the subjects' 95 % interval (shaded), with its
-    plateau marked; writes ``path`` (PNG)."""
+    plateau (read before the first learning-rate drop, as in ``curves_text``) and the drops marked; writes
+    ``path`` (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -175,10 +205,13 @@ def plot_curves(curves: Sequence[Curve], path: Path, metric: str = "rank1",
         if band:
             ax.fill_between(list(band), [b[0] for b in band.values()], [b[1] for b in band.values()],
                             color=colour, alpha=0.12, lw=0)
-        plateau = c.plateau(tolerance)
+        plateau = c.plateau(tolerance, until=c.first_drop(drops))
         if plateau is not None:
             ax.axvline(plateau, color=colour, ls=":", lw=1)
-    ax.set_xlabel("iteration")
+    shown = sorted({d for c in curves for d in drops if c.steps and c.steps[0] <= d < c.steps[-1]})
+    for drop in shown:
+        ax.axvline(drop, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("iteration" + (f" (dashed: learning-rate drop after {', '.join(map(str, shown))})" if shown else ""))
     ax.set_ylabel(f"validation {metric}")
     ax.set_title(f"learning curves (shaded: 95 % interval over the validation subjects; dotted: plateau, "
                  f"gains after it <= {tolerance:g} points)", fontsize=9)
