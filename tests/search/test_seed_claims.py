@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from workbench.search._replicates import SEED_CLAIM, seed_claim
 
 
@@ -74,3 +76,40 @@ def test_replicate_takes_the_free_seeds_before_waiting_for_one_another_process_h
     worker.join(timeout=300)  # released without a result (that process died): trained here instead
     assert done.get("rc") == 0
     assert (held / "evaluation" / "subject_scores.npz").is_file()
+
+
+def test_an_idle_worker_trains_the_last_free_seed_of_a_running_trial(write_study) -> None:
+    import optuna
+    from optuna.trial import TrialState
+    from study_process_helpers import start_study_run, stop_all
+
+    from workbench.evaluation import has_saved_result, load_result
+    from workbench.search import load_study_config, open_storage
+    from workbench.search._prepare import prepare_study
+    from workbench.search._replicates import help_running_trial
+    from workbench.search._storage import default_storage_url
+
+    path = write_study(name="help", trials=1, iterations=40, extra='[pruner]\nname = "none"\n')
+    path.write_text(path.read_text().replace("eval_every = 2", "eval_every = 20\nseeds = 4"))
+    config = load_study_config(path)
+    owner = start_study_run(path)  # one worker: it trains seeds 0, 1, 2, 3 in turn
+    try:
+        deadline = time.monotonic() + 300
+        while not any(config.project_dir.rglob("seed-0/config.toml")):
+            assert owner.poll() is None and time.monotonic() < deadline, "the owner never started seed 0"
+            time.sleep(0.2)
+        study = optuna.load_study(study_name="help", storage=open_storage(default_storage_url(config.project_dir)))
+        prepared = prepare_study(config, progress=False)
+        # Seeds 1-3 are free while the owner trains seed 0: the helper takes the last one.
+        assert help_running_trial(config, prepared, study) == "trained"
+        trial_dir = next(config.project_dir.rglob("seed-0")).parent
+        assert has_saved_result(trial_dir / "seed-3" / "evaluation")
+        out = owner.communicate(timeout=600)[0].decode(errors="replace")
+        assert owner.returncode == 0, out[-3000:]
+    finally:
+        stop_all([owner])
+    (trial,) = study.get_trials(deepcopy=False)
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["seeds"] == [0, 1, 2, 3]
+    rank1 = [load_result(trial_dir / f"seed-{s}" / "evaluation").summary()["rank1_mean"] for s in (0, 1, 2, 3)]
+    assert trial.value == pytest.approx(sum(rank1) / 4), "the owner counted the helped seed, read back"
+    assert help_running_trial(config, prepared, study) == "none", "nothing runs any more"

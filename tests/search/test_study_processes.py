@@ -13,6 +13,7 @@ from study_process_helpers import postgres_or_skip, start_study_run, stop_all
 
 from workbench.search import load_study_config, open_storage
 from workbench.search._sampling import DUPLICATE_OF_KEY
+from workbench.search._storage import journal_path
 from workbench.tracking import load_trials
 
 pytestmark = pytest.mark.slow
@@ -58,3 +59,22 @@ def test_processes_started_together_train_distinct_configurations(backend: str, 
         stop_all(procs)
         if backend == "postgresql":
             optuna.delete_study(study_name=name, storage=open_storage(url))
+
+
+def test_a_worker_with_no_trial_left_trains_a_running_trials_seed(write_study) -> None:
+    # One configuration, two seeds, two workers: the second worker has no trial to start and takes seed 1.
+    path = write_study(name="helper", trials=1, iterations=40, extra='[pruner]\nname = "none"\n')
+    path.write_text(path.read_text().replace("eval_every = 2", "eval_every = 40\nseeds = 2")
+                    .replace("fta = [true, false]", "fta = [true]").replace('presets = ["casia-b-paper", "uniform-64"]',
+                                                                           'presets = ["uniform-64"]'))
+    proc = _start(path, 2)
+    try:
+        out = proc.communicate(timeout=900)[0].decode(errors="replace")
+    finally:
+        stop_all([proc])
+    assert proc.returncode == 0, out[-4000:]
+    assert "seed 1 trained here, beside the worker running the trial" in out, out[-4000:]
+    config = load_study_config(path)
+    url = f"journal:{journal_path(config.project_dir, 'helper')}"
+    (trial,) = optuna.load_study(study_name="helper", storage=open_storage(url)).get_trials(deepcopy=False)
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["seeds"] == [0, 1]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ from workbench.training import (
     launch_ranks,
     release_memory,
 )
+
+log = logging.getLogger(__name__)
 
 #: The lock file a process holds in a seed's folder while it trains that seed (released when it dies).
 SEED_CLAIM = ".training.lock"
@@ -190,6 +193,55 @@ def train_replicates(config: StudyConfig, prepared: PreparedStudy, trial: optuna
             if held:
                 out.append(_train_seed(*args))
     return out
+
+
+def help_running_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study) -> str:
+    """Train one seed of a trial another worker is running, one its own worker has not reached.
+
+    For a worker with no trial left to start: the trial's owner trains its seeds in order and this one
+    takes the last free seed (the seed claim keeps two processes off one seed), so the two meet in the
+    middle; the owner reads that seed back when it gets there. Where a pruner can stop a trial at its
+    first seed, a trial is helped only once its first seed is evaluated (a pruned trial needs no more).
+    Nothing goes to Optuna or MLflow from here: the owner logs the seed as it reads it back.
+
+    Returns ``"trained"``, ``"wait"`` (a running trial has not yet recorded its folder: look again
+    shortly) or ``"none"`` (nothing to help with).
+    """
+    from optuna.trial import TrialState
+
+    from workbench.evaluation import has_saved_result
+    from workbench.search._space import suggest, trial_choices, trial_train_config
+    from workbench.tracking import SPLIT_FOLDERS
+
+    if config.budget.seeds < 2:
+        return "none"
+    can_prune = not (config.multi_objective or config.pruner.name == "none"
+                     or config.objectives[0].metric in COST_METRICS)
+    outcome = "none"
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "output_dir" not in trial.user_attrs:  # still being proposed, or a repeat about to be skipped
+            outcome = "wait"
+            continue
+        seeds = trial_seeds(trial, config)
+        folder = trial_folder(trial, config)
+        folders = {seed: replicate_folder(folder, seed, len(seeds)) for seed in seeds}
+        evaluated = {seed for seed, path in folders.items() if has_saved_result(path / SPLIT_FOLDERS["validation"])}
+        if can_prune and seeds[0] not in evaluated:
+            continue
+        pending = [seed for seed in seeds[1:] if seed not in evaluated]
+        if not pending:
+            continue
+        choice = suggest(optuna.trial.FixedTrial(trial_choices(trial)), config.space, prepared.candidates,
+                         config.model_channels())
+        train_config = trial_train_config(config, choice, prepared.candidate_map(), folder,
+                                          str(prepared.data_path), str(prepared.split_path))
+        for seed in reversed(pending):
+            if train_replicates(config, prepared, None, None, train_config, folder, seeds=[seed],
+                                folders=folders.__getitem__, wait=False):
+                log.info("trial %d: seed %d trained here, beside the worker running the trial (it reads the seed "
+                         "back)", trial.number, seed)
+                return "trained"
+    return outcome
 
 
 def _train_seed(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Trial | None, run: Any,

@@ -27,6 +27,7 @@ from workbench.search._devices import (
 )
 from workbench.search._heartbeat import Heartbeat, count_trials, reap_stale_trials
 from workbench.search._prepare import PreparedStudy, prepare_study
+from workbench.search._replicates import help_running_trial
 from workbench.search._sampling import DUPLICATE_OF_KEY, check_grid_budget, count_repeats, create_sampler
 from workbench.search._space import trial_choices
 from workbench.search._storage import default_storage_url, journal_path, normalise_url, open_storage
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: A worker stops after this many proposals in a row repeated a trial (the space is used up).
 MAX_REPEATED_PROPOSALS = 50
+#: Seconds an idle worker waits before looking again at a trial that has not yet recorded its folder.
+HELP_POLL_SECONDS = 2.0
 
 #: Seconds a stopped worker gets to close its trial's runs before it is killed.
 WORKER_STOP_GRACE_SECONDS = 60.0
@@ -197,6 +200,14 @@ def worker_loop(config: StudyConfig, prepared: PreparedStudy, storage_url: str, 
             log.info("worker %d: time budget reached", worker_index)
             break
         if not _should_start(study, n_trials):
+            # No trial left to start: take a seed of a running trial instead of sitting idle.
+            helped = help_running_trial(config, prepared, study)
+            if helped == "trained":
+                release_memory()
+                continue
+            if helped == "wait":
+                time.sleep(HELP_POLL_SECONDS)
+                continue
             break
         reason = failure_stop(study, config.budget.max_failed, since)
         if reason:
