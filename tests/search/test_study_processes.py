@@ -78,3 +78,8 @@ def test_a_worker_with_no_trial_left_trains_a_running_trials_seed(write_study) -
     url = f"journal:{journal_path(config.project_dir, 'helper')}"
     (trial,) = optuna.load_study(study_name="helper", storage=open_storage(url)).get_trials(deepcopy=False)
     assert trial.state == TrialState.COMPLETE and trial.user_attrs["seeds"] == [0, 1]
+    import mlflow
+
+    # The owner read the helped seed back, view tables included: they reach the trial's MLflow run.
+    logged = mlflow.MlflowClient(config.tracking.uri).list_artifacts(trial.user_attrs["mlflow_run_id"], "evaluation")
+    assert any(a.path.endswith(".csv") for a in logged), [a.path for a in logged]

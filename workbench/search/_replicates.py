@@ -256,7 +256,8 @@ def _train_seed(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Tria
     # A seed evaluated at the end of its training is read back, with or without its checkpoints (a study
     # kept as a record without model weights still reports, and a retry does not train it again).
     if own_folder and has_saved_result(saved):
-        return Replicate(seed, folder, load_result(saved), checkpoint, 0.0, [])
+        files = sorted(p for p in saved.iterdir() if p.is_file())  # its view tables, as when it was evaluated
+        return Replicate(seed, folder, load_result(saved), checkpoint, 0.0, files)
     cfg = dataclasses.replace(train_config, seed=seed, output_dir=str(folder))
     prefix = VALIDATION_METRIC_PREFIX if n_seeds == 1 else f"{VALIDATION_METRIC_PREFIX}seed{seed}/"
     callbacks: list[TrainingCallback] = []
