@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import optuna
@@ -96,3 +97,11 @@ def test_a_plateau_is_read_before_the_first_learning_rate_drop() -> None:
     # A drop at or past the last evaluation changes nothing.
     assert curves_text([flat_then_dropped], drops=[1600]) == curves_text([flat_then_dropped])
     assert flat_then_dropped.first_drop([1600, 2000]) is None
+
+
+def test_columns_stay_apart_with_many_seeds() -> None:
+    seeds = {s: {400: 87.5 + s / 10, 800: 93.0} for s in range(7, 12)}
+    text = curves_text([Curve("paper", 0, seeds), Curve("uniform", 1, seeds)])
+    row = next(line for line in text.splitlines() if line.strip().startswith("400"))
+    assert re.split(r"\s{2,}", row.strip()) == ["400", "88.40 (88.2, 88.3, 88.4, 88.5, 88.6)",
+                                                 "88.40 (88.2, 88.3, 88.4, 88.5, 88.6)"], row

@@ -138,7 +138,9 @@ def curves_text(curves: Sequence[Curve], metric: str = "rank1", tolerance: float
         return (f"no validation {metric} along training: no complete or pruned trial logged one (the study's "
                 "budget.eval_every sets how often trials evaluate)")
     steps = sorted(set().union(*(c.steps for c in curves)))
-    width = max(24, *(len(f"{c.label} (trial {c.trial})") + 2 for c in curves))
+    # Wide enough for each header and for a cell of every seed (the mean and each seed in brackets).
+    cell = max(len(f"100.00 ({', '.join(['100.0'] * len(c.seeds))})") for c in curves)
+    width = max(24, cell + 2, *(len(f"{c.label} (trial {c.trial})") + 2 for c in curves))
     seeds = sorted(set().union(*(c.seeds for c in curves)))
     lines = [f"validation {metric} along training: mean over seeds {', '.join(map(str, seeds))} (each seed in "
              "brackets)",
