@@ -65,9 +65,10 @@ class ValidationSplit:
         study record copied to another machine, holds the same split under another path.
         """
         path = Path(path)
-        text = json.dumps(self.to_json(), indent=1) + "\n"
+        payload = self.to_json()
+        text = json.dumps(payload, indent=1) + "\n"
         if path.exists():
-            if not _same_split(path, self.to_json()):
+            if not _same_split(path, payload):
                 raise DataError(
                     f"{path}: holds a different validation split than this study now asks for "
                     f"({self.request}, seed {self.seed}); trials of one study must share one split. "

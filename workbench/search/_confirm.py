@@ -24,7 +24,13 @@ from workbench._process import follow_parent, sigterm_as_interrupt
 from workbench.search._config import StudyConfig
 from workbench.search._heldout import _complete_runs, format_interval, log_to_trial_run
 from workbench.search._prepare import PreparedStudy
-from workbench.search._replicates import Replicate, replicate_scores, train_replicates, trial_folder
+from workbench.search._replicates import (
+    Replicate,
+    recorded_train_config,
+    replicate_scores,
+    train_replicates,
+    trial_folder,
+)
 from workbench.tracking import confirm_folder
 
 log = logging.getLogger(__name__)
@@ -142,15 +148,9 @@ def _chosen(study: optuna.Study, top: int, every: bool, direction: str) -> list[
 def _train_fresh(config: StudyConfig, prepared: PreparedStudy, trials: list[FrozenTrial], new_seeds: list[int],
                  wait: bool) -> Iterator[tuple[FrozenTrial, list[Replicate]]]:
     """Each trial with its fresh seeds trained or read back (``wait`` false: only the seeds no other process holds)."""
-    from workbench.search._space import suggest, trial_choices, trial_train_config
-
-    candidates = prepared.candidate_map()
     for trial in trials:
-        choice = suggest(optuna.trial.FixedTrial(trial_choices(trial)), config.space, prepared.candidates,
-                         config.model_channels())
         folder = trial_folder(trial, config)
-        train_config = trial_train_config(config, choice, candidates, folder, str(prepared.data_path),
-                                          str(prepared.split_path))
+        train_config = recorded_train_config(config, prepared, trial, folder)
         yield trial, train_replicates(config, prepared, None, None, train_config, folder, seeds=new_seeds,
                                       folders=partial(confirm_folder, folder), wait=wait)
 

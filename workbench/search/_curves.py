@@ -82,9 +82,13 @@ class Curve:
         The evaluation at a drop's step ran before the rate fell; a rise after it is as much the drop's
         doing as more training's, so a plateau is read on the evaluations up to it.
         """
-        steps = self.steps
-        inside = [d for d in drops if steps and steps[0] <= d < steps[-1]]
+        inside = self.drops_within(drops)
         return min(inside) if inside else None
+
+    def drops_within(self, drops: Sequence[int]) -> list[int]:
+        """The drops from the curve's first evaluation up to (not at) its last: those it shows both sides of."""
+        steps = self.steps
+        return [d for d in drops if steps and steps[0] <= d < steps[-1]]
 
     def spread(self, step: int) -> float:
         """Largest minus smallest seed at ``step`` (0 for one seed)."""
@@ -210,7 +214,7 @@ def plot_curves(curves: Sequence[Curve], path: Path, metric: str = "rank1",
         plateau = c.plateau(tolerance, until=c.first_drop(drops))
         if plateau is not None:
             ax.axvline(plateau, color=colour, ls=":", lw=1)
-    shown = sorted({d for c in curves for d in drops if c.steps and c.steps[0] <= d < c.steps[-1]})
+    shown = sorted({d for c in curves for d in c.drops_within(drops)})
     for drop in shown:
         ax.axvline(drop, color="grey", ls="--", lw=0.8)
     ax.set_xlabel("iteration" + (f" (dashed: learning-rate drop after {', '.join(map(str, shown))})" if shown else ""))

@@ -195,6 +195,21 @@ def train_replicates(config: StudyConfig, prepared: PreparedStudy, trial: optuna
     return out
 
 
+def reports_to_pruner(config: StudyConfig) -> bool:
+    """Whether a trial's first seed reports its objective to the pruner (single objective, not a cost)."""
+    return not config.multi_objective and config.objectives[0].metric not in COST_METRICS
+
+
+def recorded_train_config(config: StudyConfig, prepared: PreparedStudy, trial: FrozenTrial, folder: Path) -> TrainConfig:
+    """The training config a recorded (running or finished) trial's choices give, with ``folder`` as its output."""
+    from workbench.search._space import suggest, trial_choices, trial_train_config
+
+    choice = suggest(optuna.trial.FixedTrial(trial_choices(trial)), config.space, prepared.candidates,
+                     config.model_channels())
+    return trial_train_config(config, choice, prepared.candidate_map(), folder, str(prepared.data_path),
+                              str(prepared.split_path))
+
+
 def help_running_trial(config: StudyConfig, prepared: PreparedStudy, study: optuna.Study) -> str:
     """Train one seed of a trial another worker is running, one its own worker has not reached.
 
@@ -209,14 +224,11 @@ def help_running_trial(config: StudyConfig, prepared: PreparedStudy, study: optu
     """
     from optuna.trial import TrialState
 
-    from workbench.evaluation import has_saved_result
-    from workbench.search._space import suggest, trial_choices, trial_train_config
-    from workbench.tracking import SPLIT_FOLDERS
+    from workbench.tracking import seed_folders, split_evaluations
 
     if config.budget.seeds < 2:
         return "none"
-    can_prune = not (config.multi_objective or config.pruner.name == "none"
-                     or config.objectives[0].metric in COST_METRICS)
+    can_prune = reports_to_pruner(config) and config.pruner.name != "none"
     outcome = "none"
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if "output_dir" not in trial.user_attrs:  # still being proposed, or a repeat about to be skipped
@@ -224,17 +236,14 @@ def help_running_trial(config: StudyConfig, prepared: PreparedStudy, study: optu
             continue
         seeds = trial_seeds(trial, config)
         folder = trial_folder(trial, config)
-        folders = {seed: replicate_folder(folder, seed, len(seeds)) for seed in seeds}
-        evaluated = {seed for seed, path in folders.items() if has_saved_result(path / SPLIT_FOLDERS["validation"])}
+        evaluated = split_evaluations(folder, seeds, "validation")
         if can_prune and seeds[0] not in evaluated:
             continue
         pending = [seed for seed in seeds[1:] if seed not in evaluated]
         if not pending:
             continue
-        choice = suggest(optuna.trial.FixedTrial(trial_choices(trial)), config.space, prepared.candidates,
-                         config.model_channels())
-        train_config = trial_train_config(config, choice, prepared.candidate_map(), folder,
-                                          str(prepared.data_path), str(prepared.split_path))
+        train_config = recorded_train_config(config, prepared, trial, folder)
+        folders = seed_folders(folder, seeds)
         for seed in reversed(pending):
             if train_replicates(config, prepared, None, None, train_config, folder, seeds=[seed],
                                 folders=folders.__getitem__, wait=False):
@@ -265,7 +274,7 @@ def _train_seed(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Tria
         callbacks.append(MLflowTrainingCallback(run, eval_prefix=prefix))
     if trial is not None:
         callbacks.append(_StartStep(trial))
-        if index == 0 and not config.multi_objective and config.objectives[0].metric not in COST_METRICS:
+        if index == 0 and reports_to_pruner(config):
             callbacks.append(PruningCallback(trial, config.objectives[0].metric, last_step=cfg.iterations))
     if cfg.nproc_per_node > 1:
         # Rank 0 evaluates and saves; this process runs the callbacks (Optuna, MLflow) for it.
