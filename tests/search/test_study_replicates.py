@@ -51,6 +51,12 @@ def test_replicates_train_every_seed_log_each_and_resume_without_retraining(writ
     again = replicates.train_replicates(config, prepared, trial, None, config.train, folder)  # type: ignore[arg-type]
     assert [r.seed for r in again] == [0, 1]
     assert [r.result.summary()["rank1"] for r in again] == pytest.approx(per_seed)
+    # Read back, each seed still costs what its training took (its log), not nothing.
+    from workbench.training import TRAINING_LOG, training_seconds
+
+    logged = [training_seconds(folder / f"seed-{s}" / TRAINING_LOG) for s in (0, 1)]
+    assert all(s and s > 0 for s in logged)
+    assert [r.seconds for r in again] == pytest.approx(logged)
     assert replicates.replicate_scores(again, "rank1")["rank1"] == pytest.approx(row["metrics.val/rank1"])
     assert main(["study", "replicate", str(path), "--seeds", "1"]) == 0  # read back, not retrained
 

@@ -25,6 +25,7 @@ from workbench.search._config import COST_METRICS, StudyConfig
 from workbench.search._prepare import PreparedStudy
 from workbench.tracking import replicate_folder
 from workbench.training import (
+    TRAINING_LOG,
     RankTask,
     TrainConfig,
     Trainer,
@@ -33,6 +34,7 @@ from workbench.training import (
     latest_checkpoint,
     launch_ranks,
     release_memory,
+    training_seconds,
 )
 
 log = logging.getLogger(__name__)
@@ -266,7 +268,9 @@ def _train_seed(config: StudyConfig, prepared: PreparedStudy, trial: optuna.Tria
     # kept as a record without model weights still reports, and a retry does not train it again).
     if own_folder and has_saved_result(saved):
         files = sorted(p for p in saved.iterdir() if p.is_file())  # its view tables, as when it was evaluated
-        return Replicate(seed, folder, load_result(saved), checkpoint, 0.0, files)
+        # Its training time is the configuration's cost wherever it was spent: from its own log.
+        seconds = training_seconds(folder / TRAINING_LOG) or 0.0
+        return Replicate(seed, folder, load_result(saved), checkpoint, seconds, files)
     cfg = dataclasses.replace(train_config, seed=seed, output_dir=str(folder))
     prefix = VALIDATION_METRIC_PREFIX if n_seeds == 1 else f"{VALIDATION_METRIC_PREFIX}seed{seed}/"
     callbacks: list[TrainingCallback] = []
