@@ -7,9 +7,26 @@ import pytest
 from workbench.cli import main
 from workbench.search import run_study
 
-pytestmark = pytest.mark.slow
+
+@pytest.mark.parametrize(("tree", "label"), [
+    ("cut-choice-row-coherence-ward", "cut-choice: row-coherence-ward [1, 2, 4]"),
+    ("casia-b-paper", "cut-choice: casia-b-paper [1, 2, 4]"),
+    ("cut-choice2-row-coherence-ward", "cut-choice: cut-choice2-row-coherence-ward [1, 2, 4]"),
+])
+def test_a_tree_the_study_discovered_is_labelled_without_the_study_name_twice(tree: str, label: str) -> None:
+    import optuna
+
+    from workbench.search._tree_report import study_trial_label
+
+    trial = optuna.trial.create_trial(params={"tree": tree, "cut_stage2": 2, "cut_stage3": 4},
+                                      distributions={"tree": optuna.distributions.CategoricalDistribution([tree]),
+                                                     "cut_stage2": optuna.distributions.IntDistribution(1, 8),
+                                                     "cut_stage3": optuna.distributions.IntDistribution(1, 8)},
+                                      value=90.0)
+    assert study_trial_label("cut-choice", trial) == label
 
 
+@pytest.mark.slow
 def test_two_studies_are_paired_seed_by_seed_on_the_same_subjects(write_study, capsys) -> None:
     one_tree = '["uniform-64"]'
     extra = "[train.model]\nname = \"hstl-small\"\n"

@@ -197,14 +197,23 @@ def forest_figure(comparison: TreeComparison, path: Path) -> Path:
     return path
 
 
+def study_trial_label(study_name: str, trial: FrozenTrial) -> str:
+    """``<study>: <tree> <cuts>``, a tree the study discovered named without the study's prefix again
+    (``cut-choice: row-coherence-ward [1, 2, 4]``, not ``cut-choice: cut-choice-row-coherence-ward ...``)."""
+    label = trial_label(trial)
+    prefix = f"{study_name}-"
+    return f"{study_name}: {label[len(prefix):] if label.startswith(prefix) else label}"
+
+
 def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: str = "test",
                     reference: str | None = None) -> TreeComparison:
     """Every complete configuration of several studies, paired seed by seed with a reference.
 
     For recipes that one study cannot hold side by side (training length, data, model family): run one
     study per recipe on the same seeds and subjects, then compare them here. Each configuration is
-    labelled ``<study>: <tree> <cuts>``; ``reference`` is a label, a study name (its first configuration)
-    or a tree name that only one configuration carries (default: the first study's first configuration).
+    labelled ``<study>: <tree> <cuts>`` (``study_trial_label``); ``reference`` is a label, a study name
+    (its first configuration) or a tree name that only one configuration carries (default: the first
+    study's first configuration).
     The studies must score the same subjects on ``split``; the paired statistics refuse results of
     different subjects.
     """
@@ -215,7 +224,7 @@ def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: 
     for config, study in studies:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             results = replicate_results(trial, config, split)
-            label = f"{config.study.name}: {trial_label(trial)}"
+            label = study_trial_label(config.study.name, trial)
             owners[label] = (config.study.name, str(trial_choices(trial).get("tree", "?")))
             if results:
                 costs[label] = trial_costs(trial, config, results)
