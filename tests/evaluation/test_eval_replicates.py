@@ -163,3 +163,47 @@ def test_sizing_says_when_only_more_subjects_can_narrow_the_intervals() -> None:
     assert "evaluate on more subjects" in planned.text()
     assert sizing(compare_configurations(_simulate(np.random.default_rng(9), {"ref": 0.85, "b": 0.85}, seeds=1),
                                          "ref", resamples=100)) is None  # one seed: its spread is unknown
+
+
+def test_a_margin_claims_a_match_rarely_when_the_truth_sits_on_it_and_often_when_there_is_no_difference() -> None:
+    from workbench.evaluation._replicates import margin_verdict
+
+    rng = np.random.default_rng(11)
+    margin = 5.0  # points; at 0.50 nothing is clipped, so the true difference is the means' difference
+    on_the_edge = any_of_three = no_difference = 0
+    runs = 300
+    for i in range(runs):
+        rows = compare_configurations(_simulate(rng, {"ref": 0.50, "worse": 0.45}, seeds=5), "ref",
+                                      resamples=200, seed=i)
+        (line,) = margin_verdict(rows, "ref", margin)
+        on_the_edge += " matches ref" in line or " beats ref" in line
+        rows = compare_configurations(_simulate(rng, {"ref": 0.50, "a": 0.45, "b": 0.45, "c": 0.45}, seeds=5),
+                                      "ref", resamples=200, seed=i)
+        any_of_three += any(" matches ref" in x or " beats ref" in x for x in margin_verdict(rows, "ref", margin))
+        rows = compare_configurations(_simulate(rng, {"ref": 0.50, "same": 0.50}, seeds=5, seed_sd=0.01), "ref",
+                                      resamples=200, seed=i)
+        # A margin wider than these intervals' half-width (about 4 points here) is cleared by equal configurations.
+        no_difference += " matches ref within 8 points" in margin_verdict(rows, "ref", 8.0)[0]
+    # One-sided 2.5 % per claim; with three configurations the Bonferroni-widened ends keep it for any.
+    assert on_the_edge / runs <= 0.06, on_the_edge
+    assert any_of_three / runs <= 0.06, any_of_three
+    assert no_difference / runs >= 0.9, no_difference
+
+
+def test_a_margin_reading_names_beats_trails_and_undecided_and_refuses_a_margin_of_zero() -> None:
+    from workbench.evaluation._replicates import margin_lower, margin_verdict
+
+    rng = np.random.default_rng(12)
+    groups = _simulate(rng, {"ref": 0.50, "far-better": 0.70, "far-worse": 0.30}, seeds=5, seed_sd=0.005)
+    groups["noisy"] = _simulate(rng, {"noisy": 0.50}, seeds=2, seed_sd=0.10)["noisy"]
+    rows = compare_configurations(groups, "ref", resamples=200)
+    lines = {line.split(" ")[0]: line for line in margin_verdict(rows, "ref", 1.0)}
+    noisy = next(r.delta for r in rows if r.name == "noisy")
+    assert margin_lower(noisy, 3) < noisy.low and margin_lower(noisy, 1) == noisy.low  # widened for 3 claims
+    assert f"lower end {margin_lower(noisy, 3):+.2f}, Bonferroni over 3" in lines["noisy"]
+    assert lines["far-better"].startswith("far-better beats ref (delta +")
+    assert "Bonferroni over 3" in lines["far-better"]
+    assert lines["far-worse"].startswith("far-worse trails ref by more than 1 points (upper end -")
+    assert "is not shown to match ref within 1 points" in lines["noisy"]
+    with pytest.raises(ValueError, match="positive"):
+        margin_verdict(compare_configurations(groups, "ref", resamples=50), "ref", 0.0)

@@ -48,6 +48,13 @@ def test_two_studies_are_paired_seed_by_seed_on_the_same_subjects(write_study, c
     assert "study test" in capsys.readouterr().err, "test figures need the test step first"
     assert main(["study", "compare", str(long), str(short), "--split", "validation", "--reference", "short"]) == 0
     assert "delta paired seed by seed against short: uniform-64 [1, 2, 4]" in capsys.readouterr().out
+    # A margin reads each configuration against the reference: matches, beats, trails or not shown.
+    assert main(["study", "compare", str(long), str(short), "--split", "validation", "--margin", "0.5"]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("margin 0.5: ")]
+    assert line.startswith("margin 0.5: short: uniform-64 [1, 2, 4] ")
+    assert any(w in line for w in (" beats ", " matches ", " trails ", " is not shown to match "))
+    assert main(["study", "compare", str(long), str(short), "--margin", "0"]) == 2
+    assert "--margin 0.0: give a positive number of points" in capsys.readouterr().err
     # A tree name both studies carry does not say which to pair with; one no configuration carries neither.
     assert main(["study", "compare", str(long), str(short), "--split", "validation", "--reference", "uniform-64"]) == 2
     assert "2 configurations carry that tree" in capsys.readouterr().err

@@ -103,10 +103,16 @@ def test_a_grid_study_compares_trees_on_shared_seeds_then_on_test(write_study, c
     assert main([*compare, "--split", "test"]) == 2  # nothing scored on test yet
 
     assert main(["study", "test", str(path), "--all"]) == 0
-    assert main(["study", "report", str(path)]) == 0
+    assert main(["study", "report", str(path), "--reference", "casia-b-paper", "--margin", "0.5"]) == 0
     report = json.loads((report_dir / "report.json").read_text())
     assert {row["name"] for row in report["trees_test"]} == set(rows)
     assert "verdict_test" in report
+    # The margin's reading, per split, of the one tree paired with the paper's, printed and kept.
+    out = capsys.readouterr().out
+    for key in ("margin", "margin_test"):
+        (line,) = report[key]
+        assert line.startswith("uniform-64 [1, 2, 4] ") and "casia-b-paper" in line
+        assert f"margin 0.5: {line}" in out
     assert main([*compare, "--split", "test"]) == 0
 
     # More seeds for every configuration (a comparison, not a selection): fresh seed 2 trains beside

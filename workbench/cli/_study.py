@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+MARGIN_HELP = ("points a configuration may trail the reference by and still match it: each is read as beats, "
+               "matches, trails by more, or not shown to match, from the lower end of its paired interval "
+               "(Bonferroni-widened over the configurations)")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("study", help="run or report an Optuna study over hierarchies (studies/*.toml)")
@@ -34,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument("--out", type=Path, default=None, help="figure folder (default: PROJECT/reports/NAME)")
     report.add_argument("--reference", default=None,
                         help="tree the others are paired with in the per-tree table (default: the uniform tree)")
+    report.add_argument("--margin", type=float, default=None, metavar="POINTS",
+                        help=MARGIN_HELP)
     report.set_defaults(func=report_handler)
 
     test = sub.add_parser("test", help="after selection on validation, score the chosen trials on the test subjects")
@@ -56,6 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="which subjects' figures to pair (default: test, after `study test --all`)")
     compare.add_argument("--reference", default=None,
                          help="configuration label or study name to pair with (default: the first study's)")
+    compare.add_argument("--margin", type=float, default=None, metavar="POINTS", help=MARGIN_HELP)
     compare.add_argument("--project-dir", type=Path, default=None,
                          help="project dir (or folder of exported records) holding every study, if not the files'")
     compare.set_defaults(func=compare_handler)
@@ -158,17 +165,25 @@ def _open(args: argparse.Namespace) -> tuple[Any, Any, str]:
     return config, study, url
 
 
+def _check_margin(margin: float | None) -> None:
+    from workbench.cli import CLIError
+
+    if margin is not None and not margin > 0:
+        raise CLIError(f"--margin {margin}: give a positive number of points")
+
+
 def compare_handler(args: argparse.Namespace) -> int:
     """Handler of ``workbench study compare``: read-only, nothing is written."""
     from workbench.cli import CLIError
     from workbench.search._tree_report import compare_studies
 
+    _check_margin(args.margin)
     opened = []
     for file in args.files:
         config, study, _ = _open(argparse.Namespace(file=file, project_dir=args.project_dir, storage=None))
         opened.append((config, study))
     try:
-        comparison = compare_studies(opened, split=args.split, reference=args.reference)
+        comparison = compare_studies(opened, split=args.split, reference=args.reference, margin=args.margin)
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
     print(comparison.text().replace("per-tree comparison", "comparison of studies", 1))
@@ -197,9 +212,11 @@ def report_handler(args: argparse.Namespace) -> int:
     """Handler of ``workbench study report``."""
     from workbench.search import build_report
 
+    _check_margin(args.margin)
     config, study, url = _open(args)
     out = args.out or config.project_dir / "reports" / config.study.name
-    report = build_report(study, [o.metric for o in config.objectives], out, config=config, reference=args.reference)
+    report = build_report(study, [o.metric for o in config.objectives], out, config=config, reference=args.reference,
+                          margin=args.margin)
     print(report.text())
     print(f"report: {out / 'report.json'}")
     print(f"dashboard: optuna-dashboard {url}")

@@ -324,6 +324,49 @@ def verdict(rows: Sequence[ConfigurationRow], reference: str, *, what: str = "tr
     return "; ".join(parts) + tail + "." + caveat
 
 
+def margin_lower(delta: Estimate, comparisons: int = 1) -> float:
+    """Lower end of the two-sided 95 % interval of a paired difference, Bonferroni-widened over
+    ``comparisons`` (with one it is ``delta.low``): the bound a claim "no worse than the reference by more
+    than a margin" rests on (a one-sided test at 2.5 %, per comparison 2.5 % / ``comparisons``)."""
+    from scipy import stats
+
+    if comparisons <= 1:
+        return delta.low
+    return float(delta.mean - stats.t.ppf(1.0 - ALPHA / (2 * comparisons), delta.df) * delta.se)
+
+
+def margin_verdict(rows: Sequence[ConfigurationRow], reference: str, margin: float) -> list[str]:
+    """Each configuration against ``reference`` with a margin of ``margin`` points, a line each.
+
+    A configuration *matches* the reference when the lower end of its paired interval lies above
+    ``-margin`` (it is worse by less than the margin, if at all) and *beats* it when that end lies above
+    zero; it *trails by more than the margin* when the upper end lies below ``-margin``; otherwise the
+    data allow both. With several configurations the lower ends are Bonferroni-widened, so that the chance
+    of any false "matches" stays at 2.5 %.
+    """
+    if margin <= 0:
+        raise ValueError(f"margin {margin}: give a positive number of points")
+    compared = [r for r in rows if r.delta is not None]
+    m = len(compared)
+    adjusted = f", Bonferroni over {m}" if m > 1 else ""
+    lines = []
+    for r in compared:
+        d = r.delta
+        assert d is not None
+        low = margin_lower(d, m)
+        where = f"(delta {d.mean:+.2f}, lower end {low:+.2f}{adjusted})"
+        if low > 0:
+            lines.append(f"{r.name} beats {reference} {where}")
+        elif low > -margin:
+            lines.append(f"{r.name} matches {reference} within {margin:g} points {where}")
+        elif d.high < -margin:
+            lines.append(f"{r.name} trails {reference} by more than {margin:g} points (upper end {d.high:+.2f})")
+        else:
+            lines.append(f"{r.name} is not shown to match {reference} within {margin:g} points {where}: "
+                         f"the data allow a difference from {low:+.2f} to {d.high:+.2f}")
+    return lines
+
+
 def format_rows(rows: Sequence[ConfigurationRow], key: str = "rank1") -> str:
     """The per-tree table as text."""
     width = max([len("tree"), *(len(r.name) for r in rows)])

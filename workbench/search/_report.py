@@ -73,6 +73,8 @@ class StudyReport:
             **{("verdict" if c.split == "validation" else f"verdict_{c.split}"): c.verdict for c in self.trees},
             **{("sizing" if c.split == "validation" else f"sizing_{c.split}"): dataclasses.asdict(c.sizing)
                for c in self.trees if c.sizing is not None},
+            **{("margin" if c.split == "validation" else f"margin_{c.split}"): c.margin_lines()
+               for c in self.trees if c.margin is not None},
         }
 
 
@@ -100,12 +102,13 @@ def _splits(trial: FrozenTrial) -> list[list[int]]:
 
 
 def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None = None,
-                 config: Any = None, reference: str | None = None) -> StudyReport:
+                 config: Any = None, reference: str | None = None, margin: float | None = None) -> StudyReport:
     """Summarise ``study``; with ``out_dir``, also draw the history and (multi-objective) Pareto figures.
 
     With the study's ``config`` the report adds the per-tree comparison (validation, and test once
     ``workbench study test --all`` has scored the trials) against ``reference`` (default: the uniform
-    tree), with a forest plot per split.
+    tree), with a forest plot per split; ``margin`` adds which trees match the reference within that many
+    points (``margin_verdict``).
     """
     counts = {state.name.lower(): n for state, n in count_trials(study).items()}
     skipped = count_repeats(study)
@@ -148,7 +151,7 @@ def build_report(study: optuna.Study, metrics: list[str], out_dir: Path | None =
         from workbench.search._tree_report import compare_trees, forest_figure
 
         for split in ("validation", "test"):
-            comparison = compare_trees(config, study, split, reference)
+            comparison = compare_trees(config, study, split, reference, margin)
             if comparison is not None:
                 trees.append(comparison)
                 if out_dir is not None:

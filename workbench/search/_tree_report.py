@@ -21,6 +21,7 @@ from workbench.evaluation._replicates import (
     Sizing,
     compare_configurations,
     format_rows,
+    margin_verdict,
     sizing,
     verdict,
 )
@@ -43,6 +44,9 @@ class TreeComparison:
     verdict: str
     notes: list[str] = field(default_factory=list)
     sizing: Sizing | None = None
+    #: Points a configuration may trail the reference by and still match it (``margin_verdict``); ``None``:
+    #: no such reading.
+    margin: float | None = None
 
     def text(self) -> str:
         head = (f"per-tree comparison on {self.split} subjects ({self.key}; n = seeds; 95 % intervals over seeds "
@@ -50,8 +54,13 @@ class TreeComparison:
         if any("train_hours" in r.extra for r in self.rows):
             head += "\ntrain h: the hours its seeds spent training, summed (wall clock, on the machines that ran them)"
         sized = [] if self.sizing is None else [f"sizing: {self.sizing.text()}"]
+        within = [f"margin {self.margin:g}: {line}" for line in self.margin_lines()]
         return "\n".join([head, format_rows(self.rows, self.key), *[f"note: {n}" for n in self.notes],
-                          *sized, f"verdict: {self.verdict}"])
+                          *sized, f"verdict: {self.verdict}", *within])
+
+    def margin_lines(self) -> list[str]:
+        """``margin_verdict``'s line per configuration; none without a margin."""
+        return [] if self.margin is None else margin_verdict(self.rows, self.reference, self.margin)
 
     def to_json(self) -> list[dict[str, Any]]:
         return [r.to_json() for r in self.rows]
@@ -90,9 +99,9 @@ def default_reference(labels: Sequence[str]) -> str:
 
 
 def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "validation",
-                  reference: str | None = None) -> TreeComparison | None:
+                  reference: str | None = None, margin: float | None = None) -> TreeComparison | None:
     """The per-tree table of the study's complete trials on ``split``, or ``None`` when fewer than two
-    configurations have saved evaluations there."""
+    configurations have saved evaluations there; ``margin`` adds the reading of ``margin_verdict``."""
     key = config.objectives[0].metric
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     groups: dict[str, dict[int, list[Any]]] = {}
@@ -121,7 +130,8 @@ def compare_trees(config: StudyConfig, study: optuna.Study, split: str = "valida
     if key not in probe.summary():
         key = f"{key}_mean" if f"{key}_mean" in probe.summary() else probe.primary_metric
     rows = compare_configurations(groups, reference, key=key, cuts=cuts, splits=splits, extra=costs)
-    return TreeComparison(split, key, reference, rows, verdict(rows, reference), _notes(trials), sizing(rows))
+    return TreeComparison(split, key, reference, rows, verdict(rows, reference), _notes(trials), sizing(rows),
+                          margin)
 
 
 def _notes(trials: Sequence[FrozenTrial]) -> list[str]:
@@ -206,14 +216,14 @@ def study_trial_label(study_name: str, trial: FrozenTrial) -> str:
 
 
 def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: str = "test",
-                    reference: str | None = None) -> TreeComparison:
+                    reference: str | None = None, margin: float | None = None) -> TreeComparison:
     """Every complete configuration of several studies, paired seed by seed with a reference.
 
     For recipes that one study cannot hold side by side (training length, data, model family): run one
     study per recipe on the same seeds and subjects, then compare them here. Each configuration is
     labelled ``<study>: <tree> <cuts>`` (``study_trial_label``); ``reference`` is a label, a study name
     (its first configuration) or a tree name that only one configuration carries (default: the first
-    study's first configuration).
+    study's first configuration); ``margin`` adds the reading of ``margin_verdict``.
     The studies must score the same subjects on ``split``; the paired statistics refuse results of
     different subjects.
     """
@@ -254,4 +264,4 @@ def compare_studies(studies: Sequence[tuple[StudyConfig, optuna.Study]], split: 
         key = f"{key}_mean" if f"{key}_mean" in probe.summary() else probe.primary_metric
     rows = compare_configurations(groups, reference, key=key, extra=costs)
     return TreeComparison(split, key, reference, rows, verdict(rows, reference, what="configuration"),
-                          sizing=sizing(rows))
+                          sizing=sizing(rows), margin=margin)
