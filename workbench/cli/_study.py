@@ -63,6 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--reference", default=None,
                          help="configuration label or study name to pair with (default: the first study's)")
     compare.add_argument("--margin", type=float, default=None, metavar="POINTS", help=MARGIN_HELP)
+    compare.add_argument("--out", type=Path, default=None, metavar="FIG",
+                         help="also draw the forest plot (mean and interval per configuration, paired deltas) "
+                              "to this PNG; without it nothing is written")
     compare.add_argument("--project-dir", type=Path, default=None,
                          help="project dir (or folder of exported records) holding every study, if not the files'")
     compare.set_defaults(func=compare_handler)
@@ -173,11 +176,13 @@ def _check_margin(margin: float | None) -> None:
 
 
 def compare_handler(args: argparse.Namespace) -> int:
-    """Handler of ``workbench study compare``: read-only, nothing is written."""
+    """Handler of ``workbench study compare``: read-only, nothing is written but the figure ``--out`` asks for."""
     from workbench.cli import CLIError
-    from workbench.search._tree_report import compare_studies
+    from workbench.search._tree_report import compare_studies, forest_figure
 
     _check_margin(args.margin)
+    if args.out is not None and args.out.suffix.lower() != ".png":
+        raise CLIError(f"--out {args.out}: give a .png path for the figure")
     opened = []
     for file in args.files:
         config, study, _ = _open(argparse.Namespace(file=file, project_dir=args.project_dir, storage=None))
@@ -187,6 +192,9 @@ def compare_handler(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from exc
     print(comparison.text().replace("per-tree comparison", "comparison of studies", 1))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        print(f"figure: {forest_figure(comparison, args.out)}")
     return 0
 
 
