@@ -191,7 +191,7 @@ def test_a_margin_claims_a_match_rarely_when_the_truth_sits_on_it_and_often_when
 
 
 def test_a_margin_reading_names_beats_trails_and_undecided_and_refuses_a_margin_of_zero() -> None:
-    from workbench.evaluation._replicates import margin_lower, margin_verdict
+    from workbench.evaluation._replicates import margin_bounds, margin_verdict
 
     rng = np.random.default_rng(12)
     groups = _simulate(rng, {"ref": 0.50, "far-better": 0.70, "far-worse": 0.30}, seeds=5, seed_sd=0.005)
@@ -199,11 +199,12 @@ def test_a_margin_reading_names_beats_trails_and_undecided_and_refuses_a_margin_
     rows = compare_configurations(groups, "ref", resamples=200)
     lines = {line.split(" ")[0]: line for line in margin_verdict(rows, "ref", 1.0)}
     noisy = next(r.delta for r in rows if r.name == "noisy")
-    assert margin_lower(noisy, 3) < noisy.low and margin_lower(noisy, 1) == noisy.low  # widened for 3 claims
-    assert f"lower end {margin_lower(noisy, 3):+.2f}, Bonferroni over 3" in lines["noisy"]
+    low, high = margin_bounds(noisy, 3)
+    assert low < noisy.low and high > noisy.high and margin_bounds(noisy, 1) == (noisy.low, noisy.high)
+    assert f"interval {low:+.2f} to {high:+.2f}, Bonferroni over 3)" in lines["noisy"]
     assert lines["far-better"].startswith("far-better beats ref (delta +")
     assert "Bonferroni over 3" in lines["far-better"]
-    assert lines["far-worse"].startswith("far-worse trails ref by more than 1 points (upper end -")
+    assert lines["far-worse"].startswith("far-worse trails ref by more than 1 points (delta -")
     assert "is not shown to match ref within 1 points" in lines["noisy"]
     with pytest.raises(ValueError, match="positive"):
         margin_verdict(compare_configurations(groups, "ref", resamples=50), "ref", 0.0)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 MARGIN_HELP = ("points a configuration may trail the reference by and still match it: each is read as beats, "
-               "matches, trails by more, or not shown to match, from the lower end of its paired interval "
-               "(Bonferroni-widened over the configurations)")
+               "matches, trails by more, or not shown to match, from its paired interval (Bonferroni-widened "
+               "over the configurations)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

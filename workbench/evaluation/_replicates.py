@@ -324,25 +324,26 @@ def verdict(rows: Sequence[ConfigurationRow], reference: str, *, what: str = "tr
     return "; ".join(parts) + tail + "." + caveat
 
 
-def margin_lower(delta: Estimate, comparisons: int = 1) -> float:
-    """Lower end of the two-sided 95 % interval of a paired difference, Bonferroni-widened over
-    ``comparisons`` (with one it is ``delta.low``): the bound a claim "no worse than the reference by more
-    than a margin" rests on (a one-sided test at 2.5 %, per comparison 2.5 % / ``comparisons``)."""
+def margin_bounds(delta: Estimate, comparisons: int = 1) -> tuple[float, float]:
+    """The two-sided 95 % interval of a paired difference, Bonferroni-widened over ``comparisons`` (with
+    one it is ``(delta.low, delta.high)``): each end is a one-sided test at 2.5 % / ``comparisons``, the
+    bound a claim "no worse than the reference by more than a margin" (or "worse by more") rests on."""
     from scipy import stats
 
     if comparisons <= 1:
-        return delta.low
-    return float(delta.mean - stats.t.ppf(1.0 - ALPHA / (2 * comparisons), delta.df) * delta.se)
+        return delta.low, delta.high
+    half = float(stats.t.ppf(1.0 - ALPHA / (2 * comparisons), delta.df) * delta.se)
+    return delta.mean - half, delta.mean + half
 
 
 def margin_verdict(rows: Sequence[ConfigurationRow], reference: str, margin: float) -> list[str]:
     """Each configuration against ``reference`` with a margin of ``margin`` points, a line each.
 
-    A configuration *matches* the reference when the lower end of its paired interval lies above
-    ``-margin`` (it is worse by less than the margin, if at all) and *beats* it when that end lies above
-    zero; it *trails by more than the margin* when the upper end lies below ``-margin``; otherwise the
-    data allow both. With several configurations the lower ends are Bonferroni-widened, so that the chance
-    of any false "matches" stays at 2.5 %.
+    A configuration *beats* the reference when the lower end of its paired interval lies above zero,
+    *matches* it when that end lies above ``-margin`` (it is worse by less than the margin, if at all),
+    *trails by more than the margin* when the upper end lies below ``-margin``, and is otherwise *not shown
+    to match* (the interval allows both). With several configurations the ends are Bonferroni-widened,
+    so that the chance of any false claim stays at 2.5 %.
     """
     if margin <= 0:
         raise ValueError(f"margin {margin}: give a positive number of points")
@@ -353,17 +354,16 @@ def margin_verdict(rows: Sequence[ConfigurationRow], reference: str, margin: flo
     for r in compared:
         d = r.delta
         assert d is not None
-        low = margin_lower(d, m)
-        where = f"(delta {d.mean:+.2f}, lower end {low:+.2f}{adjusted})"
+        low, high = margin_bounds(d, m)
+        where = f"(delta {d.mean:+.2f}, interval {low:+.2f} to {high:+.2f}{adjusted})"
         if low > 0:
             lines.append(f"{r.name} beats {reference} {where}")
         elif low > -margin:
             lines.append(f"{r.name} matches {reference} within {margin:g} points {where}")
-        elif d.high < -margin:
-            lines.append(f"{r.name} trails {reference} by more than {margin:g} points (upper end {d.high:+.2f})")
+        elif high < -margin:
+            lines.append(f"{r.name} trails {reference} by more than {margin:g} points {where}")
         else:
-            lines.append(f"{r.name} is not shown to match {reference} within {margin:g} points {where}: "
-                         f"the data allow a difference from {low:+.2f} to {d.high:+.2f}")
+            lines.append(f"{r.name} is not shown to match {reference} within {margin:g} points {where}")
     return lines
 
 
