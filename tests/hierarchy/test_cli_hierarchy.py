@@ -51,6 +51,26 @@ def test_discover_on_real_gifs_splits_legs_from_upper_body(tmp_path: Path, capsy
     assert figure.stat().st_size > 10_000 and figure.with_suffix(".svg").is_file()
 
 
+@needs_real
+def test_row_coherence_on_real_gifs_splits_in_the_hip_band_and_faces_the_paper_tree(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The descriptor recognition was measured with (docs/results.md), drawn against the paper's CASIA-B tree.
+    out = tmp_path / "coherence.json"
+    assert main(["discover", "--data", str(REAL), "--descriptor", "row-coherence", "--bootstrap", "3",
+                 "--out", str(out)]) == 0
+    tree = PartitionTree.load(out)
+    upper, _legs = tree.cut(2)
+    assert 26 <= upper <= 36, f"first split at row {upper}, expected the hip band 26-36 (waist to crotch)"
+    assert tree.provenance["descriptor"] == "row-coherence"
+    capsys.readouterr()
+    figure = tmp_path / "coherence-vs-paper.png"
+    assert main(["dendrogram", str(out), "--compare", "casia-b-paper", "--data", str(REAL), "--cuts", "2", "4",
+                 "--out", str(figure)]) == 0
+    text = capsys.readouterr().out
+    assert f"k=2: A {tree.cut(2)}  B [40, 24]  ARI " in text and "k=4: A " in text
+    assert figure.stat().st_size > 10_000
+
+
 def test_discover_on_synthetic_beats_the_uniform_tree(synthetic: Path, tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "synth.json"
