@@ -38,6 +38,19 @@ def test_misspelt_names_are_all_reported_before_anything_is_rendered(write_study
     assert not (home / "data").exists() and not (home / "splits").exists() and not (home / "trials").exists()
 
 
+def test_a_descriptor_of_model_activations_is_refused_in_a_study_with_the_route_that_works(write_study, tmp_path: Path,
+                                                                                         capsys) -> None:
+    path = write_study(name="activations")
+    _edit(path, "[hierarchies]\n", '[hierarchies.discover]\ndescriptors = ["row-articulation", "activation-stats"]\n'
+                                    'linkages = ["ward"]\n[hierarchies]\n')
+    capsys.readouterr()
+    assert main(["study", "run", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert "hierarchies.discover.descriptors: 'activation-stats' reads a trained model's feature maps" in err
+    assert "--checkpoint CKPT" in err and "hierarchies.files" in err and "row-articulation" not in err
+    assert not (tmp_path / "home" / "data").exists(), "refused before any data was rendered"
+
+
 def test_an_objective_no_evaluation_produces_is_refused_before_any_trial(write_study, capsys) -> None:
     path = write_study(name="metric", objectives='[[objectives]]\nmetric = "rank_1"\ndirection = "maximize"\n')
     capsys.readouterr()

@@ -31,6 +31,12 @@ def check_names(config: StudyConfig) -> list[str]:
     problems += _unknown(field, models, list_models())
     discover = config.hierarchies.discover
     problems += _unknown("hierarchies.discover.descriptors", list(discover.descriptors), list_descriptors())
+    # A study discovers from its training subjects' silhouettes; a model's feature maps need that model.
+    for name in sorted(set(discover.descriptors) & set(list_descriptors("activation"))):
+        problems.append(f"hierarchies.discover.descriptors: {name!r} reads a trained model's feature maps, which a "
+                        "study does not have before it trains; discover the tree first (`workbench discover --data "
+                        "DATA --checkpoint CKPT --out hierarchies/NAME.json`, from a model trained on this study's "
+                        "training subjects only) and list it under hierarchies.files")
     problems += _unknown("hierarchies.discover.linkages", list(discover.linkages), LINKAGES)
     problems += _unknown("hierarchies.discover.metric", [discover.metric], METRICS)
     if "ward" in discover.linkages and discover.metric != "euclidean":
