@@ -57,7 +57,8 @@ def test_two_studies_are_paired_seed_by_seed_on_the_same_subjects(write_study, c
     assert "--margin 0.0: give a positive number of points" in capsys.readouterr().err
     # The forest plot only where asked.
     figure = short.parent / "figs" / "studies.png"
-    assert main(["study", "compare", str(long), str(short), "--split", "validation", "--out", str(figure)]) == 0
+    assert main(["study", "compare", str(long), str(short), "--split", "validation", "--margin", "0.5",
+                 "--out", str(figure)]) == 0
     assert f"figure: {figure}" in capsys.readouterr().out and figure.stat().st_size > 0
     assert main(["study", "compare", str(long), str(short), "--out", str(figure.with_suffix(".pdf"))]) == 2
     # A tree name both studies carry does not say which to pair with; one no configuration carries neither.

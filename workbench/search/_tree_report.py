@@ -199,6 +199,9 @@ def forest_figure(comparison: TreeComparison, path: Path) -> Path:
             right.errorbar([d.mean], [y], xerr=[[d.mean - d.low], [d.high - d.mean]], fmt="o", color=colour,
                            capsize=3)
     right.axvline(0.0, color="0.6", lw=1, ls="--")
+    if comparison.margin is not None:  # the bar a configuration's interval must clear to match the reference
+        right.axvline(-comparison.margin, color="tab:orange", lw=1, ls=":", label=f"-{comparison.margin:g} (margin)")
+        right.legend(loc="best", fontsize="small")
     left.set_yticks(ys, labels)
     left.set_xlabel(f"{comparison.key} on {comparison.split} (%)\nmean and 95 % interval")
     right.set_xlabel(f"difference to {comparison.reference}\n(points, paired by seed)")
