@@ -8,6 +8,7 @@ per-subject scores, never the Optuna values alone.
 from __future__ import annotations
 
 import logging
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from workbench.evaluation._replicates import (
     Sizing,
     compare_configurations,
     format_rows,
+    margin_bounds,
     margin_verdict,
     sizing,
     verdict,
@@ -190,11 +192,19 @@ def forest_figure(comparison: TreeComparison, path: Path) -> Path:
     fig = Figure(figsize=(width, 0.5 * len(rows) + 1.8), layout="constrained")
     left, right = fig.subplots(1, 2, sharey=True)
     ys = list(range(len(rows)))[::-1]
+    compared = sum(r.delta is not None for r in rows)
+    widened_label: str | None = "Bonferroni-widened"  # the legend names the first widened bar only
     for y, r in zip(ys, rows, strict=True):
         e = r.estimate
         left.errorbar([e.mean], [y], xerr=[[e.mean - e.low], [e.high - e.mean]], fmt="o", color="tab:blue", capsize=3)
         if r.delta is not None:
             d = r.delta
+            if comparison.margin is not None and compared > 1:
+                # The widened interval the margin's reading uses, under the unadjusted one.
+                low, high = margin_bounds(d, compared)
+                right.plot([low, high], [y, y], color="tab:orange", lw=5, alpha=0.3, solid_capstyle="butt",
+                           label=widened_label)
+                widened_label = None
             colour = "tab:red" if r.p_holm is not None and r.p_holm < 0.05 else "0.4"
             right.errorbar([d.mean], [y], xerr=[[d.mean - d.low], [d.high - d.mean]], fmt="o", color=colour,
                            capsize=3)
@@ -204,7 +214,9 @@ def forest_figure(comparison: TreeComparison, path: Path) -> Path:
         right.legend(loc="best", fontsize="small")
     left.set_yticks(ys, labels)
     left.set_xlabel(f"{comparison.key} on {comparison.split} (%)\nmean and 95 % interval")
-    right.set_xlabel(f"difference to {comparison.reference}\n(points, paired by seed)")
+    # A long reference (a study's label) wraps instead of running into the left panel's label.
+    reference = textwrap.fill(comparison.reference, 40, break_on_hyphens=False)
+    right.set_xlabel(f"difference to\n{reference}\n(points, paired by seed)")
     fig.suptitle(f"trees compared on {comparison.split} subjects")
     fig.savefig(path, dpi=120)
     return path
