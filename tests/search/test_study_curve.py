@@ -75,6 +75,27 @@ def test_study_curve_prints_each_evaluation_of_each_seed_and_draws_them(write_st
     assert f", running (trial {running.number})" in out and "(trial 0)" in out, out
 
 
+def test_curves_of_several_studies_side_by_side_on_one_schedule(write_study, tmp_path: Path, capsys) -> None:
+    one_tree = '["uniform-64"]'
+    first = write_study(name="first", trials=1, iterations=4, presets=one_tree)
+    second = write_study(name="second", trials=1, iterations=4, presets='["casia-b-paper"]')
+    for path in (first, second):
+        path.write_text(path.read_text().replace("fta = [true, false]", "fta = [true]"))
+        assert run_study(path).complete == 1
+    capsys.readouterr()
+    out_dir = tmp_path / "figures"
+    assert main(["study", "curve", str(first), str(second), "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "first: uniform-64 [1, 2, 4] (trial 0)" in out and "second: casia-b-paper [1, 2, 4] (trial 0)" in out
+    assert (out_dir / "learning-curve-studies.png").stat().st_size > 0
+    assert not (out_dir / "learning-curve.png").exists()
+    # Plateaus are read before the first drop, so studies on other schedules are not drawn as one.
+    dropped = write_study(name="dropped", trials=1, iterations=4, presets=one_tree)
+    dropped.write_text(dropped.read_text().replace("[train]\n", "[train]\nscheduler = {milestones = [2]}\n"))
+    assert main(["study", "curve", str(first), str(dropped)]) == 2
+    assert "dropped: its learning rate drops after [2], first's after []" in capsys.readouterr().err
+
+
 def test_a_plateau_is_read_before_the_first_learning_rate_drop() -> None:
     # The drop after step 1200 lifts the curve by 2.5 points; the curve had flattened at 800 already.
     flat_then_dropped = Curve("uniform-64 [2, 4]", 0, {7: {400: 80.0, 800: 90.0, 1200: 90.5, 1600: 93.0}})

@@ -71,14 +71,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.set_defaults(func=compare_handler)
     curve = sub.add_parser("curve", help="validation figures along training, per configuration and seed, and "
                                          "where each stops rising (to choose a training length)")
-    curve.add_argument("file", type=Path, help="the study file the study was run from")
+    curve.add_argument("files", type=Path, nargs="+", metavar="FILE",
+                       help="the study file the study was run from; several: their curves side by side (studies on "
+                            "one learning-rate schedule, e.g. trees run as separate studies on the same seeds)")
     curve.add_argument("--metric", default="rank1", help="validation metric to follow (default rank1)")
     curve.add_argument("--tolerance", type=float, default=None,
                        help="points a later gain may reach and still count as a plateau (default 1.0)")
-    curve.add_argument("--storage", default=None, help="storage URL if not the default")
+    curve.add_argument("--storage", default=None, help="storage URL if not the default (one study only)")
     curve.add_argument("--project-dir", type=Path, default=None, help="project dir if not the file's")
     curve.add_argument("--out", type=Path, default=None,
-                       help="figure folder (default: PROJECT/reports/NAME); the figure is learning-curve.png")
+                       help="figure folder (default: PROJECT/reports/NAME of the first study); the figure is "
+                            "learning-curve.png, or learning-curve-studies.png for several studies")
     curve.set_defaults(func=curve_handler)
     replicate = sub.add_parser("replicate", help="retrain the best configurations on fresh seeds: confirm, not "
                                "select; with --all, add seeds to every configuration of a comparison")
@@ -206,13 +209,33 @@ def curve_handler(args: argparse.Namespace) -> int:
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     if tolerance < 0:
         raise CLIError(f"--tolerance {tolerance}: give 0 or more points")
-    config, study, _ = _open(args)
-    curves = read_curves(study, config, args.metric)
-    drops = config.train.scheduler.milestones
+    if len(args.files) > 1 and args.storage is not None:
+        raise CLIError("--storage names one study's store; several studies are read from their project dir")
+    if len(args.files) > 1:
+        from workbench.search import load_study_config
+
+        for file in args.files:
+            _check_file(file)
+        configs = [load_study_config(file, project_dir=args.project_dir) for file in args.files]
+        drops = configs[0].train.scheduler.milestones
+        for other in configs[1:]:
+            if other.train.scheduler.milestones != drops:
+                raise CLIError(f"{other.study.name}: its learning rate drops after "
+                               f"{list(other.train.scheduler.milestones)}, {configs[0].study.name}'s after "
+                               f"{list(drops)}; curves side by side need one schedule, since each plateau is read "
+                               "before the first drop")
+    opened = [_open(argparse.Namespace(file=file, project_dir=args.project_dir, storage=args.storage))[:2]
+              for file in args.files]
+    first = opened[0][0]
+    drops = first.train.scheduler.milestones
+    several = len(opened) > 1
+    curves = [curve for config, study in opened
+              for curve in read_curves(study, config, args.metric, study_label=several)]
     print(curves_text(curves, args.metric, tolerance, drops))
     if curves:
-        out = args.out or config.project_dir / "reports" / config.study.name
-        print(f"figure: {plot_curves(curves, out / 'learning-curve.png', args.metric, tolerance, drops)}")
+        out = args.out or first.project_dir / "reports" / first.study.name
+        name = "learning-curve-studies.png" if several else "learning-curve.png"
+        print(f"figure: {plot_curves(curves, out / name, args.metric, tolerance, drops)}")
     return 0
 
 

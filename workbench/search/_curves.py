@@ -100,15 +100,17 @@ class Curve:
 _STATE_NOTES = {TrialState.RUNNING: "running", TrialState.PRUNED: "pruned", TrialState.FAIL: "stopped"}
 
 
-def read_curves(study: Any, config: StudyConfig, metric: str = "rank1") -> list[Curve]:
+def read_curves(study: Any, config: StudyConfig, metric: str = "rank1", study_label: bool = False) -> list[Curve]:
     """Every trial's validation ``metric`` history, one ``Curve`` each, from the training log of each of
     its seeds (``metrics.jsonl`` in the seed's folder, which an exported record keeps too).
 
     Trials still training are included (watch a study's curves while it runs), as are pruned trials and
     trials that stopped; their labels say so. Trials without a folder (skipped repeats) or without any
-    logged evaluation are left out. Reads only.
+    logged evaluation are left out. ``study_label`` labels each curve ``<study>: <tree> <cuts>``
+    (``study_trial_label``), for curves of several studies side by side. Reads only.
     """
     from workbench.search._replicates import trial_seed_folders
+    from workbench.search._tree_report import study_trial_label
     from workbench.training import TRAINING_LOG, logged_evaluations
 
     curves = []
@@ -126,7 +128,8 @@ def read_curves(study: Any, config: StudyConfig, metric: str = "rank1") -> list[
                                if f"{metric}_ci_low" in figures and f"{metric}_ci_high" in figures}
         if seeds:
             note = _STATE_NOTES.get(trial.state)
-            curves.append(Curve(trial_label(trial) + (f", {note}" if note else ""), trial.number, seeds, intervals))
+            label = study_trial_label(config.study.name, trial) if study_label else trial_label(trial)
+            curves.append(Curve(label + (f", {note}" if note else ""), trial.number, seeds, intervals))
     return curves
 
 
