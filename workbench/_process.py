@@ -6,6 +6,10 @@ on the spot: no trial is marked, no MLflow run is closed, and the worker process
 training with nobody to collect their results. Here SIGTERM raises :class:`Terminated`, a
 ``KeyboardInterrupt``, so every ``except KeyboardInterrupt`` cleanup that Ctrl-C runs runs for it too.
 
+Pools of worker processes (rendering, pretreating) start from a clean process, never by forking the caller:
+a fork copies every lock another thread of the caller holds at that moment (a notebook kernel, a test
+runner and a progress bar all run threads), and a worker that needs one waits forever, deaf to SIGTERM.
+
 A spawned worker also watches its parent: when the parent is gone (even by SIGKILL, which nothing can
 catch) the worker receives SIGTERM and ends the same way. On Linux the kernel sends it the moment the
 parent dies (``PR_SET_PDEATHSIG``); everywhere a thread also looks for the parent every second.
@@ -78,6 +82,18 @@ def sigterm_as_interrupt(*, sigint_once: bool = False) -> Iterator[None]:
         _HANDLED = outer
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def pool_context() -> Any:
+    """The multiprocessing context for pools of worker processes: ``forkserver`` where the platform has it
+    (workers are forked from a small server started once, which holds no lock of the caller's threads),
+    else ``spawn``. Not ``fork``: a worker forked from a caller with threads inherits their held locks.
+    As with ``spawn``, a script that starts a pool must guard its entry point (``if __name__ == "__main__"``).
+    """
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
 def is_running(pid: int) -> bool:

@@ -9,7 +9,6 @@ Accepted raw layouts (``SRC`` is the raw root; each sequence becomes ``DST/<id>/
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import warnings
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from workbench._process import pool_context
 from workbench.data._errors import CorruptFileError, DataError
 from workbench.data._pickle import save_pickle
 from workbench.data._pretreat import FRAME_SUFFIXES, _check_size, pretreat_frame, read_frame, read_gif
@@ -188,7 +188,8 @@ def pretreat_dataset(
         results: Iterator[_Result] = map(_pretreat_one, jobs)
         _collect(results, summary, bar)
     else:
-        with multiprocessing.get_context().Pool(min(workers, len(jobs))) as pool:
+        # Not forked from this process: a fork copies the locks its other threads hold (pool_context).
+        with pool_context().Pool(min(workers, len(jobs))) as pool:
             _collect(pool.imap_unordered(_pretreat_one, jobs), summary, bar)
     bar.close()
     for items, what in ((summary.empty, "had no usable frame and were dropped"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import re
 import shutil
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from workbench import __version__
+from workbench._process import pool_context
 from workbench.config import to_dict
 from workbench.data._pickle import save_pickle
 from workbench.data.synth._config import SynthConfig, condition_of, subject_name, view_name
@@ -142,12 +142,10 @@ def _run(jobs: list[_Job], workers: int) -> Iterator[tuple[int, np.ndarray]]:
         yield from map(_render_job, jobs)
         return
     # Each job carries everything it needs and seeds its own generator, so workers depend on no state
-    # inherited from the caller; fork is used where available because spawn re-imports ``__main__``,
-    # which breaks callers running from stdin or an unguarded script.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    # inherited from the caller; they are not forked from it (pool_context: a fork copies the locks the
+    # caller's other threads hold, and a worker that needs one never returns).
     chunk = max(1, min(16, len(jobs) // (8 * workers)))
-    with context.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+    with pool_context().Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
         yield from pool.imap(_render_job, jobs, chunksize=chunk)
 
 
