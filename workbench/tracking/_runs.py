@@ -7,11 +7,13 @@ tag, which is what the MLflow UI nests by.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import fcntl
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -248,6 +250,23 @@ def upload(client: Any, run_id: str, path: str | Path, artifact_path: str | None
         client.log_artifact(run_id, str(source), artifact_path)
 
 
+#: Seconds a creator of a study's parent run waits before its last look for a rival's (stores other than SQLite).
+PARENT_SETTLE_SECONDS = 0.5
+
+
+@contextlib.contextmanager
+def _parent_creation_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a SQLite store while the study's parent run is found or created."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    database = Path(tracking_uri[len("sqlite:///"):])
+    lock = database.with_name(f"{database.name}.parent-runs.lock")
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
+        yield
+
+
 class StudyTracker:
     """The MLflow side of one Optuna study: a parent run that every worker shares, child runs per trial.
 
@@ -285,6 +304,13 @@ class StudyTracker:
         return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
     def _get_or_create_parent(self) -> str:
+        # On a SQLite store every process is on this machine: a lock beside the database makes finding
+        # or creating the parent one step. Elsewhere (a server, PostgreSQL) creators settle it afterwards.
+        local = self.tracking_uri.startswith("sqlite:///")
+        with _parent_creation_lock(self.tracking_uri):
+            return self._find_or_create_parent(settle=0.0 if local else PARENT_SETTLE_SECONDS)
+
+    def _find_or_create_parent(self, settle: float) -> str:
         runs = self._parent_candidates()
         if runs:
             parent = runs[0]
@@ -296,11 +322,17 @@ class StudyTracker:
             tags={TAG_STUDY: self.study_name, TAG_ROLE: ROLE_STUDY},
         )
         mine = str(created.info.run_id)
-        # Look again: a worker that started at the same moment may have created one too.
-        runs = self._parent_candidates()
-        winner = str(runs[0].info.run_id) if runs else mine
-        if winner != mine:
-            self.client.delete_run(mine)
+        # Look again: a worker that started at the same moment may have created one too. Another
+        # creator's run may become visible only after this one looked, so look once more after a pause:
+        # every creator then sees the same runs and keeps the same, the earliest.
+        winner = mine
+        for pause in ((0.0, settle) if settle > 0 else (0.0,)):
+            time.sleep(pause)
+            runs = self._parent_candidates()
+            winner = str(runs[0].info.run_id) if runs else mine
+            if winner != mine:
+                self.client.delete_run(mine)
+                break
         return winner
 
     def start_trial(self, trial_number: int, params: Mapping[str, Any] | None = None,
