@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tracking_helpers import start_together
 
 from workbench.tracking import (
     TAG_ERROR,
@@ -116,19 +117,8 @@ def test_duplicate_parents_from_a_race_resolve_to_the_earliest(tracking_uri: str
 @pytest.mark.parametrize("round_", range(4))
 def test_concurrent_creation_leaves_one_parent(tracking_uri: str, round_: int) -> None:
     # Several rounds: a race that loses one time in a few (it did, on a loaded machine) shows here.
-    ids: list[str] = []
-    barrier = threading.Barrier(4)
     study = f"concurrent-{round_}"
-
-    def work() -> None:
-        barrier.wait()
-        ids.append(StudyTracker(tracking_uri, "exp", study).parent_run_id)
-
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ids = start_together(tracking_uri, "exp", study, workers=4)
     assert len(ids) == 4 and len(set(ids)) == 1, ids
     from workbench.tracking import search_all_runs
 

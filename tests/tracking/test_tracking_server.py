@@ -127,22 +127,11 @@ def test_study_logged_over_http_reads_back_through_rest(
 
     # Workers on several machines start one study at the same moment: no lock is shared over HTTP, so
     # the creators settle it after creating, and every one of them ends with the same single parent.
-    import threading
+    from tracking_helpers import start_together
 
     from workbench.tracking import StudyTracker, search_all_runs
 
-    ids: list[str] = []
-    barrier = threading.Barrier(4)
-
-    def start() -> None:
-        barrier.wait()
-        ids.append(StudyTracker(uri, "over-http", "started-together").parent_run_id)
-
-    threads = [threading.Thread(target=start) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    ids = start_together(uri, "over-http", "started-together", workers=4)
     assert len(ids) == 4 and len(set(ids)) == 1, ids
     client = StudyTracker(uri, "over-http", "started-together").client
     kept = search_all_runs(client, [tracker.experiment_id],
