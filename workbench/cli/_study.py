@@ -209,26 +209,25 @@ def curve_handler(args: argparse.Namespace) -> int:
     tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     if tolerance < 0:
         raise CLIError(f"--tolerance {tolerance}: give 0 or more points")
-    if len(args.files) > 1 and args.storage is not None:
+    several = len(args.files) > 1
+    if several and args.storage is not None:
         raise CLIError("--storage names one study's store; several studies are read from their project dir")
-    if len(args.files) > 1:
+    if several:  # one schedule for all, checked before any store is opened
         from workbench.search import load_study_config
 
         for file in args.files:
             _check_file(file)
         configs = [load_study_config(file, project_dir=args.project_dir) for file in args.files]
-        drops = configs[0].train.scheduler.milestones
         for other in configs[1:]:
-            if other.train.scheduler.milestones != drops:
+            if other.train.scheduler.milestones != configs[0].train.scheduler.milestones:
                 raise CLIError(f"{other.study.name}: its learning rate drops after "
                                f"{list(other.train.scheduler.milestones)}, {configs[0].study.name}'s after "
-                               f"{list(drops)}; curves side by side need one schedule, since each plateau is read "
-                               "before the first drop")
+                               f"{list(configs[0].train.scheduler.milestones)}; curves side by side need one "
+                               "schedule, since each plateau is read before the first drop")
     opened = [_open(argparse.Namespace(file=file, project_dir=args.project_dir, storage=args.storage))[:2]
               for file in args.files]
     first = opened[0][0]
     drops = first.train.scheduler.milestones
-    several = len(opened) > 1
     curves = [curve for config, study in opened
               for curve in read_curves(study, config, args.metric, study_label=several)]
     print(curves_text(curves, args.metric, tolerance, drops))

@@ -27,7 +27,6 @@ from workbench.search._space import (
     trial_choices,
     trial_train_config,
 )
-from workbench.search._storage import sqlite_creation_lock
 from workbench.training import RankFailedError, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -46,18 +45,12 @@ class TrialResult:
 
 
 def tracker_for(config: StudyConfig) -> Any:
-    """The study's MLflow tracker (parent run found again or created).
-
-    Several workers may open a fresh SQLite store at the same moment; MLflow's table creation is not
-    safe under that race, so on SQLite the first opening is serialised with a file lock.
-    """
+    """The study's MLflow tracker (parent run found again or created; ``StudyTracker`` makes that safe for
+    workers opening it at the same moment)."""
     from workbench.tracking import StudyTracker, resolve_tracking_uri
 
     uri = resolve_tracking_uri(config.tracking.uri or None, project_dir=config.project_dir)
-    if not uri.startswith("sqlite:///"):
-        return StudyTracker(uri, config.experiment_name, config.study.name)
-    with sqlite_creation_lock(uri[len("sqlite:///"):]):
-        return StudyTracker(uri, config.experiment_name, config.study.name)
+    return StudyTracker(uri, config.experiment_name, config.study.name)
 
 
 def mark_lost_trials(config: StudyConfig, numbers: tuple[int, ...]) -> None:

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench._locks import file_lock
 from workbench.search._config import StudyConfig
 from workbench.search._space import Candidate, check_candidates, load_candidates
-from workbench.search._storage import file_lock
 
 if TYPE_CHECKING:
     from workbench.data.synth import SynthConfig

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import optuna
+
+from workbench._locks import sqlite_creation_lock
 
 
 class StorageError(RuntimeError):
@@ -87,30 +86,6 @@ def normalise_url(url: str, base_dir: str | Path) -> str:
                 path = Path(base_dir).resolve() / path
             return f"{scheme}{path}"
     return url
-
-
-@contextmanager
-def sqlite_creation_lock(database: str | Path) -> Iterator[None]:
-    """Hold an exclusive file lock beside a SQLite database (``DATABASE.lock``) while it is opened.
-
-    Optuna and MLflow create their tables on first opening, and two processes doing that on the
-    same fresh file at once can both insert the schema version and one fails; opening under this lock
-    lets exactly one create, and the others find the tables made.
-    """
-    with file_lock(Path(str(database) + ".lock")):
-        yield
-
-
-@contextmanager
-def file_lock(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``lock_path`` (created if missing) for the duration of the block."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # Advisory lock id under which workers create Optuna's tables on a database server.

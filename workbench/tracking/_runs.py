@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import fcntl
 import json
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from workbench._locks import sqlite_creation_lock
 from workbench.tracking._store import default_artifact_location, make_client
 from workbench.tracking._values import (
     MAX_METRICS_PER_BATCH,
@@ -254,19 +254,6 @@ def upload(client: Any, run_id: str, path: str | Path, artifact_path: str | None
 PARENT_SETTLE_SECONDS = 0.5
 
 
-@contextlib.contextmanager
-def _parent_creation_lock(tracking_uri: str) -> Iterator[None]:
-    """Hold an exclusive lock beside a SQLite store while the study's parent run is found or created."""
-    if not tracking_uri.startswith("sqlite:///"):
-        yield
-        return
-    database = Path(tracking_uri[len("sqlite:///"):])
-    lock = database.with_name(f"{database.name}.parent-runs.lock")
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, or when the process dies
-        yield
-
-
 class StudyTracker:
     """The MLflow side of one Optuna study: a parent run that every worker shares, child runs per trial.
 
@@ -288,10 +275,16 @@ class StudyTracker:
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.study_name = study_name
-        self.client = make_client(tracking_uri)
-        location = artifact_location or default_artifact_location(tracking_uri)
-        self.experiment_id = get_or_create_experiment(self.client, experiment_name, location)
-        self.parent_run_id = self._get_or_create_parent()
+        # On SQLite every process is on this machine: under a lock beside the database, exactly one creates
+        # MLflow's tables (two at once on a fresh file collide) and the study's parent run, and the others
+        # find them made. A server has no such lock: creators of the parent settle it afterwards.
+        sqlite = tracking_uri.startswith("sqlite:///")
+        database = tracking_uri[len("sqlite:///"):].partition("?")[0]
+        with sqlite_creation_lock(database) if sqlite else contextlib.nullcontext():
+            self.client = make_client(tracking_uri)
+            location = artifact_location or default_artifact_location(tracking_uri)
+            self.experiment_id = get_or_create_experiment(self.client, experiment_name, location)
+            self.parent_run_id = self._get_or_create_parent(settle=0.0 if sqlite else PARENT_SETTLE_SECONDS)
 
     def __repr__(self) -> str:
         return (f"StudyTracker(study={self.study_name!r}, experiment={self.experiment_name!r}, "
@@ -303,14 +296,7 @@ class StudyTracker:
         runs = search_all_runs(self.client, [self.experiment_id], query)
         return sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id))
 
-    def _get_or_create_parent(self) -> str:
-        # On a SQLite store every process is on this machine: a lock beside the database makes finding
-        # or creating the parent one step. Elsewhere (a server, PostgreSQL) creators settle it afterwards.
-        local = self.tracking_uri.startswith("sqlite:///")
-        with _parent_creation_lock(self.tracking_uri):
-            return self._find_or_create_parent(settle=0.0 if local else PARENT_SETTLE_SECONDS)
-
-    def _find_or_create_parent(self, settle: float) -> str:
+    def _get_or_create_parent(self, settle: float) -> str:
         runs = self._parent_candidates()
         if runs:
             parent = runs[0]
@@ -322,18 +308,20 @@ class StudyTracker:
             tags={TAG_STUDY: self.study_name, TAG_ROLE: ROLE_STUDY},
         )
         mine = str(created.info.run_id)
-        # Look again: a worker that started at the same moment may have created one too. Another
-        # creator's run may become visible only after this one looked, so look once more after a pause:
-        # every creator then sees the same runs and keeps the same, the earliest.
-        winner = mine
-        for pause in ((0.0, settle) if settle > 0 else (0.0,)):
-            time.sleep(pause)
-            runs = self._parent_candidates()
-            winner = str(runs[0].info.run_id) if runs else mine
-            if winner != mine:
-                self.client.delete_run(mine)
-                break
+        # Look again: a worker that started at the same moment may have created one too. Its run may become
+        # visible only after this look, so without a lock look once more after ``settle`` seconds: every
+        # creator then sees the same runs and keeps the same, the earliest.
+        winner = self._earliest_parent(mine)
+        if winner == mine and settle > 0:
+            time.sleep(settle)
+            winner = self._earliest_parent(mine)
+        if winner != mine:
+            self.client.delete_run(mine)
         return winner
+
+    def _earliest_parent(self, default: str) -> str:
+        runs = self._parent_candidates()
+        return str(runs[0].info.run_id) if runs else default
 
     def start_trial(self, trial_number: int, params: Mapping[str, Any] | None = None,
                     tags: Mapping[str, Any] | None = None, *, retry_of: int | None = None) -> TrialRun:
